@@ -1,0 +1,161 @@
+"""Typed records between the assistant's stages: passages, patient context, findings, answer."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+# ---------------------------------------------------------------- retrieval
+class RetrievedPassage(_Record):
+    chunk_id: str
+    doc_id: str
+    text: str
+    title: str = ""
+    issuing_body: str = ""
+    year: str = ""
+    url: str = ""
+    section_path: str = ""
+    rec_id: str = ""
+    strength: str = ""
+    evidence: str = ""
+    source_pack: str = ""
+    kind: str = ""
+    last_reviewed: str = ""
+    unverified: bool = False
+    score: float = Field(0.0, description="Fused relevance score (higher is better).")
+    dense_rank: int | None = None
+    bm25_rank: int | None = None
+
+
+# ---------------------------------------------------------------- patient context
+TherapyStatus = Literal["progressed", "intolerant", "completed", "ongoing", "received", "planned", "stopped"]
+FactState = Literal["present", "absent", "possible"]
+
+
+class TherapyExposure(_Record):
+    therapy: str = Field(description="Canonical therapy id from corpus/lexicon/therapies.yaml")
+    classes: list[str] = Field(default_factory=list)
+    status: TherapyStatus = "received"
+    setting: str | None = Field(None, description="Disease state it was given in, e.g. mHSPC")
+    mention: str = Field("", description="The words it was extracted from")
+
+
+class Biomarker(_Record):
+    name: str = Field(description="Gene or marker: BRCA2, CHEK2, MSI-H, dMMR, TMB-high, PSMA-PET …")
+    result: Literal["pathogenic", "likely_pathogenic", "vus", "negative", "positive", "unknown"] = "pathogenic"
+    origin: Literal["germline", "somatic", "unknown"] = "unknown"
+    value: str | None = None
+    mention: str = ""
+
+
+class LabValue(_Record):
+    name: str = Field(description="psa, egfr, crcl, creatinine, testosterone, hemoglobin, platelets …")
+    value: float | None = None
+    unit: str = ""
+    series: list[float] = Field(default_factory=list, description="Earlier → latest values when a trend is given")
+    trend: Literal["rising", "falling", "stable", "unknown"] = "unknown"
+    mention: str = ""
+
+
+class FactChange(_Record):
+    field: str
+    old: str
+    new: str
+    turn: int
+
+
+class PatientContext(_Record):
+    diagnoses: list[str] = Field(default_factory=list, description="Canonical ids, e.g. prostate_cancer, atrial_fibrillation")
+    disease_state: str | None = Field(None, description="BCR, nmHSPC, nmCRPC, mHSPC, mCRPC, localized")
+    castration: str | None = Field(None, description="How castration is achieved: orchiectomy, ADT")
+    therapies: list[TherapyExposure] = Field(default_factory=list)
+    biomarkers: list[Biomarker] = Field(default_factory=list)
+    sites: dict[str, FactState] = Field(default_factory=dict, description="bone, lymph_node, visceral, liver, lung, brain")
+    labs: dict[str, LabValue] = Field(default_factory=dict)
+    ecog: int | None = None
+    symptomatic: bool | None = None
+    symptoms: list[str] = Field(default_factory=list)
+    age: int | None = None
+    sex: Literal["male", "female"] | None = None
+    weight_kg: float | None = None
+    pregnant: bool | None = None
+    allergies: list[str] = Field(default_factory=list)
+    medications: list[str] = Field(default_factory=list, description="Current non-cancer medications (canonical ids)")
+    comorbidities: dict[str, FactState] = Field(default_factory=dict)
+    changes: list[FactChange] = Field(default_factory=list, description="Facts a later turn overrode (visible in UI)")
+    notes: list[str] = Field(default_factory=list, description="Uncertain or unparsed statements worth showing")
+
+
+# ---------------------------------------------------------------- rules → findings → plan
+FindingKind = Literal["recommend", "consider", "exclude", "warn", "ask"]
+
+
+class Finding(_Record):
+    rule_id: str
+    kind: FindingKind
+    therapy: str | None = None
+    title: str = ""
+    reason: str = Field(description="One line in plain clinical language")
+    strength: str = ""
+    preference: int | None = None
+    severity: str | None = None
+    refs: list[str] = Field(default_factory=list, description="Corpus references (rec ids or doc#slug) that justify it")
+    citations: list[int] = Field(default_factory=list, description="Numbers of the answer's citations (set when rendered)")
+    unverified: bool = False
+
+
+class AnswerPlan(_Record):
+    findings: list[Finding] = Field(default_factory=list)
+    must_mention: list[str] = Field(default_factory=list)
+    must_not_recommend: list[str] = Field(default_factory=list, description="Therapy ids excluded for this patient")
+    must_warn: list[str] = Field(default_factory=list)
+    should_ask: list[str] = Field(default_factory=list)
+    conflicts: list[str] = Field(default_factory=list)
+
+
+# ---------------------------------------------------------------- answer
+class Citation(_Record):
+    number: int
+    doc_id: str
+    title: str
+    organisation: str = ""
+    year: str = ""
+    section: str = ""
+    chunk_id: str
+    passage: str
+    url: str = ""
+    strength: str = ""
+    rec_id: str = ""
+    last_reviewed: str = ""
+    unverified: bool = False
+
+
+class VerificationReport(_Record):
+    checked: list[str] = Field(default_factory=list, description="Names of the checks that ran")
+    failed: list[str] = Field(default_factory=list, description="What failed, one line each")
+    repaired: list[str] = Field(default_factory=list, description="What was fixed and how")
+    verified: bool = False
+    mode: Literal["llm", "llm-repaired", "composer", "composer-fallback", "abstain"] = "composer"
+    support_scores: list[float] = Field(default_factory=list)
+
+
+class Answer(_Record):
+    question: str
+    answer_markdown: str
+    citations: list[Citation] = Field(default_factory=list)
+    findings: list[Finding] = Field(default_factory=list)
+    patient_context: PatientContext = Field(default_factory=PatientContext)
+    abstained: bool = False
+    verification: VerificationReport = Field(default_factory=VerificationReport)
+    follow_ups: list[str] = Field(default_factory=list)
+    backend: str = "none"
+    banner: str | None = Field(None, description="Shown prominently, e.g. when the fallback was used")
+    timings_ms: dict[str, float] = Field(default_factory=dict)
+    corpus_version: str = ""
+    model: str = ""
