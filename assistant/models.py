@@ -159,3 +159,14 @@ class Answer(_Record):
     timings_ms: dict[str, float] = Field(default_factory=dict)
     corpus_version: str = ""
     model: str = ""
+
+
+class AnswerEvent(_Record):
+    """One step of a streamed answer: the rule-checked plan and sources first, then text, then the final record."""
+
+    kind: Literal["plan", "delta", "final", "error"]
+    text: str = Field("", description="Token text for 'delta'; the message for 'error'")
+    findings: list[Finding] = Field(default_factory=list, description="Set on 'plan'")
+    citations: list[Citation] = Field(default_factory=list, description="Set on 'plan' (the numbered sources)")
+    patient_context: PatientContext | None = None
+    answer: Answer | None = Field(None, description="Set on 'final'")

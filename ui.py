@@ -1,0 +1,14 @@
+"""Start the GuideRail chat app: `python ui.py` (same as `guiderail serve`). All logic lives in assistant.webapp."""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+if __name__ == "__main__":
+    from assistant.settings import load_settings
+    from assistant.webapp import launch
+
+    launch(load_settings())
