@@ -46,6 +46,9 @@ class Section:
     population: str = ""
     rec_source: str = ""  # statement number / label section
     unverified: bool = False
+    line: int = 0  # 1-based line in the source file where this section starts (0 = unknown)
+    rec_url: str = ""  # the block's own `url:` when it has one
+    rec_header: tuple[tuple[str, str], ...] = ()  # every header key of a recommendation block, for validators
 
 
 @dataclass(frozen=True)
