@@ -1,0 +1,1072 @@
+"""Load and validate the shipped corpus: digests, labels, rule records and the therapy lexicon.
+
+`load_knowledge(corpus_dir)` returns a `Knowledge` (rules as typed records, the lexicon, every
+recommendation block and section by reference) or raises `CorpusValidationError` naming the file
+and line of the first problem (all problems are attached as `.errors`). `validate_corpus` returns
+the full report without raising; `python -m assistant.knowledge [corpus_dir]` prints it and exits
+non-zero on errors — the corpus writers run it after every edit.
+
+The rule schema and condition language are documented for clinicians in corpus/README.md; the
+pydantic models below are that table in code (extra keys are rejected so typos fail loudly).
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import hashlib
+import logging
+import re
+import sys
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from assistant.errors import CorpusValidationError
+
+log = logging.getLogger(__name__)
+
+# ------------------------------------------------------------------ vocabularies
+# Fixed vocabularies the patient-context extractor can produce; a rule naming anything else could
+# never fire, so the validator rejects it (the message lists the allowed values).
+DISEASE_STATES = ("BCR", "nmHSPC", "nmCRPC", "mHSPC", "mCRPC", "localized")
+SITES = ("bone", "lymph_node", "visceral", "liver", "lung", "brain", "adrenal", "soft_tissue")
+VISCERAL_SITES = ("liver", "lung", "brain", "adrenal")
+LAB_NAMES = (
+    "psa", "psadt_months", "egfr", "crcl", "creatinine", "testosterone", "hemoglobin", "platelets", "anc",
+    "wbc", "potassium", "sodium", "alt", "ast", "bilirubin", "albumin", "inr", "ldl", "hba1c", "sbp", "dbp",
+    "heart_rate", "qtc", "ldh", "alp", "calcium", "vitamin_d", "bmi",
+)  # fmt: skip
+DIAGNOSES = (
+    "prostate_cancer", "atrial_fibrillation", "vte", "dvt", "pe", "ckd", "diabetes", "heart_failure",
+    "hypertension", "hyperlipidemia", "uti", "pneumonia", "stroke_tia", "vascular_disease",
+    "coronary_artery_disease", "liver_disease", "cirrhosis", "mechanical_valve", "mitral_stenosis",
+    "bleeding_history", "osteoporosis", "asthma", "copd", "dialysis", "cancer", "gout", "hypothyroidism",
+    "obesity", "pregnancy", "aki", "hyperkalemia", "anemia", "thrombocytopenia", "seizure_disorder",
+    "interstitial_lung_disease", "hepatitis_b", "autoimmune_disease", "organ_transplant", "falls",
+    "cardiovascular_disease", "qt_prolongation", "hypokalemia", "peripheral_neuropathy", "dementia",
+    "alcohol_use",
+)  # fmt: skip
+COMORBIDITIES = DIAGNOSES  # one vocabulary: `diagnosis:` and `comorbidity:` look in the same facts
+GENES = (
+    "BRCA1", "BRCA2", "ATM", "BARD1", "BRIP1", "CDK12", "CHEK1", "CHEK2", "FANCA", "FANCL", "PALB2",
+    "RAD51B", "RAD51C", "RAD51D", "RAD54L", "NBN", "MRE11A", "MRE11", "RAD50", "PPP2R2A", "MLH1", "MSH2",
+    "MSH6", "PMS2", "EPCAM", "HOXB13", "TP53", "PTEN", "RB1", "AR", "AR-V7", "SPOP", "TMPRSS2-ERG",
+    "MSI-H", "dMMR", "TMB-high", "HRD", "PSMA-PET", "FDG-PET", "PD-L1",
+)  # fmt: skip
+RESULTS = ("pathogenic", "likely_pathogenic", "vus", "negative", "positive", "unknown")
+ORIGINS = ("germline", "somatic", "unknown")
+CALCULATORS = ("cha2ds2_vasc", "has_bled", "crcl", "egfr_ckd_epi_2021", "apixaban_dose_criteria")
+SCALAR_FACTS = ("biomarker", "ecog", "age", "weight", "sex", "pregnant", "symptomatic", "state", "castration")
+Op = Literal["<", "<=", ">", ">=", "==", "!="]
+
+_ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
+_DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+_REF_RE = re.compile(r"^(?P<doc>[a-z0-9][a-z0-9-]*)#(?P<slug>[a-z0-9][a-z0-9-]*)$")
+
+
+def _one_of(value: str, allowed: Iterable[str], what: str) -> str:
+    allowed = tuple(allowed)
+    if value not in allowed:
+        raise ValueError(f"unknown {what} {value!r}; allowed: {', '.join(allowed)}")
+    return value
+
+
+def _listify(value: Any) -> list[str]:
+    if value is None:
+        return []
+    if isinstance(value, str):
+        return [value]
+    return [str(v) for v in value]
+
+
+# ------------------------------------------------------------------ condition language
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
+
+
+class Compare(_Strict):
+    op: Op
+    value: float
+
+
+class LabCond(Compare):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known_lab(cls, v: str) -> str:
+        return _one_of(v, LAB_NAMES, "lab")
+
+
+class CalcCond(Compare):
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known_calc(cls, v: str) -> str:
+        return _one_of(v, CALCULATORS, "calculator")
+
+
+class BiomarkerCond(_Strict):
+    genes: list[str] = Field(min_length=1)
+    results: list[str] = Field(default_factory=lambda: ["pathogenic", "likely_pathogenic"])
+    origins: list[str] = Field(default_factory=list, description="Empty = any origin")
+
+    @field_validator("genes")
+    @classmethod
+    def _known_genes(cls, v: list[str]) -> list[str]:
+        return [_one_of(g, GENES, "gene/marker") for g in v]
+
+    @field_validator("results")
+    @classmethod
+    def _known_results(cls, v: list[str]) -> list[str]:
+        return [_one_of(r, RESULTS, "biomarker result") for r in v]
+
+    @field_validator("origins")
+    @classmethod
+    def _known_origins(cls, v: list[str]) -> list[str]:
+        return [_one_of(o, ORIGINS, "biomarker origin") for o in v]
+
+
+_ATOMS = (
+    "state", "diagnosis", "received", "progressed_on", "current", "planned", "intolerant_to", "biomarker",
+    "tested_negative", "site", "lab", "age", "weight", "ecog", "sex", "pregnant", "symptomatic",
+    "comorbidity", "allergy", "calc", "castration",
+)  # fmt: skip
+_THERAPY_ATOMS = ("received", "progressed_on", "current", "planned", "intolerant_to")
+
+
+class Condition(_Strict):
+    """One mapping of the condition language; several atoms in one mapping are read as `all`."""
+
+    all_: list[Condition] | None = Field(None, alias="all")
+    any_: list[Condition] | None = Field(None, alias="any")
+    not_: Condition | None = Field(None, alias="not")
+    state: list[str] | None = None
+    diagnosis: list[str] | None = None
+    received: list[str] | None = None
+    progressed_on: list[str] | None = None
+    current: list[str] | None = None
+    planned: list[str] | None = None
+    intolerant_to: list[str] | None = None
+    biomarker: BiomarkerCond | None = None
+    tested_negative: list[str] | None = None
+    site: list[str] | None = None
+    lab: LabCond | None = None
+    age: Compare | None = None
+    weight: Compare | None = None
+    ecog: Compare | None = None
+    sex: Literal["male", "female"] | None = None
+    pregnant: bool | None = None
+    symptomatic: bool | None = None
+    comorbidity: list[str] | None = None
+    allergy: list[str] | None = None
+    calc: CalcCond | None = None
+    castration: bool | None = None
+
+    @field_validator(
+        "state", "diagnosis", "received", "progressed_on", "current", "planned", "intolerant_to",
+        "tested_negative", "site", "comorbidity", "allergy", mode="before",
+    )  # fmt: skip
+    @classmethod
+    def _as_list(cls, v: Any) -> Any:
+        return _listify(v) if v is not None else None
+
+    @field_validator("state")
+    @classmethod
+    def _known_state(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(s, DISEASE_STATES, "disease state") for s in v] if v else v
+
+    @field_validator("diagnosis", "comorbidity")
+    @classmethod
+    def _known_dx(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(s, DIAGNOSES, "diagnosis/comorbidity id") for s in v] if v else v
+
+    @field_validator("site")
+    @classmethod
+    def _known_site(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(s, SITES, "site") for s in v] if v else v
+
+    @field_validator("tested_negative")
+    @classmethod
+    def _known_neg(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(s, GENES, "gene/marker") for s in v] if v else v
+
+    @field_validator("all_", "any_")
+    @classmethod
+    def _non_empty(cls, v: list[Condition] | None) -> list[Condition] | None:
+        if v is not None and not v:
+            raise ValueError("'all'/'any' needs at least one condition")
+        return v
+
+    @model_validator(mode="after")
+    def _at_least_one(self) -> Condition:
+        if not self.atoms():
+            raise ValueError(f"empty condition; use one of: all, any, not, {', '.join(_ATOMS)}")
+        return self
+
+    def atoms(self) -> list[tuple[str, Any]]:
+        """The (key, value) pairs set in this mapping, in declaration order (`all`/`any`/`not` included)."""
+        out = []
+        for key in ("all_", "any_", "not_", *_ATOMS):
+            value = getattr(self, key)
+            if value is not None:
+                out.append((key.rstrip("_"), value))
+        return out
+
+    def walk(self) -> Iterator[Condition]:
+        yield self
+        for child in (self.all_ or []) + (self.any_ or []) + ([self.not_] if self.not_ else []):
+            yield from child.walk()
+
+
+Condition.model_rebuild()
+
+
+# ------------------------------------------------------------------ rule records
+def _check_fact(v: str) -> str:
+    head, _, tail = v.partition(":")
+    if head in SCALAR_FACTS and not tail:
+        return v
+    if head == "site" and tail:
+        _one_of(tail, SITES, "site")
+        return v
+    if head == "lab" and tail:
+        _one_of(tail, LAB_NAMES, "lab")
+        return v
+    if head == "origin" and tail:
+        _one_of(tail, GENES, "gene")
+        return v
+    if head == "tested" and tail:  # tested:<gene>: asked while no result for that gene is known
+        _one_of(tail, GENES, "gene")
+        return v
+    raise ValueError(
+        f"unknown fact {v!r}; use one of {', '.join(SCALAR_FACTS)}, site:<site>, lab:<lab>, origin:<gene>, tested:<gene>"
+    )
+
+
+class AskItem(_Strict):
+    fact: str
+    question: str = Field(min_length=5)
+
+    @field_validator("fact")
+    @classmethod
+    def _fact(cls, v: str) -> str:
+        return _check_fact(v)
+
+
+class Exclusion(_Strict):
+    id: str
+    when: Condition
+    reason: str = Field(min_length=3)
+    cite: list[str] = Field(default_factory=list)
+
+
+class _RuleBase(_Strict):
+    id: str
+    title: str = ""
+    domain: str
+    cite: list[str] = Field(min_length=1)
+    last_reviewed: _dt.date
+    verified_from: str = ""
+    unverified: bool = False
+    notes: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID_RE.match(v):
+            raise ValueError(f"rule id {v!r} must be letters, digits, '.', '_', '-' (no spaces)")
+        return v
+
+    @field_validator("domain")
+    @classmethod
+    def _domain(cls, v: str) -> str:
+        return _one_of(v, (*DIAGNOSES, "general"), "domain")
+
+
+class TherapyRule(_RuleBase):
+    type: Literal["therapy"]
+    therapy: str
+    drugs: list[str] = Field(default_factory=list)
+    applies_when: Condition | None = None
+    eligible_when: Condition | None = None
+    ineligible_reason: str = ""
+    exclusions: list[Exclusion] = Field(default_factory=list)
+    finding: Literal["recommend", "consider"]
+    preference: int | None = None
+    strength: str = ""
+    reason: str = Field(min_length=3)
+    ask_if_unknown: list[AskItem] = Field(default_factory=list)
+    # Default on: a therapy the disease already progressed on is not offered again. A rule that
+    # deliberately continues through progression (ADT in CRPC) sets this to true.
+    repeat_after_progression: bool = False
+
+    @model_validator(mode="after")
+    def _reason_when_gated(self) -> TherapyRule:
+        if self.eligible_when is not None and not self.ineligible_reason.strip():
+            raise ValueError("a rule with eligible_when needs ineligible_reason (said when it is not met)")
+        return self
+
+
+class WarningRule(_RuleBase):
+    type: Literal["warning"]
+    when: Condition
+    severity: Literal["high", "moderate", "info"]
+    message: str = Field(min_length=3)
+    therapy: str | None = Field(None, description="The therapy the warning is about, when there is one")
+    ask_if_unknown: list[AskItem] = Field(default_factory=list)
+
+
+class QuestionRule(_RuleBase):
+    type: Literal["question"]
+    when: Condition | None = None
+    missing: str
+    question: str = Field(min_length=5)
+
+    @field_validator("missing")
+    @classmethod
+    def _fact(cls, v: str) -> str:
+        return _check_fact(v)
+
+
+Rule = TherapyRule | WarningRule | QuestionRule
+_RULE_TYPES: dict[str, type[BaseModel]] = {
+    "therapy": TherapyRule,
+    "warning": WarningRule,
+    "question": QuestionRule,
+}
+
+
+# ------------------------------------------------------------------ lexicon
+class LexiconEntry(_Strict):
+    id: str
+    classes: list[str] = Field(default_factory=list)
+    names: list[str] = Field(default_factory=list)
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9_+]*$", v):
+            raise ValueError(f"therapy id {v!r} must be lowercase letters, digits, '_' or '+'")
+        return v
+
+
+@dataclass
+class Lexicon:
+    """Therapy ids, their classes and every name clinicians use for them."""
+
+    entries: dict[str, LexiconEntry] = field(default_factory=dict)
+    by_name: dict[str, str] = field(default_factory=dict)  # lowercased name → id
+    class_members: dict[str, set[str]] = field(default_factory=dict)
+
+    @classmethod
+    def from_entries(cls, entries: Iterable[LexiconEntry]) -> Lexicon:
+        lex = cls()
+        for e in entries:
+            lex.entries[e.id] = e
+            for c in e.classes:
+                lex.class_members.setdefault(c, set()).add(e.id)
+            for n in [e.id, *e.names]:
+                lex.by_name.setdefault(n.lower(), e.id)
+        return lex
+
+    @property
+    def classes(self) -> set[str]:
+        return set(self.class_members)
+
+    def is_known(self, token: str) -> bool:
+        """A therapy id, a class, or a `+` regimen of known ids."""
+        if token in self.entries or token in self.class_members:
+            return True
+        parts = token.split("+")
+        return len(parts) > 1 and all(p in self.entries for p in parts)
+
+    def classes_of(self, therapy_id: str) -> list[str]:
+        if therapy_id in self.entries:
+            return list(self.entries[therapy_id].classes)
+        out: list[str] = []
+        for part in therapy_id.split("+"):
+            if part in self.entries:
+                out.extend(c for c in self.entries[part].classes if c not in out)
+        return out
+
+    def matches(self, therapy_id: str, token: str) -> bool:
+        """Does `therapy_id` (possibly a `+` regimen) count as `token` (an id or a class)?"""
+        if therapy_id == token:
+            return True
+        parts = therapy_id.split("+")
+        if token in parts:
+            return True
+        return any(token in self.classes_of(p) for p in parts) or token in self.classes_of(therapy_id)
+
+    def names_of(self, therapy_id: str) -> list[str]:
+        """Every name (generic, brand, abbreviation) of a therapy or of the components of a regimen."""
+        if therapy_id in self.entries:
+            return list(dict.fromkeys([therapy_id, *self.entries[therapy_id].names]))
+        out: list[str] = [therapy_id]
+        for part in therapy_id.split("+"):
+            if part in self.entries:
+                out.extend(self.entries[part].names)
+        return list(dict.fromkeys(out))
+
+
+# ------------------------------------------------------------------ corpus text by reference
+@dataclass(frozen=True)
+class CorpusRef:
+    """A citable unit: a recommendation block (ref = its id) or a section (ref = `<doc>#<slug>`)."""
+
+    ref: str
+    doc_id: str
+    doc_title: str
+    kind: str  # guideline | label | review
+    heading_path: tuple[str, ...]
+    text: str
+    path: str
+    line: int
+    rec_id: str = ""
+    strength: str = ""
+    evidence: str = ""
+    population: str = ""
+    source: str = ""
+    url: str = ""
+    unverified: bool = False
+    last_reviewed: str = ""
+
+
+@dataclass(frozen=True)
+class Digest:
+    doc_id: str
+    kind: str
+    title: str
+    path: str
+    meta: dict[str, Any]
+    slugs: tuple[str, ...]
+    rec_ids: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Problem:
+    path: str
+    line: int | None
+    reason: str
+
+    def __str__(self) -> str:
+        return f"{self.path}:{self.line}: {self.reason}" if self.line else f"{self.path}: {self.reason}"
+
+
+@dataclass
+class ValidationReport:
+    errors: list[Problem] = field(default_factory=list)
+    warnings: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+@dataclass
+class Knowledge:
+    """Everything the rule engine and the citation renderer need from the corpus."""
+
+    corpus_dir: Path
+    rules: list[Rule]
+    lexicon: Lexicon
+    digests: dict[str, Digest]
+    sections_by_ref: dict[str, CorpusRef]
+    version: str
+    report: ValidationReport
+
+    @property
+    def rules_by_id(self) -> dict[str, Rule]:
+        return {r.id: r for r in self.rules}
+
+    def text_for(self, ref: str) -> str:
+        """The statement or section text a reference points to ('' when unknown)."""
+        hit = self.sections_by_ref.get(ref)
+        return hit.text if hit else ""
+
+    def resolve(self, ref: str) -> CorpusRef | None:
+        return self.sections_by_ref.get(ref)
+
+    def is_unverified(self, refs: Iterable[str]) -> bool:
+        return any(self.sections_by_ref[r].unverified for r in refs if r in self.sections_by_ref)
+
+
+# ------------------------------------------------------------------ YAML with line numbers
+class _LineDict(dict):
+    line: int = 0
+    key_lines: dict[str, int]
+
+
+class _LineList(list):
+    line: int = 0
+
+
+class _LineLoader(yaml.SafeLoader):
+    """SafeLoader that remembers the 1-based line of every mapping, list and key."""
+
+
+def _construct_mapping(loader: _LineLoader, node: yaml.MappingNode) -> _LineDict:
+    out = _LineDict()
+    out.line = node.start_mark.line + 1
+    out.key_lines = {}
+    loader.flatten_mapping(node)
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in out:
+            raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+        out[key] = loader.construct_object(value_node, deep=True)
+        out.key_lines[str(key)] = key_node.start_mark.line + 1
+    return out
+
+
+def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> _LineList:
+    out = _LineList(loader.construct_object(n, deep=True) for n in node.value)
+    out.line = node.start_mark.line + 1
+    return out
+
+
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
+_LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
+# Dates stay strings so a bad one ("2026-13-01") becomes a located pydantic error, not a crash.
+_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.SafeLoader.construct_yaml_str)
+
+
+def _yaml_load(text: str, path: str) -> Any:
+    try:
+        return yaml.load(text, Loader=_LineLoader)  # noqa: S506 — a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc).splitlines()[0]
+        raise CorpusValidationError(
+            path, mark.line + 1 if mark else None, f"invalid YAML: {problem}"
+        ) from exc
+
+
+def _line_at(data: Any, loc: tuple[Any, ...], default: int) -> int:
+    """Best line for a pydantic error location: the deepest node along `loc` that knows its line."""
+    line = getattr(data, "line", default) or default
+    node = data
+    for key in loc:
+        if isinstance(node, dict):
+            k = {"all_": "all", "any_": "any", "not_": "not"}.get(key, key) if isinstance(key, str) else key
+            if k in node:
+                line = getattr(node, "key_lines", {}).get(str(k), line)
+                node = node[k]
+                line = getattr(node, "line", line) or line
+                continue
+            break
+        if isinstance(node, list) and isinstance(key, int) and 0 <= key < len(node):
+            node = node[key]
+            line = getattr(node, "line", line) or line
+            continue
+        if isinstance(key, str) and not isinstance(node, dict):
+            continue  # pydantic adds model/union tags to locations; skip them
+        break
+    return line
+
+
+def _pydantic_problems(exc: ValidationError, data: Any, path: str, what: str) -> list[Problem]:
+    out = []
+    for err in exc.errors():
+        loc = tuple(err["loc"])
+        shown = ".".join(str(p) for p in loc if not (isinstance(p, str) and p[:1].isupper()))
+        shown = shown.replace("all_", "all").replace("any_", "any").replace("not_", "not")
+        msg = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            msg = "unknown key (not part of the format; see corpus/README.md)"
+        out.append(Problem(path, _line_at(data, loc, getattr(data, "line", 0)), f"{what}: {shown}: {msg}"))
+    return out
+
+
+# ------------------------------------------------------------------ loading
+_FRONT_REQUIRED = ("id", "kind", "title", "last_reviewed")
+_FRONT_KNOWN = {
+    "id", "kind", "title", "issuing_bodies", "sources", "specialty", "topics", "strength_scheme",
+    "last_reviewed", "verified_from", "unverified", "drug", "brand_names",
+}  # fmt: skip
+_REC_REQUIRED = ("id", "strength", "evidence", "population", "source")
+_REC_KNOWN = {*_REC_REQUIRED, "url", "unverified", "last_reviewed", "verified_from", "notes"}
+
+
+def _as_date(value: Any) -> str | None:
+    if isinstance(value, _dt.date):
+        return value.isoformat()
+    try:
+        return _dt.date.fromisoformat(str(value)).isoformat()
+    except ValueError:
+        return None
+
+
+def _rel(path: Path, root: Path) -> str:
+    try:
+        return str(path.relative_to(root.parent))
+    except ValueError:
+        return str(path)
+
+
+def _load_lexicon(corpus_dir: Path, report: ValidationReport) -> Lexicon:
+    path = corpus_dir / "lexicon" / "therapies.yaml"
+    rel = _rel(path, corpus_dir)
+    if not path.exists():
+        report.errors.append(Problem(rel, None, "lexicon file is missing"))
+        return Lexicon()
+    try:
+        data = _yaml_load(path.read_text(encoding="utf-8"), rel)
+    except CorpusValidationError as exc:
+        report.errors.append(Problem(exc.path, exc.line, exc.reason))
+        return Lexicon()
+    items = data.get("therapies") if isinstance(data, dict) else None
+    if not isinstance(items, list):
+        report.errors.append(Problem(rel, 1, "lexicon must have a top-level 'therapies:' list"))
+        return Lexicon()
+    entries: list[LexiconEntry] = []
+    seen_names: dict[str, tuple[str, int]] = {}
+    for raw in items:
+        line = getattr(raw, "line", 0)
+        try:
+            entry = LexiconEntry.model_validate(raw)
+        except ValidationError as exc:
+            report.errors.extend(_pydantic_problems(exc, raw, rel, "lexicon entry"))
+            continue
+        if any(e.id == entry.id for e in entries):
+            report.errors.append(Problem(rel, line, f"duplicate therapy id {entry.id!r}"))
+            continue
+        for name in [entry.id, *entry.names]:
+            prev = seen_names.get(name.lower())
+            if prev and prev[0] != entry.id:
+                report.errors.append(
+                    Problem(
+                        rel,
+                        line,
+                        f"name {name!r} of {entry.id!r} already maps to {prev[0]!r} (line {prev[1]})",
+                    )
+                )
+            seen_names.setdefault(name.lower(), (entry.id, line))
+        entries.append(entry)
+    lex = Lexicon.from_entries(entries)
+    clash = set(lex.entries) & lex.classes
+    for c in sorted(clash):
+        # Harmless for matching (a token matches an id or a class), but worth a reviewer's look.
+        report.warnings.append(Problem(rel, None, f"{c!r} is both a therapy id and a class"))
+    report.counts["therapies"] = len(entries)
+    report.counts["therapy_classes"] = len(lex.classes)
+    return lex
+
+
+def _load_digest(
+    path: Path,
+    corpus_dir: Path,
+    report: ValidationReport,
+    refs: dict[str, CorpusRef],
+    digests: dict[str, Digest],
+    lexicon: Lexicon,
+) -> None:
+    from ingest.markdown import list_headings, parse_front_matter, split_sections
+
+    rel = _rel(path, corpus_dir)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        report.errors.append(Problem(rel, None, f"cannot read: {exc}"))
+        return
+    try:
+        meta, body, first = parse_front_matter(text, source=rel)
+    except CorpusValidationError as exc:
+        report.errors.append(Problem(exc.path, exc.line, exc.reason))
+        return
+    except ValueError as exc:  # PyYAML raises ValueError for impossible dates
+        report.errors.append(Problem(rel, 1, f"front matter: {exc}"))
+        return
+    if not meta:
+        report.errors.append(Problem(rel, 1, "no YAML front matter (the file must start with '---')"))
+        return
+    fm_lines = {}
+    for i, ln in enumerate(text.split("\n")[:first], start=1):
+        m = re.match(r"^([A-Za-z_][\w-]*)\s*:", ln)
+        if m:
+            fm_lines.setdefault(m.group(1), i)
+    for key in _FRONT_REQUIRED:
+        if key not in meta or meta[key] in (None, ""):
+            report.errors.append(Problem(rel, 1, f"front matter lacks required key {key!r}"))
+    for key in sorted(set(meta) - _FRONT_KNOWN):
+        report.warnings.append(
+            Problem(rel, fm_lines.get(key, 1), f"front matter key {key!r} is not in the format")
+        )
+    doc_id = str(meta.get("id", "")).strip()
+    if doc_id and not _DOC_ID_RE.match(doc_id):
+        report.errors.append(
+            Problem(rel, fm_lines.get("id", 1), f"document id {doc_id!r} must match [a-z0-9-]")
+        )
+    if doc_id in digests:
+        report.errors.append(
+            Problem(
+                rel, fm_lines.get("id", 1), f"document id {doc_id!r} already used by {digests[doc_id].path}"
+            )
+        )
+        return
+    kind = str(meta.get("kind", "")).strip()
+    if kind and kind not in ("guideline", "label", "review"):
+        report.errors.append(
+            Problem(rel, fm_lines.get("kind", 1), f"kind {kind!r} must be guideline, label or review")
+        )
+    if "last_reviewed" in meta and _as_date(meta["last_reviewed"]) is None:
+        report.errors.append(
+            Problem(
+                rel,
+                fm_lines.get("last_reviewed", 1),
+                f"last_reviewed {meta['last_reviewed']!r} is not an ISO date",
+            )
+        )
+    if kind == "label":
+        drug = str(meta.get("drug", "")).strip()
+        if not drug:
+            report.errors.append(Problem(rel, 1, "a label digest needs 'drug:' (canonical therapy id)"))
+        elif lexicon.entries and not lexicon.is_known(drug):
+            report.errors.append(
+                Problem(rel, fm_lines.get("drug", 1), f"drug {drug!r} is not a therapy id in the lexicon")
+            )
+    if not isinstance(meta.get("sources", []), list) or not meta.get("sources"):
+        report.errors.append(
+            Problem(rel, fm_lines.get("sources", 1), "front matter needs a non-empty 'sources:' list")
+        )
+    if not doc_id:
+        return
+    title = str(meta.get("title", ""))
+    last_reviewed = _as_date(meta.get("last_reviewed")) or ""
+    doc_unverified = bool(meta.get("unverified", False))
+
+    slugs: dict[str, int] = {}
+    for h in list_headings(body, first):
+        if h.slug in slugs:
+            report.errors.append(
+                Problem(
+                    rel,
+                    h.line,
+                    f"heading slug {h.slug!r} repeats line {slugs[h.slug]} (slugs must be unique in a document)",
+                )
+            )
+        else:
+            slugs[h.slug] = h.line
+    try:
+        sections = split_sections(doc_id, body, first, source=rel)
+    except CorpusValidationError as exc:
+        report.errors.append(Problem(exc.path, exc.line, exc.reason))
+        return
+    rec_ids: list[str] = []
+    by_slug: dict[str, list[str]] = {}
+    slug_paths: dict[str, tuple[str, ...]] = {}
+    for s in sections:
+        line = getattr(s, "line", 0) or None
+        if s.slug:
+            slug_paths.setdefault(s.slug, s.heading_path)
+            if s.text and not s.rec_id:
+                by_slug.setdefault(s.slug, []).append(s.text)
+        header = dict(getattr(s, "rec_header", ()) or ())
+        is_rec = bool(header) or bool(s.rec_id)
+        if not is_rec:
+            continue
+        for key in _REC_REQUIRED:
+            if not header.get(key, getattr(s, {"id": "rec_id", "source": "rec_source"}.get(key, key), "")):
+                report.errors.append(Problem(rel, line, f"recommendation block lacks {key!r}"))
+        for key in sorted(set(header) - _REC_KNOWN):
+            report.warnings.append(
+                Problem(rel, line, f"recommendation header key {key!r} is not in the format")
+            )
+        if "last_reviewed" in header and _as_date(header["last_reviewed"]) is None:
+            report.errors.append(
+                Problem(rel, line, f"last_reviewed {header['last_reviewed']!r} is not an ISO date")
+            )
+        if not s.text.strip():
+            report.errors.append(
+                Problem(rel, line, f"recommendation {s.rec_id or '?'} has no statement text")
+            )
+        if not s.rec_id:
+            continue
+        if not _ID_RE.match(s.rec_id):
+            report.errors.append(
+                Problem(rel, line, f"recommendation id {s.rec_id!r} must have no spaces or '#'")
+            )
+        if s.rec_id in refs:
+            prev = refs[s.rec_id]
+            report.errors.append(
+                Problem(rel, line, f"recommendation id {s.rec_id!r} already used at {prev.path}:{prev.line}")
+            )
+            continue
+        rec_ids.append(s.rec_id)
+        if s.slug:
+            by_slug.setdefault(s.slug, []).append(s.text)
+        refs[s.rec_id] = CorpusRef(
+            ref=s.rec_id,
+            doc_id=doc_id,
+            doc_title=title,
+            kind=kind,
+            heading_path=s.heading_path,
+            text=s.text,
+            path=rel,
+            line=line or 0,
+            rec_id=s.rec_id,
+            strength=s.strength,
+            evidence=s.evidence,
+            population=s.population,
+            source=s.rec_source,
+            url=getattr(s, "rec_url", "") or _first_url(meta),
+            unverified=s.unverified or doc_unverified,
+            last_reviewed=last_reviewed,
+        )
+    for slug, line in slugs.items():
+        ref = f"{doc_id}#{slug}"
+        refs[ref] = CorpusRef(
+            ref=ref,
+            doc_id=doc_id,
+            doc_title=title,
+            kind=kind,
+            heading_path=slug_paths.get(slug, ()),
+            text="\n\n".join(by_slug.get(slug, [])),
+            path=rel,
+            line=line,
+            url=_first_url(meta),
+            unverified=doc_unverified,
+            last_reviewed=last_reviewed,
+        )
+    digests[doc_id] = Digest(doc_id, kind, title, rel, dict(meta), tuple(slugs), tuple(rec_ids))
+    report.counts["labels" if kind == "label" else "digests"] = (
+        report.counts.get("labels" if kind == "label" else "digests", 0) + 1
+    )
+    report.counts["recommendations"] = report.counts.get("recommendations", 0) + len(rec_ids)
+
+
+def _first_url(meta: dict[str, Any]) -> str:
+    for src in meta.get("sources") or []:
+        if isinstance(src, dict) and src.get("url"):
+            return str(src["url"])
+    return ""
+
+
+def _load_rule_file(path: Path, corpus_dir: Path, report: ValidationReport) -> list[tuple[Rule, Any, str]]:
+    rel = _rel(path, corpus_dir)
+    try:
+        data = _yaml_load(path.read_text(encoding="utf-8"), rel)
+    except CorpusValidationError as exc:
+        report.errors.append(Problem(exc.path, exc.line, exc.reason))
+        return []
+    if data is None:
+        report.warnings.append(Problem(rel, None, "empty rule file"))
+        return []
+    if not isinstance(data, dict) or set(data) != {"rules"} or not isinstance(data["rules"], list):
+        report.errors.append(
+            Problem(rel, 1, "a rule file is one top-level key 'rules:' holding a list of records")
+        )
+        return []
+    out = []
+    for raw in data["rules"]:
+        line = getattr(raw, "line", 0) or None
+        if not isinstance(raw, dict):
+            report.errors.append(Problem(rel, line, "each rule record must be a mapping"))
+            continue
+        model = _RULE_TYPES.get(str(raw.get("type")))
+        if model is None:
+            report.errors.append(
+                Problem(
+                    rel,
+                    line,
+                    f"rule {raw.get('id', '?')}: type must be therapy, warning or question, got {raw.get('type')!r}",
+                )
+            )
+            continue
+        try:
+            rule = model.model_validate(raw)
+        except ValidationError as exc:
+            report.errors.extend(_pydantic_problems(exc, raw, rel, f"rule {raw.get('id', '?')}"))
+            continue
+        out.append((rule, raw, rel))
+    return out
+
+
+def _check_rule_refs(
+    rule: Rule, raw: Any, rel: str, refs: dict[str, CorpusRef], lexicon: Lexicon, report: ValidationReport
+) -> None:
+    def where(*keys: Any) -> int:
+        return _line_at(raw, keys, getattr(raw, "line", 0))
+
+    def check_cites(cites: list[str], *keys: Any) -> None:
+        for c in cites:
+            if c in refs:
+                continue
+            m = _REF_RE.match(c)
+            hint = ""
+            if m and any(r.doc_id == m["doc"] for r in refs.values()):
+                hint = f" (document {m['doc']!r} exists; no heading with slug {m['slug']!r})"
+            elif m:
+                hint = f" (no document with id {m['doc']!r})"
+            report.errors.append(
+                Problem(rel, where(*keys), f"rule {rule.id}: cite {c!r} resolves to nothing{hint}")
+            )
+
+    check_cites(rule.cite, "cite")
+    lex_ready = bool(lexicon.entries)
+
+    def check_token(token: str, what: str, *keys: Any) -> None:
+        if lex_ready and not lexicon.is_known(token):
+            report.errors.append(
+                Problem(
+                    rel,
+                    where(*keys),
+                    f"rule {rule.id}: {what} {token!r} is not a therapy id or class in the lexicon",
+                )
+            )
+
+    def check_condition(cond: Condition | None, *keys: Any) -> None:
+        if cond is None:
+            return
+        for node in cond.walk():
+            for atom in _THERAPY_ATOMS:
+                for token in getattr(node, atom) or []:
+                    check_token(token, atom, *keys)
+
+    if isinstance(rule, TherapyRule):
+        check_token(rule.therapy, "therapy", "therapy")
+        if lex_ready and rule.therapy not in lexicon.entries and "+" in rule.therapy:
+            report.warnings.append(
+                Problem(
+                    rel,
+                    where("therapy"),
+                    f"rule {rule.id}: regimen {rule.therapy!r} is not in the lexicon (components are)",
+                )
+            )
+        for i, d in enumerate(rule.drugs):
+            check_token(d, "drug", "drugs", i)
+        check_condition(rule.applies_when, "applies_when")
+        check_condition(rule.eligible_when, "eligible_when")
+        for i, ex in enumerate(rule.exclusions):
+            check_condition(ex.when, "exclusions", i, "when")
+            check_cites(ex.cite, "exclusions", i, "cite")
+    elif isinstance(rule, WarningRule):
+        check_condition(rule.when, "when")
+        if rule.therapy:
+            check_token(rule.therapy, "therapy", "therapy")
+    else:
+        check_condition(rule.when, "when")
+
+
+def corpus_files(corpus_dir: Path) -> list[Path]:
+    """Every file that makes up the corpus version (Markdown, YAML), sorted."""
+    return sorted(
+        p
+        for p in corpus_dir.rglob("*")
+        if p.is_file() and p.suffix in (".md", ".yaml", ".yml") and p.name != "README.md"
+    )
+
+
+def corpus_version(corpus_dir: Path) -> str:
+    """Short hash over every corpus file's path and bytes: changes when any rule or digest changes."""
+    h = hashlib.sha256()
+    for p in corpus_files(corpus_dir):
+        h.update(str(p.relative_to(corpus_dir)).encode())
+        h.update(b"\0")
+        h.update(p.read_bytes())
+        h.update(b"\0")
+    return h.hexdigest()[:16]
+
+
+def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
+    corpus_dir = Path(corpus_dir).resolve()
+    report = ValidationReport()
+    if not corpus_dir.is_dir():
+        report.errors.append(Problem(str(corpus_dir), None, "corpus folder does not exist"))
+        return Knowledge(corpus_dir, [], Lexicon(), {}, {}, "", report), report
+    lexicon = _load_lexicon(corpus_dir, report)
+    refs: dict[str, CorpusRef] = {}
+    digests: dict[str, Digest] = {}
+    md_files = sorted((corpus_dir / "guidelines").rglob("*.md")) + sorted(
+        (corpus_dir / "labels").rglob("*.md")
+    )
+    for path in md_files:
+        _load_digest(path, corpus_dir, report, refs, digests, lexicon)
+    rules: list[Rule] = []
+    seen: dict[str, str] = {}
+    loaded = []
+    for path in sorted((corpus_dir / "rules").rglob("*.y*ml")):
+        loaded.extend(_load_rule_file(path, corpus_dir, report))
+    for rule, raw, rel in loaded:
+        line = getattr(raw, "line", 0) or None
+        if rule.id in seen:
+            report.errors.append(Problem(rel, line, f"rule id {rule.id!r} already used in {seen[rule.id]}"))
+            continue
+        seen[rule.id] = f"{rel}:{line}"
+        _check_rule_refs(rule, raw, rel, refs, lexicon, report)
+        if isinstance(rule, TherapyRule):
+            ex_ids = [e.id for e in rule.exclusions]
+            for dup in {e for e in ex_ids if ex_ids.count(e) > 1}:
+                report.errors.append(Problem(rel, line, f"rule {rule.id}: exclusion id {dup!r} repeats"))
+        rules.append(rule)
+    for t in ("therapy", "warning", "question"):
+        report.counts[f"rules_{t}"] = sum(1 for r in rules if r.type == t)
+    report.counts["rules"] = len(rules)
+    report.counts.setdefault("digests", 0)
+    report.counts.setdefault("labels", 0)
+    report.counts.setdefault("recommendations", 0)
+    know = Knowledge(corpus_dir, rules, lexicon, digests, refs, corpus_version(corpus_dir), report)
+    return know, report
+
+
+def validate_corpus(corpus_dir: Path | str) -> ValidationReport:
+    """Validate everything and return the report (never raises for content problems)."""
+    return _build(Path(corpus_dir))[1]
+
+
+def load_knowledge(corpus_dir: Path | str) -> Knowledge:
+    """Load and validate the corpus; raise `CorpusValidationError` (file:line of the first problem) if invalid."""
+    know, report = _build(Path(corpus_dir))
+    if report.errors:
+        first = report.errors[0]
+        more = (
+            f" (and {len(report.errors) - 1} more problem(s); run `python -m assistant.knowledge`)"
+            if len(report.errors) > 1
+            else ""
+        )
+        exc = CorpusValidationError(first.path, first.line, first.reason + more)
+        exc.errors = list(report.errors)  # type: ignore[attr-defined]
+        raise exc
+    for w in report.warnings:
+        log.warning("corpus: %s", w)
+    return know
+
+
+def format_report(report: ValidationReport, corpus_dir: Path | str) -> str:
+    c = report.counts
+    lines = [
+        f"corpus: {corpus_dir}",
+        f"  digests: {c.get('digests', 0)}   labels: {c.get('labels', 0)}   recommendation blocks: {c.get('recommendations', 0)}",
+        f"  rules: {c.get('rules', 0)} (therapy {c.get('rules_therapy', 0)}, warning {c.get('rules_warning', 0)}, "
+        f"question {c.get('rules_question', 0)})   lexicon: {c.get('therapies', 0)} therapies, {c.get('therapy_classes', 0)} classes",
+    ]
+    for w in report.warnings:
+        lines.append(f"WARNING {w}")
+    for e in report.errors:
+        lines.append(f"ERROR {e}")
+    lines.append(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    if args and args[0] in ("-h", "--help"):
+        print("usage: python -m assistant.knowledge [CORPUS_DIR]   — validate the corpus and print a report")
+        return 0
+    from assistant.settings import PROJECT_ROOT
+
+    corpus_dir = Path(args[0]) if args else PROJECT_ROOT / "corpus"
+    report = validate_corpus(corpus_dir)
+    print(format_report(report, corpus_dir))
+    return 0 if report.ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
