@@ -1,0 +1,207 @@
+"""Deterministic composer: a structured, fully cited Markdown answer from the rule-checked plan and the
+numbered passages. It is the `none` backend and the fallback whenever the LLM fails.
+
+Every clinical sentence carries [n] citations, and only numbers of citations actually given. A
+finding without a backing passage is still shown (the rules are reviewed data) but its sentence cites
+nothing and is marked so the verifier and the reader see it. Lines in ``_italics_`` are notes about
+the answer itself, not clinical claims.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+from assistant.models import AnswerPlan, Citation, Finding, PatientContext
+from assistant.prompts import EMPTY_CONTEXT_NOTE, section_titles, therapy_label
+from assistant.render import cite_marks
+
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+_MONITOR = re.compile(
+    r"\b(monitor\w*|surveillance|follow-up|every \d+|blood counts?|PSA|imaging|scan\w*|check\w*|measure\w*)\b", re.I
+)
+_TRIAL = re.compile(r"\b(clinical trials?|trial enrol\w*|enrol\w* in a trial|investigational)\b", re.I)
+_PITFALL = re.compile(r"\b(avoid|caution|do not|should not|not recommended|risk|interaction|toxicit\w*)\b", re.I)
+
+
+@dataclass
+class ComposedAnswer:
+    body: str
+    follow_ups: list[str] = field(default_factory=list)
+
+
+def _cite(f: Finding) -> str:
+    return " " + cite_marks(f.citations) if f.citations else ""
+
+
+def _label(f: Finding) -> str:
+    return f.therapy.replace("_", " ").replace("+", " + ") if f.therapy else therapy_label(f)
+
+
+def _end(text: str) -> str:
+    text = text.strip()
+    return text if text.endswith((".", "?", "!")) else text + "."
+
+
+def _sentences(text: str) -> list[str]:
+    text = re.sub(r"\s+", " ", text).strip()
+    return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 20]
+
+
+def _passage_sentences(citations: Sequence[Citation], pattern: re.Pattern[str], limit: int) -> list[tuple[str, int]]:
+    """Sentences from the given passages that match ``pattern`` (quoted, so support is exact)."""
+    out: list[tuple[str, int]] = []
+    seen: set[str] = set()
+    for c in citations:
+        for s in _sentences(c.passage):
+            key = s.lower()
+            if pattern.search(s) and key not in seen:
+                seen.add(key)
+                out.append((s, c.number))
+                break  # one sentence per passage keeps the section short
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _ordered(findings: Sequence[Finding], kinds: tuple[str, ...]) -> list[Finding]:
+    sel = [f for f in findings if f.kind in kinds]
+    return sorted(sel, key=lambda f: (kinds.index(f.kind), f.preference if f.preference is not None else 99))
+
+
+def follow_up_questions(plan: AnswerPlan, citations: Sequence[Citation], audience: str = "clinician") -> list[str]:
+    """Three follow-ups derived from the plan: open questions, the next option, monitoring, exclusions."""
+    findings = plan.findings
+    options = _ordered(findings, ("recommend", "consider"))
+    asks = _ordered(findings, ("ask",))
+    excluded = _ordered(findings, ("exclude",))
+    warns = _ordered(findings, ("warn",))
+    you = "my" if audience == "patient" else "this patient's"
+    out: list[str] = []
+    if asks:
+        topic = asks[0].reason.strip().rstrip("?.")
+        out.append(f"How would the options change depending on this: {topic}?")
+    if len(options) >= 2:
+        out.append(f"What are the eligibility criteria and main risks of {_label(options[1])}?")
+    elif options:
+        out.append(f"What are the eligibility criteria and main risks of {_label(options[0])}?")
+    if options:
+        out.append(f"How should {_label(options[0])} be monitored, and when should treatment be changed?")
+    if excluded:
+        out.append(f"Why is {_label(excluded[0])} not an option for {you} situation?")
+    if warns:
+        out.append(f"What should be done about this warning: {warns[0].reason.strip().rstrip('.')}?")
+    for c in citations:
+        if len(out) >= 3:
+            break
+        topic = (c.section or c.title).split("›")[-1].strip()
+        if topic:
+            out.append(f"What else does {c.organisation or c.title} say about {topic}?")
+    deduped: list[str] = []
+    for q in out:
+        if q not in deduped:
+            deduped.append(q)
+    return deduped[:3]
+
+
+def compose_answer(
+    question: str,
+    plan: AnswerPlan,
+    citations: Sequence[Citation],
+    ctx: PatientContext | None = None,
+    *,
+    audience: str = "clinician",
+) -> ComposedAnswer:
+    """Write the answer from the plan's findings (with their citation numbers) and the passages."""
+    titles = section_titles(audience)
+    patient = audience == "patient"
+    findings = plan.findings
+    valid = {c.number for c in citations}
+    findings = [f.model_copy(update={"citations": [n for n in f.citations if n in valid]}) for f in findings]
+    options = _ordered(findings, ("recommend", "consider"))
+    excluded = _ordered(findings, ("exclude",))
+    warns = _ordered(findings, ("warn",))
+    asks = _ordered(findings, ("ask",))
+    lines: list[str] = []
+
+    # Bottom line
+    lines.append(f"## {titles[0]}")
+    if options:
+        top = options[0]
+        verb = "may be worth discussing" if patient else ("is the preferred option" if top.kind == "recommend" else "can be considered")
+        if patient:
+            lines.append(_end(f"A treatment that {verb} with your care team is {_label(top)}: {top.reason.rstrip('.')}") + _cite(top))
+        else:
+            lines.append(_end(f"For this patient, {_label(top)} {verb}: {top.reason.rstrip('.')}") + _cite(top))
+    elif citations:
+        first = _sentences(citations[0].passage)
+        if first:
+            lead = "The most relevant guidance says" if not patient else "The guideline closest to your question says"
+            lines.append(f"{lead}: “{first[0].rstrip('.')}.” [{citations[0].number}]")
+    if excluded:
+        names = ", ".join(_label(f) for f in excluded)
+        marks = cite_marks(sorted({n for f in excluded for n in f.citations}))
+        if patient:
+            lines.append(_end(f"These treatments are not suitable for you based on the details given: {names}") + (f" {marks}" if marks else ""))
+        else:
+            lines.append(_end(f"Not recommended for this patient: {names}") + (f" {marks}" if marks else ""))
+    if ctx is None or (not ctx.diagnoses and not ctx.therapies and not ctx.disease_state and not ctx.biomarkers):
+        lines.append(f"_{EMPTY_CONTEXT_NOTE}_")
+
+    # Options
+    lines.append(f"\n## {titles[1]}")
+    if options:
+        for i, f in enumerate(options, 1):
+            strength = f" ({f.strength})" if f.strength and not patient else ""
+            kind = "" if f.kind == "recommend" else (" — to consider" if not patient else " — possibly")
+            lines.append(f"{i}. **{_label(f)}**{kind}{strength}: {_end(f.reason)}{_cite(f)}")
+    else:
+        lines.append("_No therapy rule matched this patient; see the cited passages below._")
+        for c in citations[:3]:
+            sents = _sentences(c.passage)
+            if sents:
+                lines.append(f"- “{sents[0].rstrip('.')}.” [{c.number}]")
+
+    # Not recommended
+    lines.append(f"\n## {titles[2]}")
+    if excluded:
+        for f in excluded:
+            lines.append(f"- **{_label(f)}** — not recommended: {_end(f.reason)}{_cite(f)}")
+    else:
+        lines.append("_No therapy was excluded by the rule checks for the details given._")
+
+    # Pitfalls: warnings first (rule findings), then cautionary sentences from passages
+    lines.append(f"\n## {titles[3]}")
+    for f in warns:
+        sev = f" ({f.severity})" if f.severity and not patient else ""
+        lines.append(f"- **Warning{sev}:** {_end(f.reason)}{_cite(f)}")
+    if not warns:
+        pit = _passage_sentences(citations, _PITFALL, 2)
+        for s, n in pit:
+            lines.append(f"- “{s.rstrip('.')}.” [{n}]")
+        if not pit:
+            lines.append("_No specific pitfall is stated in the cited passages._")
+
+    # Monitoring
+    lines.append(f"\n## {titles[4]}")
+    mon = _passage_sentences(citations, _MONITOR, 2)
+    for s, n in mon:
+        lines.append(f"- “{s.rstrip('.')}.” [{n}]")
+    if not mon:
+        lines.append("_The cited passages give no specific monitoring schedule._")
+
+    # Next steps / trials: open questions from the rules, then trial mentions in the passages
+    lines.append(f"\n## {titles[5]}")
+    for f in asks:
+        prefix = "Your care team may ask" if patient else "Clarify"
+        lines.append(f"- {prefix}: {_end(f.reason)}{_cite(f)}")
+    trials = _passage_sentences(citations, _TRIAL, 1)
+    for s, n in trials:
+        lines.append(f"- “{s.rstrip('.')}.” [{n}]")
+    if not asks and not trials:
+        lines.append("_No further step is stated in the cited passages._")
+    if plan.conflicts:
+        lines.append("\n_Sources disagree: " + "; ".join(plan.conflicts) + "_")
+
+    return ComposedAnswer(body="\n".join(lines), follow_ups=follow_up_questions(plan, citations, audience))

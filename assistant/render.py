@@ -1,0 +1,148 @@
+"""Pure rendering helpers: passages → numbered citations, findings' refs → citation numbers, and the
+final Markdown (answer body + numbered Sources list). No I/O, no model calls."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping, Sequence
+
+from assistant.models import Citation, Finding, RetrievedPassage
+
+# Findings that must be explained get their passages numbered first (why: the plan event and the
+# "Not recommended"/"Warnings" sections cite them, so they must survive any cap on sources).
+_KIND_ORDER = {"exclude": 0, "warn": 1, "recommend": 2, "consider": 3, "ask": 4}
+
+
+def citation_from_passage(p: RetrievedPassage, number: int) -> Citation:
+    return Citation(
+        number=number,
+        doc_id=p.doc_id,
+        title=p.title or p.doc_id,
+        organisation=p.issuing_body,
+        year=str(p.year or ""),
+        section=p.section_path,
+        chunk_id=p.chunk_id,
+        passage=p.text,
+        url=p.url,
+        strength=p.strength,
+        rec_id=p.rec_id,
+        last_reviewed=p.last_reviewed,
+        unverified=bool(p.unverified),
+    )
+
+
+def _sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
+    return sorted(
+        findings,
+        key=lambda f: (_KIND_ORDER.get(f.kind, 9), f.preference if f.preference is not None else 99),
+    )
+
+
+def number_sources(
+    findings: Sequence[Finding],
+    passages_by_ref: Mapping[str, Sequence[RetrievedPassage]],
+    retrieved: Sequence[RetrievedPassage],
+    *,
+    max_sources: int = 8,
+    per_ref: int = 1,
+) -> tuple[list[Citation], list[Finding]]:
+    """Deduplicate and number the passages: the findings' refs first, then retrieval hits.
+
+    Returns the citations and the findings (same order as given) with ``citations`` set to the numbers
+    of the passages that back them. A finding whose refs found no passage keeps an empty list.
+    """
+    by_chunk: dict[str, int] = {}
+    cites: list[Citation] = []
+
+    def add(p: RetrievedPassage) -> int | None:
+        if p.chunk_id in by_chunk:
+            return by_chunk[p.chunk_id]
+        if len(cites) >= max_sources:
+            return None
+        n = len(cites) + 1
+        by_chunk[p.chunk_id] = n
+        cites.append(citation_from_passage(p, n))
+        return n
+
+    numbers_for: dict[int, list[int]] = {}
+    for f in _sorted_findings(findings):
+        nums: list[int] = []
+        for ref in f.refs:
+            for p in list(passages_by_ref.get(ref, ()))[:per_ref]:
+                n = add(p)
+                if n is not None and n not in nums:
+                    nums.append(n)
+        numbers_for[id(f)] = nums
+    for p in retrieved:
+        add(p)
+    numbered = [f.model_copy(update={"citations": numbers_for.get(id(f), [])}) for f in findings]
+    return cites, numbered
+
+
+_CITE = re.compile(r"\[(\d{1,3})\]")
+
+
+def cited_numbers(text: str) -> list[int]:
+    """Citation numbers in order of first appearance."""
+    seen: list[int] = []
+    for m in _CITE.finditer(text):
+        n = int(m.group(1))
+        if n not in seen:
+            seen.append(n)
+    return seen
+
+
+def cite_marks(numbers: Iterable[int]) -> str:
+    return "".join(f"[{n}]" for n in numbers)
+
+
+def format_source(c: Citation) -> str:
+    """One Sources line: title, body, year, section, strength, last reviewed, unverified marker."""
+    bits = [f"**{c.title}**"]
+    meta = ", ".join(x for x in (c.organisation, c.year) if x)
+    if meta:
+        bits.append(meta)
+    if c.section:
+        bits.append(f"§ {c.section}")
+    if c.rec_id:
+        bits.append(c.rec_id)
+    if c.strength:
+        bits.append(f"strength: {c.strength}")
+    if c.last_reviewed:
+        bits.append(f"last reviewed {c.last_reviewed}")
+    line = " — ".join(bits)
+    if c.url:
+        line += f" <{c.url}>"
+    if c.unverified:
+        line += " **(unverified)**"
+    return f"{c.number}. {line}"
+
+
+def render_sources(citations: Sequence[Citation]) -> str:
+    if not citations:
+        return ""
+    return "## Sources\n\n" + "\n".join(format_source(c) for c in citations)
+
+
+def render_answer(
+    body: str,
+    citations: Sequence[Citation],
+    *,
+    banner: str | None = None,
+    mode_note: str | None = None,
+    follow_ups: Sequence[str] = (),
+    follow_up_heading: str = "Suggested follow-up questions",
+) -> str:
+    """The final Markdown: banner, body, follow-ups, the mode note and the numbered Sources."""
+    parts: list[str] = []
+    if banner:
+        parts.append(f"> **Note:** {banner}")
+    parts.append(body.strip())
+    if follow_ups:
+        parts.append(f"## {follow_up_heading}\n\n" + "\n".join(f"- {q}" for q in follow_ups))
+    if mode_note:
+        parts.append(mode_note)
+    sources = render_sources(citations)
+    if sources:
+        parts.append(sources)
+    return "\n\n".join(p for p in parts if p) + "\n"
