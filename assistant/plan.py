@@ -1,0 +1,47 @@
+"""Findings → the answer plan the generator must follow and the verifier enforces."""
+
+from __future__ import annotations
+
+from assistant.knowledge import Lexicon
+from assistant.models import AnswerPlan, Finding, PatientContext
+
+
+def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | None = None) -> AnswerPlan:
+    """Turn engine findings into must-mention / must-not-recommend / must-warn / should-ask lists.
+
+    `must_mention` keeps the engine's order (preferred first). `must_not_recommend` holds every
+    excluded therapy id that no rule offers, plus — when a lexicon is given — its brand names and
+    synonyms, so the verifier can catch "Pluvicto" as well as `lu177_psma617`. Conflicts (engine
+    findings whose rule id starts with ``CONFLICT:``) are listed separately and also kept as warnings.
+    """
+    offered: list[str] = []
+    for f in findings:
+        if f.kind in ("recommend", "consider") and f.therapy and f.therapy not in offered:
+            offered.append(f.therapy)
+    excluded: list[str] = []
+    for f in findings:
+        if f.kind == "exclude" and f.therapy and f.therapy not in offered and f.therapy not in excluded:
+            excluded.append(f.therapy)
+    must_not: list[str] = list(excluded)
+    if lexicon is not None:
+        offered_names = {n.lower() for t in offered for n in lexicon.names_of(t)}
+        for t in excluded:
+            for name in lexicon.names_of(t):
+                # A name shared with an offered therapy (a regimen component) must stay sayable.
+                if name.lower() not in offered_names and name not in must_not:
+                    must_not.append(name)
+    must_warn = _unique(f.reason for f in findings if f.kind == "warn")
+    should_ask = _unique(f.reason for f in findings if f.kind == "ask")
+    conflicts = _unique(f.reason for f in findings if f.kind == "warn" and f.rule_id.startswith("CONFLICT:"))
+    return AnswerPlan(
+        findings=list(findings),
+        must_mention=offered,
+        must_not_recommend=must_not,
+        must_warn=must_warn,
+        should_ask=should_ask,
+        conflicts=conflicts,
+    )
+
+
+def _unique(items) -> list[str]:
+    return list(dict.fromkeys(i for i in items if i))

@@ -1,0 +1,635 @@
+"""The rule engine: corpus rule records + a PatientContext → typed findings.
+
+Pure and fast (no I/O; a few hundred microseconds for the whole rule set). Conditions use
+three-valued logic: every atom is true, false or unknown (None) per the table in corpus/README.md,
+and `all`/`any`/`not` keep "unknown" unless the answer is already decided. Outcomes:
+
+* therapy rule: scope (`applies_when`) false/unknown → nothing; an exclusion true → `exclude`;
+  progression on the very same therapy → `exclude` (not repeated) unless the rule allows it;
+  `eligible_when` false → `exclude` with `ineligible_reason`; true → `recommend`/`consider`;
+  unknown → `ask` for the facts that would decide it.
+* warning rule: `when` true → `warn`.
+* question rule: `when` true and the `missing` fact unknown → `ask`.
+
+Disagreements (one rule offers a therapy another hard-excludes) are never resolved silently: a
+`warn` names both rules and the exclusion wins for the answer plan.
+"""
+
+from __future__ import annotations
+
+import operator
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from assistant import calculators
+from assistant.knowledge import (
+    VISCERAL_SITES,
+    AskItem,
+    Condition,
+    Knowledge,
+    Lexicon,
+    QuestionRule,
+    Rule,
+    TherapyRule,
+    WarningRule,
+)
+from assistant.models import Finding, PatientContext
+
+Tri = bool | None
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+    "==": operator.eq,
+    "!=": operator.ne,
+}
+
+_LAB_LABELS = {
+    "psa": "PSA",
+    "psadt_months": "PSA doubling time",
+    "egfr": "eGFR",
+    "crcl": "creatinine clearance",
+    "creatinine": "serum creatinine",
+    "testosterone": "serum testosterone (castrate level?)",
+    "hemoglobin": "haemoglobin",
+    "platelets": "platelet count",
+    "anc": "neutrophil count",
+    "potassium": "potassium",
+    "inr": "INR",
+    "ldl": "LDL cholesterol",
+    "hba1c": "HbA1c",
+    "sbp": "blood pressure",
+}
+
+
+def and3(values: Iterable[Tri]) -> Tri:
+    unknown = False
+    for v in values:
+        if v is False:
+            return False
+        if v is None:
+            unknown = True
+    return None if unknown else True
+
+
+def or3(values: Iterable[Tri]) -> Tri:
+    unknown = False
+    for v in values:
+        if v is True:
+            return True
+        if v is None:
+            unknown = True
+    return None if unknown else False
+
+
+def not3(value: Tri) -> Tri:
+    return None if value is None else not value
+
+
+def generic_question(fact: str) -> str:
+    """Plain question for a missing fact when no rule supplies its own wording."""
+    head, _, tail = fact.partition(":")
+    if head == "site":
+        where = {"visceral": "visceral (liver, lung, adrenal)", "lymph_node": "nodal"}.get(
+            tail, tail.replace("_", " ")
+        )
+        return f"Are there {where} metastases?"
+    if head == "lab":
+        return f"What is the latest {_LAB_LABELS.get(tail, tail)}?"
+    if head == "origin":
+        return f"Is the {tail} variant germline or somatic?"
+    if head == "tested":
+        return f"Has {tail} been tested (germline or tumour)?"
+    if head == "comorbidity":
+        return f"Does the patient have {tail.replace('_', ' ')}?"
+    return {
+        "biomarker": "Has germline and tumour genetic testing been done (which genes; germline or somatic)?",
+        "ecog": "What is the performance status (ECOG)?",
+        "age": "How old is the patient?",
+        "weight": "What does the patient weigh?",
+        "sex": "What is the patient's sex?",
+        "pregnant": "Could the patient be pregnant?",
+        "symptomatic": "Is the cancer causing symptoms (for example bone pain)?",
+        "state": "What is the disease state (castration-sensitive or -resistant; metastatic or not)?",
+        "castration": "Is castration maintained (testosterone at castrate level)?",
+    }.get(head, f"Please give: {fact}.")
+
+
+# ------------------------------------------------------------------ the patient, indexed once per evaluation
+@dataclass
+class PatientView:
+    """The context indexed for fast atom lookups (built once per `evaluate`)."""
+
+    ctx: PatientContext
+    lexicon: Lexicon
+    by_status: dict[str, list[str]] = field(default_factory=dict)  # status → therapy ids
+    medications: list[str] = field(default_factory=list)
+    conditions: dict[str, str] = field(
+        default_factory=dict
+    )  # diagnosis/comorbidity id → present/possible/absent
+    calc_cache: dict[str, tuple[float | None, list[str]]] = field(default_factory=dict)
+
+    @classmethod
+    def build(cls, ctx: PatientContext, lexicon: Lexicon) -> PatientView:
+        view = cls(ctx=ctx, lexicon=lexicon)
+        for t in ctx.therapies:
+            view.by_status.setdefault(t.status, []).append(t.therapy)
+        view.medications = list(ctx.medications)
+        for d in ctx.diagnoses:
+            view.conditions[d] = "present"
+        for k, v in ctx.comorbidities.items():
+            # A diagnosis stated outright wins over a weaker comorbidity mention of the same thing.
+            if view.conditions.get(k) != "present":
+                view.conditions[k] = v
+        return view
+
+    def any_match(self, statuses: Iterable[str], tokens: list[str], extra: Iterable[str] = ()) -> bool:
+        ids = [tid for s in statuses for tid in self.by_status.get(s, [])]
+        ids.extend(extra)
+        return any(self.lexicon.matches(tid, tok) for tid in ids for tok in tokens)
+
+    def calc(self, name: str) -> tuple[float | None, list[str]]:
+        if name not in self.calc_cache:
+            self.calc_cache[name] = calculators.CALCULATORS[name](self.ctx)
+        return self.calc_cache[name]
+
+    def site(self, name: str) -> Tri:
+        sites = self.ctx.sites
+        names = [name] + (list(VISCERAL_SITES) if name == "visceral" else [])
+        states = [sites.get(n) for n in names]
+        if "present" in states:
+            return True
+        if name == "visceral":
+            # "No visceral disease" or "bone-only" settles every visceral site at once.
+            if sites.get("visceral") == "absent":
+                return False
+        elif sites.get(name) == "absent":
+            return False
+        return None
+
+    def lab(self, name: str) -> float | None:
+        lab = self.ctx.labs.get(name)
+        if lab is not None and lab.value is not None:
+            return lab.value
+        # Kidney function may be given as creatinine only: compute it rather than ask.
+        if name == "crcl":
+            return self.calc("crcl")[0]
+        if name == "egfr":
+            return self.calc("egfr_ckd_epi_2021")[0]
+        return None
+
+    def fact_unknown(self, fact: str) -> bool:
+        """Is this rule fact missing from the context (used by question rules and `ask_if_unknown`)?"""
+        ctx = self.ctx
+        head, _, tail = fact.partition(":")
+        if head == "biomarker":
+            return not any(
+                b.result != "unknown" for b in ctx.biomarkers if b.name not in ("PSMA-PET", "FDG-PET")
+            )
+        if head == "site":
+            return self.site(tail) is None
+        if head == "lab":
+            return self.lab(tail) is None
+        if head == "origin":
+            hits = [
+                b
+                for b in ctx.biomarkers
+                if b.name == tail and b.result in ("pathogenic", "likely_pathogenic")
+            ]
+            return bool(hits) and all(b.origin == "unknown" for b in hits)
+        if head == "tested":
+            return not any(b.name == tail and b.result != "unknown" for b in ctx.biomarkers)
+        if head == "comorbidity":
+            return self.conditions.get(tail) == "possible"
+        if head == "state":
+            return ctx.disease_state is None
+        if head == "castration":
+            return ctx.castration is None
+        if head == "weight":
+            return ctx.weight_kg is None
+        if head == "pregnant":
+            return ctx.pregnant is None and ctx.sex != "male"
+        value = getattr(ctx, head, None)
+        return value is None
+
+
+# ------------------------------------------------------------------ conditions
+class _Evaluator:
+    """Evaluates conditions for one patient; records which facts made an atom unknown."""
+
+    def __init__(self, view: PatientView) -> None:
+        self.v = view
+        self.unknown: list[str] = []
+
+    def _miss(self, *facts: str) -> None:
+        for f in facts:
+            if f not in self.unknown:
+                self.unknown.append(f)
+
+    def cond(self, c: Condition | None) -> Tri:
+        if c is None:
+            return True
+        return and3(self.atom(k, val) for k, val in c.atoms())
+
+    def atom(self, key: str, value) -> Tri:
+        v, ctx = self.v, self.v.ctx
+        if key == "all":
+            return and3(self.cond(x) for x in value)
+        if key == "any":
+            return or3(self.cond(x) for x in value)
+        if key == "not":
+            return not3(self.cond(value))
+        if key == "state":
+            if ctx.disease_state is None:
+                self._miss("state")
+                return None
+            return ctx.disease_state in value
+        if key in ("diagnosis", "comorbidity"):
+            states = [v.conditions.get(x) for x in value]
+            if "present" in states:
+                return True
+            if "possible" in states:
+                self._miss(*(f"comorbidity:{x}" for x in value if v.conditions.get(x) == "possible"))
+                return None
+            return False
+        if key == "received":
+            return v.any_match(
+                ("progressed", "intolerant", "completed", "ongoing", "received", "stopped"), value
+            )
+        if key == "progressed_on":
+            return v.any_match(("progressed",), value)
+        if key == "current":
+            return v.any_match(("ongoing",), value, extra=v.medications)
+        if key == "planned":
+            return v.any_match(("planned",), value)
+        if key == "intolerant_to":
+            return v.any_match(("intolerant",), value)
+        if key == "allergy":
+            allergies = [a.lower() for a in ctx.allergies]
+            return any(a == x.lower() or v.lexicon.matches(a, x) for a in allergies for x in value)
+        if key == "biomarker":
+            return self._biomarker(value)
+        if key == "tested_negative":
+            results = [b.result for b in ctx.biomarkers if b.name in value]
+            if "negative" in results:
+                return True
+            if any(r in ("pathogenic", "likely_pathogenic", "positive") for r in results):
+                return False
+            self._miss("biomarker")
+            return None
+        if key == "site":
+            res = or3(v.site(s) for s in value)
+            if res is None:
+                self._miss(*(f"site:{s}" for s in value if v.site(s) is None))
+            return res
+        if key == "lab":
+            got = v.lab(value.name)
+            if got is None:
+                self._miss(f"lab:{value.name}")
+                return None
+            return _OPS[value.op](got, value.value)
+        if key in ("age", "ecog", "weight"):
+            got = {"age": ctx.age, "ecog": ctx.ecog, "weight": ctx.weight_kg}[key]
+            if got is None:
+                self._miss(key)
+                return None
+            return _OPS[value.op](float(got), value.value)
+        if key == "sex":
+            if ctx.sex is None:
+                self._miss("sex")
+                return None
+            return ctx.sex == value
+        if key == "pregnant":
+            preg = False if ctx.sex == "male" else ctx.pregnant
+            if preg is None:
+                self._miss("pregnant")
+                return None
+            return preg == value
+        if key == "symptomatic":
+            if ctx.symptomatic is None:
+                self._miss("symptomatic")
+                return None
+            return ctx.symptomatic == value
+        if key == "castration":
+            castrated = ctx.castration is not None or v.any_match(
+                ("ongoing", "completed", "received"), ["orchiectomy"]
+            )
+            if not castrated and ctx.disease_state in ("nmCRPC", "mCRPC"):
+                castrated = True  # CRPC is defined on castrate testosterone
+            if not castrated:
+                self._miss("castration")
+                return None
+            return value is True
+        if key == "calc":
+            return self._calc(value)
+        raise ValueError(f"unknown condition atom {key!r}")  # the loader rejects these; a guard for tests
+
+    def _biomarker(self, spec) -> Tri:
+        ctx = self.v.ctx
+        found = [b for b in self.v.ctx.biomarkers if b.name in spec.genes]
+        origin_unknown: list[str] = []
+        for b in found:
+            if b.result not in spec.results:
+                continue
+            if not spec.origins or b.origin in spec.origins:
+                return True
+            if b.origin == "unknown":
+                origin_unknown.append(b.name)
+        if origin_unknown:
+            self._miss(*(f"origin:{g}" for g in origin_unknown))
+            return None
+        known = [b for b in found if b.result != "unknown"]
+        if known:
+            return False
+        # A broad "HRR panel negative" without gene names is recorded as name "HRR".
+        if any(b.name == "HRR" and b.result == "negative" for b in ctx.biomarkers):
+            return False
+        self._miss("biomarker")
+        return None
+
+    def _calc(self, spec) -> Tri:
+        if spec.name == "apixaban_dose_criteria":
+            low, high = calculators.apixaban_dose_bounds(self.v.ctx)
+            at_low, at_high = _OPS[spec.op](low, spec.value), _OPS[spec.op](high, spec.value)
+            if low == high or at_low == at_high:
+                return at_low
+            self._miss(*self.v.calc(spec.name)[1])
+            return None
+        value, missing = self.v.calc(spec.name)
+        if value is None:
+            self._miss(*missing)
+            return None
+        return _OPS[spec.op](value, spec.value)
+
+
+# ------------------------------------------------------------------ the engine
+_KIND_ORDER = {"recommend": 0, "consider": 1, "exclude": 2, "warn": 3, "ask": 4}
+_SEVERITY_ORDER = {"high": 0, "moderate": 1, "info": 2}
+
+
+def strength_rank(strength: str) -> int:
+    """Rough order of graded strength so stronger recommendations come first among equals."""
+    s = strength.lower()
+    for rank, words in enumerate(
+        (("strong", "category 1", "grade a"), ("fda-approved", "label"), ("moderate", "category 2a", "grade b"),
+         ("conditional", "weak", "category 2b", "grade c"), ("clinical principle",), ("expert opinion",))
+    ):  # fmt: skip
+        if any(w in s for w in words):
+            return rank
+    return 9
+
+
+class RuleEngine:
+    """Evaluates every corpus rule against one patient. Holds no per-patient state."""
+
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.knowledge = knowledge
+        self.lexicon = knowledge.lexicon
+        self.rules: list[Rule] = list(knowledge.rules)
+
+    # -- helpers
+    def _unverified(self, rule: Rule, refs: list[str]) -> bool:
+        return bool(rule.unverified) or self.knowledge.is_unverified(refs)
+
+    def _name(self, therapy: str) -> str:
+        entry = self.lexicon.entries.get(therapy)
+        if entry is not None and entry.names:
+            return entry.names[0]
+        return " + ".join(
+            (
+                self.lexicon.entries[p].names[0]
+                if p in self.lexicon.entries and self.lexicon.entries[p].names
+                else p
+            )
+            for p in therapy.split("+")
+        ).replace("_", " ")
+
+    def _asks(self, rule: Rule, items: list[AskItem], unknown: list[str], view: PatientView) -> list[Finding]:
+        out = []
+        covered: set[str] = set()
+        for item in items:
+            if item.fact in unknown and item.fact not in covered:
+                covered.add(item.fact)
+                out.append(self._ask(rule, item.fact, item.question))
+        for fact in unknown:
+            if fact not in covered and not any(fact.startswith(f"{c}:") for c in covered):
+                covered.add(fact)
+                out.append(self._ask(rule, fact, generic_question(fact)))
+        return out
+
+    def _ask(self, rule: Rule, fact: str, question: str) -> Finding:
+        refs = list(rule.cite)
+        therapy = getattr(rule, "therapy", None)
+        return Finding(
+            rule_id=rule.id,
+            kind="ask",
+            therapy=therapy,
+            title=fact,
+            reason=question,
+            refs=refs,
+            unverified=self._unverified(rule, refs),
+        )
+
+    # -- per rule type
+    def _therapy(self, rule: TherapyRule, view: PatientView) -> list[Finding]:
+        scope = _Evaluator(view)
+        if scope.cond(rule.applies_when) is not True:
+            return []
+        refs = list(rule.cite)
+        hits: list[tuple[str, list[str]]] = []
+        ex_eval = _Evaluator(view)
+        for ex in rule.exclusions:
+            if ex_eval.cond(ex.when) is True:
+                hits.append((ex.reason, ex.cite))
+        if not rule.repeat_after_progression and view.any_match(("progressed",), [rule.therapy]):
+            hits.append(
+                (f"Disease already progressed on {self._name(rule.therapy)}; it is not repeated.", [])
+            )
+        if hits:
+            ex_refs = list(dict.fromkeys(refs + [c for _, cites in hits for c in cites]))
+            return [
+                Finding(
+                    rule_id=rule.id,
+                    kind="exclude",
+                    therapy=rule.therapy,
+                    title=rule.title,
+                    reason=" ".join(reason.strip() for reason, _ in hits),
+                    strength=rule.strength,
+                    preference=rule.preference,
+                    refs=ex_refs,
+                    unverified=self._unverified(rule, ex_refs),
+                )
+            ]
+        elig = _Evaluator(view)
+        eligible = elig.cond(rule.eligible_when)
+        if eligible is False:
+            return [
+                Finding(
+                    rule_id=rule.id,
+                    kind="exclude",
+                    therapy=rule.therapy,
+                    title=rule.title,
+                    reason=rule.ineligible_reason.strip(),
+                    strength=rule.strength,
+                    preference=rule.preference,
+                    refs=refs,
+                    unverified=self._unverified(rule, refs),
+                    # Marked so conflict handling can tell "not this pathway" from "must not give".
+                    severity="ineligible",
+                )
+            ]
+        if eligible is None:
+            return self._asks(rule, rule.ask_if_unknown, elig.unknown + ex_eval.unknown, view)
+        found = Finding(
+            rule_id=rule.id,
+            kind=rule.finding,
+            therapy=rule.therapy,
+            title=rule.title,
+            reason=rule.reason.strip(),
+            strength=rule.strength,
+            preference=rule.preference,
+            refs=refs,
+            unverified=self._unverified(rule, refs),
+        )
+        # Eligible, but an exclusion could not be ruled out: offer it and ask what would exclude it.
+        return [found, *self._asks(rule, rule.ask_if_unknown, ex_eval.unknown, view)]
+
+    def _warning(self, rule: WarningRule, view: PatientView) -> list[Finding]:
+        ev = _Evaluator(view)
+        res = ev.cond(rule.when)
+        if res is True:
+            refs = list(rule.cite)
+            return [
+                Finding(
+                    rule_id=rule.id,
+                    kind="warn",
+                    therapy=rule.therapy,
+                    title=rule.title,
+                    reason=rule.message.strip(),
+                    severity=rule.severity,
+                    refs=refs,
+                    unverified=self._unverified(rule, refs),
+                )
+            ]
+        if res is None and rule.ask_if_unknown:
+            return self._asks(rule, rule.ask_if_unknown, ev.unknown, view)
+        return []
+
+    def _question(self, rule: QuestionRule, view: PatientView) -> list[Finding]:
+        if _Evaluator(view).cond(rule.when) is not True or not view.fact_unknown(rule.missing):
+            return []
+        return [self._ask(rule, rule.missing, rule.question)]
+
+    # -- public
+    def evaluate(self, ctx: PatientContext) -> list[Finding]:
+        view = PatientView.build(ctx, self.lexicon)
+        raw: list[Finding] = []
+        for rule in self.rules:
+            if isinstance(rule, TherapyRule):
+                raw.extend(self._therapy(rule, view))
+            elif isinstance(rule, WarningRule):
+                raw.extend(self._warning(rule, view))
+            else:
+                raw.extend(self._question(rule, view))
+        return _finalise(raw, self._name)
+
+
+def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:
+    """Resolve overlaps between rules: dedupe asks, drop redundant ineligibility, surface conflicts, sort."""
+    offered = {f.therapy for f in raw if f.kind in ("recommend", "consider") and f.therapy}
+    hard_excluded = {
+        f.therapy for f in raw if f.kind == "exclude" and f.severity != "ineligible" and f.therapy
+    }
+    out: list[Finding] = []
+    for f in raw:
+        if f.kind == "exclude" and f.severity == "ineligible" and f.therapy in offered:
+            continue  # another indication of the same therapy fits; this pathway's prerequisites don't matter
+        out.append(f.model_copy(update={"severity": None}) if f.severity == "ineligible" else f)
+    conflicts: list[Finding] = []
+    for therapy in sorted(offered & hard_excluded):
+        pro = [f for f in out if f.therapy == therapy and f.kind in ("recommend", "consider")]
+        con = [f for f in out if f.therapy == therapy and f.kind == "exclude"]
+        refs = list(dict.fromkeys(r for f in pro + con for r in f.refs))
+        conflicts.append(
+            Finding(
+                rule_id="CONFLICT:" + therapy,
+                kind="warn",
+                therapy=therapy,
+                title=f"Rules disagree on {name(therapy)}",
+                reason=(
+                    f"{', '.join(f.rule_id for f in pro)} would offer {name(therapy)} but "
+                    f"{', '.join(f.rule_id for f in con)} excludes it ({con[0].reason}); treated as excluded "
+                    "until a clinician reviews it."
+                ),
+                severity="high",
+                refs=refs,
+                unverified=any(f.unverified for f in pro + con),
+            )
+        )
+        # The exclusion wins: the offer is withdrawn from the findings the plan is built from.
+        out = [f for f in out if not (f.therapy == therapy and f.kind in ("recommend", "consider"))]
+    out.extend(conflicts)
+    # Asks: one per fact (or identical wording), refs merged.
+    asks: dict[str, Finding] = {}
+    rest: list[Finding] = []
+    for f in out:
+        if f.kind != "ask":
+            rest.append(f)
+            continue
+        key = f.title or f.reason.lower()
+        if key in asks:
+            prev = asks[key]
+            asks[key] = prev.model_copy(update={"refs": list(dict.fromkeys(prev.refs + f.refs))})
+        else:
+            asks[key] = f
+    # Never ask for a fact that only matters to therapies already excluded for this patient.
+    excluded_only = {f.therapy for f in rest if f.kind == "exclude"} - {
+        f.therapy for f in rest if f.kind in ("recommend", "consider")
+    }
+    ask_list = [a for a in asks.values() if not (a.therapy and a.therapy in excluded_only)]
+
+    def key(f: Finding) -> tuple:
+        order = _KIND_ORDER[f.kind]
+        if f.kind in ("recommend", "consider"):
+            return (0, f.preference if f.preference is not None else 99, order, strength_rank(f.strength))
+        if f.kind == "warn":
+            return (order, _SEVERITY_ORDER.get(f.severity or "", 3))
+        return (order, 0)
+
+    ordered = sorted(rest, key=key)  # stable: rule-file order breaks ties
+    return ordered + ask_list
+
+
+@dataclass
+class BenchResult:
+    rules: int
+    patients: int
+    runs: int
+    mean_ms: float
+    p95_ms: float
+    max_ms: float
+
+
+def benchmark(knowledge: Knowledge, contexts: list[PatientContext], repeat: int = 50) -> BenchResult:
+    """Time `evaluate` over the given patients (after one warm-up pass that imports the calculators)."""
+    engine = RuleEngine(knowledge)
+    for ctx in contexts:
+        engine.evaluate(ctx)
+    times: list[float] = []
+    for _ in range(repeat):
+        for ctx in contexts:
+            t0 = time.perf_counter()
+            engine.evaluate(ctx)
+            times.append((time.perf_counter() - t0) * 1000)
+    times.sort()
+    return BenchResult(
+        rules=len(engine.rules),
+        patients=len(contexts),
+        runs=len(times),
+        mean_ms=sum(times) / len(times) if times else 0.0,
+        p95_ms=times[int(0.95 * (len(times) - 1))] if times else 0.0,
+        max_ms=times[-1] if times else 0.0,
+    )
