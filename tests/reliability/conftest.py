@@ -1,0 +1,195 @@
+"""Reliability fixtures: bad-file factories, a stub OpenAI-compatible server, a real `chroma run` server."""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HERE = Path(__file__).resolve().parent
+PY = sys.executable
+CHROMA = Path(PY).with_name("chroma")
+
+
+def _load_sibling(name: str):
+    """Test helpers beside this file (pytest runs with --import-mode=importlib: no package imports)."""
+    spec = importlib.util.spec_from_file_location(f"_reliability_{name}", HERE / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+stub_llm = _load_sibling("stub_llm")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def child_env(**extra: str) -> dict[str, str]:
+    """Environment for subprocesses: offline, no telemetry, no GUIDERAIL_* leaking in from the caller."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("GUIDERAIL_")}
+    env.update(
+        HF_HUB_OFFLINE="1",
+        TRANSFORMERS_OFFLINE="1",
+        GRADIO_ANALYTICS_ENABLED="False",
+        ANONYMIZED_TELEMETRY="False",
+        PYTHONUNBUFFERED="1",
+        PYTHONPATH=str(ROOT),
+    )
+    env.update(extra)
+    return env
+
+
+# ---------------------------------------------------------------- stub LLM
+@pytest.fixture(scope="session")
+def stub_server() -> Iterator[object]:
+    server = stub_llm.StubServer().start()
+    yield server
+    server.shutdown()
+    server.server_close()
+
+
+# ---------------------------------------------------------------- Chroma server
+class ChromaServer:
+    """`chroma run` on 127.0.0.1 that a test can stop and start again on the same port and data."""
+
+    def __init__(self, path: Path, port: int | None = None) -> None:
+        self.path, self.port = path, port or free_port()
+        self.proc: subprocess.Popen | None = None
+        self.log = path.parent / f"chroma-{self.port}.log"
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self, timeout: float = 60.0) -> ChromaServer:
+        if shutil.which(str(CHROMA)) is None:
+            pytest.skip(f"chroma CLI not found at {CHROMA}")
+        self.path.mkdir(parents=True, exist_ok=True)
+        with open(self.log, "ab") as log:
+            self.proc = subprocess.Popen(
+                [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                env=child_env(),
+                start_new_session=True,
+            )
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"chroma run exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1.0).status_code == 200:
+                    return self
+            time.sleep(0.2)
+        self.stop()
+        raise RuntimeError(f"chroma run did not answer within {timeout} s")
+
+    def stop(self) -> None:
+        if self.proc is not None and self.proc.poll() is None:
+            # by PID (and its own session), never by name: other engineers run servers on this machine
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+                self.proc.wait(5)
+        self.proc = None
+
+
+@pytest.fixture
+def chroma_server(tmp_path: Path) -> Iterator[ChromaServer]:
+    server = ChromaServer(tmp_path / "chroma-data").start()
+    yield server
+    server.stop()
+
+
+# ---------------------------------------------------------------- bad files
+def make_text_pdf(path: Path, paragraphs: list[str], *, title: str = "Test guideline", user_password: str | None = None) -> Path:
+    from fpdf import FPDF
+
+    pdf = FPDF()
+    if user_password is not None:
+        pdf.set_encryption(owner_password="owner-secret", user_password=user_password)
+    pdf.add_page()
+    pdf.set_font("helvetica", "B", 16)
+    pdf.multi_cell(0, 10, title, new_x="LMARGIN", new_y="NEXT")
+    pdf.set_font("helvetica", size=11)
+    for para in paragraphs:
+        pdf.multi_cell(0, 6, para, new_x="LMARGIN", new_y="NEXT")
+        pdf.ln(3)
+    pdf.output(str(path))
+    return path
+
+
+def make_image_only_pdf(path: Path) -> Path:
+    """A 'scanned' page: one raster image, no text layer at all."""
+    from fpdf import FPDF
+    from PIL import Image, ImageDraw
+
+    img = Image.new("RGB", (800, 400), "white")
+    draw = ImageDraw.Draw(img)
+    for y in range(40, 360, 24):  # lines that look like text to a human, not to a parser
+        draw.rectangle([40, y, 760, y + 10], fill="black")
+    pdf = FPDF()
+    pdf.add_page()
+    pdf.image(img, x=10, y=10, w=190)
+    pdf.output(str(path))
+    return path
+
+
+GOOD_MD = """---
+id: {doc_id}
+kind: guideline
+title: {title}
+issuing_bodies: [TESTORG]
+year: 2024
+url: https://example.org/{doc_id}
+last_reviewed: 2026-11-01
+---
+# {title}
+
+## Scope
+This test guideline about {topic} covers adults and explains monitoring intervals in plain words.
+
+## Recommendation
+Clinicians should review {topic} every three months and document the outcome of each review.
+"""
+
+
+def good_markdown(doc_id: str, topic: str, title: str | None = None) -> str:
+    return GOOD_MD.format(doc_id=doc_id, topic=topic, title=title or f"Guideline on {topic}")
+
+
+@pytest.fixture(scope="session")
+def helpers():
+    """The factories above, for test modules (conftest is not importable under importlib mode)."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(
+        make_text_pdf=make_text_pdf,
+        make_image_only_pdf=make_image_only_pdf,
+        good_markdown=good_markdown,
+        free_port=free_port,
+        child_env=child_env,
+        ChromaServer=ChromaServer,
+        stub_llm=stub_llm,
+        ROOT=ROOT,
+        PY=PY,
+    )
