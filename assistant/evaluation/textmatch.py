@@ -1,0 +1,139 @@
+"""Pure text helpers for scoring answers: normalisation, phrase matching, sentences/clauses, negation cues.
+
+The heuristics here are documented (with their known failure modes) in eval/README.md; keep the two in step.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import dataclass
+
+_CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
+_NON_WORD = re.compile(r"[^0-9a-z]+")
+_SENT_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9*_])")
+_ABBREV = re.compile(r"\b(e\.g|i\.e|vs|etc|approx|dr|no|fig|cf)\.\s", re.IGNORECASE)
+# clause boundaries: punctuation and the conjunctions that usually start a new proposition
+_CLAUSE_SPLIT = re.compile(
+    r"[,;:()\u2014\u2013]|\s-\s|\b(?:but|although|though|however|whereas|while|since|because|unless|except|"
+    r"and then)\b",
+    re.IGNORECASE,
+)
+_HEADING = re.compile(r"^\s{0,3}(#{1,6}\s+|\*\*[^*]+\*\*\s*:?\s*$|__[^_]+__\s*:?\s*$)")
+
+# Words that negate or rule out whatever their clause mentions. Multi-word cues are matched as phrases
+# on normalised text; single words with word boundaries.
+NEGATION_CUES: tuple[str, ...] = (
+    "not", "no", "never", "none", "neither", "nor", "cannot", "cant", "dont", "doesnt", "isnt", "arent",
+    "shouldnt", "wont", "avoid", "avoided", "contraindicated", "contraindication", "excluded", "exclude",
+    "ineligible", "not eligible", "not recommended", "not indicated", "do not", "does not", "should not",
+    "must not", "rather than", "instead of", "without", "outdated", "obsolete", "no longer", "unsafe",
+    "against", "stop", "discontinue", "withhold", "ruled out", "rules out", "lacks", "lack of",
+    "insufficient", "not supported", "no evidence", "not approved", "off label",
+)
+# Words just before a therapy name that mark it as history, not a recommendation
+HISTORY_CUES: tuple[str, ...] = (
+    "after", "prior", "previous", "previously", "progressed on", "progressed after", "progression on",
+    "progression after", "progressing on", "failed", "failure of", "following", "post", "received",
+    "already", "despite", "beyond", "history of", "exposure to", "pretreated with", "treated with",
+    "refractory to", "resistant to", "while on", "during treatment with", "on prior", "pretreatment with",
+)
+EXCLUSION_HEADING_CUES: tuple[str, ...] = (
+    "not recommended", "avoid", "excluded", "exclude", "contraindicated", "ruled out", "do not",
+    "not appropriate", "not eligible", "ineligible", "pitfalls", "what not to", "not indicated",
+)
+
+
+def normalize(text: str) -> str:
+    """Lower-case, strip accents, citation markers and punctuation; collapse whitespace."""
+    text = _CITE.sub(" ", text)
+    text = unicodedata.normalize("NFKD", text)
+    text = "".join(c for c in text if not unicodedata.combining(c))
+    text = text.lower().replace("'", "").replace("\u2019", "")
+    return " ".join(_NON_WORD.sub(" ", text).split())
+
+
+def contains_phrase(norm_text: str, phrase: str) -> bool:
+    """Whole-word phrase match on normalised text (`norm_text` must come from `normalize`)."""
+    p = normalize(phrase)
+    return bool(p) and f" {p} " in f" {norm_text} "
+
+
+def phrase_positions(norm_text: str, phrase: str) -> list[int]:
+    """Token offsets where the normalised phrase starts in the normalised text."""
+    p = normalize(phrase).split()
+    toks = norm_text.split()
+    if not p:
+        return []
+    return [i for i in range(len(toks) - len(p) + 1) if toks[i : i + len(p)] == p]
+
+
+def any_phrase(norm_text: str, phrases: list[str] | tuple[str, ...]) -> bool:
+    return any(contains_phrase(norm_text, p) for p in phrases)
+
+
+def citation_markers(text: str) -> list[int]:
+    """Every citation number used in the text: [1], [1, 2], [1-3], [2][3]."""
+    out: list[int] = []
+    for m in _CITE.finditer(text):
+        for part in re.split(r"\s*[,;]\s*", m.group(1)):
+            if re.fullmatch(r"\d+\s*[–-]\s*\d+", part):
+                a, b = (int(x) for x in re.split(r"\s*[–-]\s*", part))
+                if 0 < b - a < 50:
+                    out.extend(range(a, b + 1))
+                    continue
+            out.extend(int(x) for x in re.findall(r"\d+", part))
+    return out
+
+
+@dataclass(frozen=True)
+class Sentence:
+    text: str  # original text
+    norm: str  # normalised text
+    clauses: tuple[str, ...]  # normalised clauses
+    excluded_section: bool  # under a heading such as "Not recommended" / "Avoid"
+
+
+def sentences(markdown: str) -> list[Sentence]:
+    """Split an answer into sentences: each line (bullets, headings) separately, then on sentence ends."""
+    out: list[Sentence] = []
+    excluded = False
+    for raw_line in markdown.splitlines():
+        line = raw_line.strip()
+        if not line:
+            continue
+        if _HEADING.match(line):
+            # a heading opens a section; an exclusion heading marks everything under it as ruled out
+            excluded = any_phrase(normalize(line), EXCLUSION_HEADING_CUES)
+        line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
+        protected = _ABBREV.sub(lambda m: m.group(0).replace(". ", "\x00 "), line)
+        for part in _SENT_END.split(protected):
+            part = part.replace("\x00", ".").strip()
+            norm = normalize(part)
+            if not norm:
+                continue
+            clauses = tuple(c for c in (normalize(x) for x in _CLAUSE_SPLIT.split(part) if x) if c)
+            out.append(Sentence(part, norm, clauses or (norm,), excluded))
+    return out
+
+
+def clause_negated(norm_clause: str) -> bool:
+    return any_phrase(norm_clause, NEGATION_CUES)
+
+
+def phrase_asserted(sentence: Sentence, phrase: str) -> bool:
+    """True when the phrase occurs in a clause of this sentence that carries no negation cue."""
+    if sentence.excluded_section or not contains_phrase(sentence.norm, phrase):
+        return False
+    hit_clauses = [c for c in sentence.clauses if contains_phrase(c, phrase)]
+    if not hit_clauses:
+        # the phrase spans a clause boundary: judge the whole sentence
+        return not clause_negated(sentence.norm)
+    return any(not clause_negated(c) for c in hit_clauses)
+
+
+def preceded_by_history(norm_clause: str, start: int, window: int = 4) -> bool:
+    """True when a history cue ends within `window` tokens before token `start`."""
+    toks = norm_clause.split()
+    before = " ".join(toks[max(0, start - window) : start])
+    return any_phrase(before, HISTORY_CUES)
