@@ -31,6 +31,14 @@ class RetrievedPassage(_Record):
     score: float = Field(0.0, description="Fused relevance score (higher is better).")
     dense_rank: int | None = None
     bm25_rank: int | None = None
+    # added by retrieval (optional; callers may ignore them)
+    relevance: float = Field(
+        0.0, description="Calibrated 0–1 relevance (max of dense cosine and idf-weighted query-term coverage)."
+    )
+    dense_score: float | None = Field(None, description="Cosine similarity of query and passage (MiniLM).")
+    bm25_score: float | None = Field(None, description="BM25 score when the keyword retriever found it.")
+    slug: str = ""
+    population: str = ""
 
 
 # ---------------------------------------------------------------- patient context
