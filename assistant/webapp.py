@@ -1,0 +1,330 @@
+"""The Gradio app: layout and wiring only. Handlers live in ``webapp_session`` and renderers in
+``webapp_render``; each event makes at most one pipeline call.
+
+- Per-session state is a ``ChatSession`` in ``gr.State`` (created on the first event of a session).
+- The assistant is built once, lazily, by the factory given (``build_assistant`` in production) and
+  shared: it holds the index and the model, not conversation state.
+- Answering events share one queue concurrency group whose limit depends on the backend (one local
+  model process cannot decode two answers at once).
+- GuideRail errors become ``gr.Warning`` toasts; nothing shows a traceback (``show_error=False``).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import tempfile
+import threading
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+from assistant import webapp_render as R
+from assistant import webapp_session as S
+from assistant.errors import GuideRailError
+from assistant.settings import Settings
+
+log = logging.getLogger("guiderail.webapp")
+
+AssistantFactory = Callable[[Settings], S.AssistantLike]
+
+# One local GGUF model decodes one answer at a time; a server or the rules-only composer can overlap.
+CONCURRENCY = {"local": 1, "openai": 4, "none": 8}
+
+_CSS = """
+#gr-disclaimer .gr-disclaimer{background:#f5f7fb;border-left:4px solid #4a6fa5;padding:6px 10px;font-size:.9em;color:#1f2d3d}
+.gr-status{display:flex;flex-wrap:wrap;gap:10px;align-items:center;font-size:.9em}
+.gr-backend{background:#eef3ee;border:1px solid #9bb59b;border-radius:10px;padding:1px 9px;color:#1d3b1d}
+.gr-mode{color:#555}
+.gr-banner{flex-basis:100%;background:#fff4e0;border:1px solid #e0a030;border-radius:6px;padding:6px 10px;color:#5a3b00;font-weight:600}
+.gr-abstain{flex-basis:100%;background:#f3f0ff;border:1px solid #9a8ad0;border-radius:6px;padding:6px 10px}
+.gr-empty{color:#777;font-style:italic;font-size:.9em}
+.gr-sources{max-height:640px;overflow-y:auto}
+.gr-src{border:1px solid #d8dde6;border-radius:6px;padding:6px 9px;margin:0 0 8px 0;background:#fff;color:#1f2d3d}
+.gr-src summary{cursor:pointer}
+.gr-src.gr-flash{outline:3px solid #f0b429;transition:outline .2s}
+.gr-num{font-weight:700;color:#2b5797}
+.gr-meta,.gr-chunk,.gr-fmeta{font-size:.82em;color:#555;margin-top:2px}
+.gr-passage{margin:6px 0;padding:4px 8px;border-left:3px solid #c9d3e3;font-size:.88em;white-space:pre-wrap}
+.gr-passage mark{background:#fff1a8;color:inherit}
+.gr-badge{font-size:.75em;border-radius:8px;padding:0 6px;margin-left:4px;font-weight:600}
+.gr-unverified{background:#fde2e1;color:#8a1c1c;border:1px solid #e6a1a1}
+.gr-outdated{background:#fff0d6;color:#7a4b00;border:1px solid #e3b766}
+#gr-rules ul.gr-findings{list-style:none !important;padding:0 !important;margin:0 !important}
+#gr-rules li.gr-finding{list-style:none !important;margin-left:0 !important}
+.gr-finding{border-radius:6px;padding:5px 8px;margin:0 0 6px 0;font-size:.9em;color:#1f2d3d}
+.gr-kind{display:inline-block;min-width:92px;font-weight:700;text-transform:uppercase;font-size:.78em}
+.gr-recommend{background:#e9f6ec;border-left:4px solid #2e8b57}
+.gr-consider{background:#eaf2fb;border-left:4px solid #3b78c2}
+.gr-exclude{background:#fdecec;border-left:4px solid #c0392b}
+.gr-warn{background:#fff6e0;border-left:4px solid #e0a030}
+.gr-ask{background:#f3f0ff;border-left:4px solid #7d6bc4}
+.gr-nocite{color:#999;font-size:.85em}
+a.gr-cite{text-decoration:none;font-weight:600}
+.gr-context{border-collapse:collapse;font-size:.9em;width:100%}
+#gr-context table.gr-context th,#gr-context table.gr-context td{border:none !important;border-bottom:1px solid #e6e9ef !important;padding:3px 6px !important}
+.gr-context th{text-align:left;padding:2px 8px 2px 0;color:#555;font-weight:600;white-space:nowrap;vertical-align:top}
+.gr-context td{padding:2px 0}
+.gr-fixes{font-size:.85em;margin-top:6px;color:#5a3b00}
+"""
+
+# Citation links ([n] in the answer and in the rule panel) open and scroll to the source card. One
+# document-level listener (installed once) so links rendered later by the Chatbot are covered too.
+_CLICK_JS = f"""
+if (!window.__guiderailCites) {{
+  window.__guiderailCites = true;
+  document.addEventListener('click', function (ev) {{
+    const a = ev.target && ev.target.closest ? ev.target.closest('a[href*="#{R.ANCHOR_PREFIX}"]') : null;
+    if (!a) return;
+    const id = a.getAttribute('href').split('#').pop();
+    const card = document.getElementById(id);
+    if (!card) return;
+    ev.preventDefault();
+    ev.stopPropagation();
+    card.open = true;
+    card.scrollIntoView({{behavior: 'smooth', block: 'center'}});
+    card.classList.add('gr-flash');
+    setTimeout(function () {{ card.classList.remove('gr-flash'); }}, 1600);
+  }}, true);
+}}
+"""
+
+
+class _AssistantHolder:
+    """Builds the shared assistant on first use (index + model load are slow; the page must not wait)."""
+
+    def __init__(self, factory: AssistantFactory, settings: Settings) -> None:
+        self._factory = factory
+        self._settings = settings
+        self._lock = threading.Lock()
+        self._assistant: S.AssistantLike | None = None
+
+    def get(self) -> S.AssistantLike:
+        with self._lock:
+            if self._assistant is None:
+                self._assistant = self._factory(self._settings)
+            return self._assistant
+
+
+def _settings_summary(settings: Settings) -> dict[str, Any]:
+    """What the audit needs to reproduce an answer; no secrets (the API key is never exported)."""
+    return {
+        "llm": settings.llm,
+        "openai_base_url": settings.openai_base_url if settings.llm == "openai" else None,
+        "openai_model": settings.openai_model if settings.llm == "openai" else None,
+        "model_path": str(settings.model_path) if settings.model_path else None,
+        "embedding_model": settings.embedding_model,
+        "collection": settings.collection,
+        "index": settings.chroma_url or str(settings.index_dir),
+        "top_k": settings.top_k,
+        "min_relevance": settings.min_relevance,
+    }
+
+
+def _app_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("guiderail")
+    except Exception:
+        return "unknown"
+
+
+def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
+    """The chat app as a ``gr.Blocks`` (queued); ``launch(settings)`` serves it."""
+    os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
+    import gradio as gr
+
+    holder = _AssistantHolder(assistant_factory, settings)
+    backend = settings.llm
+    max_chars = settings.max_question_chars
+    export_dir = Path(tempfile.mkdtemp(prefix="guiderail-exports-"))
+    empty = S.view_of(S.ChatSession(), backend)
+
+    def outputs_of(view: S.View, session: S.ChatSession) -> tuple[Any, ...]:
+        if view.warning:
+            gr.Warning(view.warning)
+        buttons = tuple(gr.Button(value=q or " ", visible=bool(q)) for q in view.follow_ups)
+        box = gr.skip() if view.question_box is None else view.question_box
+        return (session, view.chat, view.sources, view.rules, view.context, view.context_json, view.status, *buttons, box)
+
+    def run(make: Callable[[S.AssistantLike, S.ChatSession], Iterator[S.View]], session: S.ChatSession | None):
+        session = session or S.ChatSession()
+        try:
+            assistant = holder.get()
+        except GuideRailError as exc:
+            yield outputs_of(S.view_of(session, backend, warning=f"The assistant is not ready: {exc}"), session)
+            return
+        except Exception:
+            log.exception("building the assistant failed")
+            yield outputs_of(S.view_of(session, backend, warning="The assistant could not start; see the server log."), session)
+            return
+        for view in make(assistant, session):
+            yield outputs_of(view, session)
+
+    def on_ask(question: str, audience: str, session: S.ChatSession | None):
+        yield from run(
+            lambda a, s: S.stream_answer(
+                a, s, question, configured_backend=backend, audience=audience, context=s.current_context(), max_chars=max_chars
+            ),
+            session,
+        )
+
+    def on_correct(context_text: str, added: str, audience: str, session: S.ChatSession | None):
+        yield from run(
+            lambda a, s: S.recompute(
+                a, s, context_text, added, configured_backend=backend, audience=audience, max_chars=max_chars
+            ),
+            session,
+        )
+
+    def on_audience(audience: str, session: S.ChatSession | None):
+        yield from run(lambda a, s: S.reword(a, s, audience, configured_backend=backend, max_chars=max_chars), session)
+
+    def on_new_chat(_session: S.ChatSession | None):
+        fresh = S.ChatSession()
+        hidden = gr.File(value=None, visible=False)
+        return (*outputs_of(S.view_of(fresh, backend), fresh)[:-1], "", hidden, hidden, "")
+
+    def on_export_md(session: S.ChatSession | None):
+        try:
+            return gr.File(value=str(S.export_markdown(session or S.ChatSession(), export_dir)), visible=True)
+        except GuideRailError as exc:
+            gr.Warning(str(exc))
+            return gr.File(value=None, visible=False)
+
+    def on_export_audit(session: S.ChatSession | None):
+        try:
+            path = S.export_audit(
+                session or S.ChatSession(),
+                export_dir,
+                app_version=_app_version(),
+                settings_summary=_settings_summary(settings),
+            )
+            return gr.File(value=str(path), visible=True)
+        except GuideRailError as exc:
+            gr.Warning(str(exc))
+            return gr.File(value=None, visible=False)
+
+    with gr.Blocks(title="GuideRail", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        gr.HTML(
+            f"<style>{_CSS}</style><div class='gr-disclaimer'><b>Clinical decision support.</b> {R.esc(R.DISCLAIMER)}</div>",
+            elem_id="gr-disclaimer",
+            js_on_load=_CLICK_JS,
+        )
+        status = gr.HTML(empty.status, elem_id="gr-status")
+        state = gr.State(None)
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=420):
+                chat = gr.Chatbot(
+                    label="GuideRail",
+                    elem_id="gr-chat",
+                    height=600,
+                    sanitize_html=True,
+                    allow_tags=False,
+                    latex_delimiters=[],
+                    render_markdown=True,
+                    feedback_options=None,
+                    buttons=["copy"],
+                    placeholder="Describe the patient and ask a question. Every claim in the answer is cited "
+                    "to a guideline passage; the rule checks and sources appear on the right.",
+                )
+                with gr.Row():
+                    question = gr.Textbox(
+                        show_label=False,
+                        placeholder="e.g. mCRPC with a CHEK2 mutation, PSA rising on Lu-177-PSMA after docetaxel "
+                        "and abiraterone — what are the options?",
+                        lines=3,
+                        max_lines=12,
+                        scale=5,
+                        elem_id="gr-question",
+                    )
+                    send = gr.Button("Ask", variant="primary", scale=1, elem_id="gr-send")
+                with gr.Row():
+                    follow = [
+                        gr.Button(" ", visible=False, size="sm", elem_id=f"gr-followup-{i}", elem_classes=["gr-followup"])
+                        for i in range(3)
+                    ]
+                with gr.Row():
+                    audience = gr.Radio(
+                        ["clinician", "patient"], value=settings.audience, label="Wording for", elem_id="gr-audience"
+                    )
+                    new_chat = gr.Button("New chat", elem_id="gr-new-chat")
+                with gr.Row():
+                    export_md = gr.Button("Export conversation (Markdown)", size="sm", elem_id="gr-export-md")
+                    export_json = gr.Button("Export audit record (JSON)", size="sm", elem_id="gr-export-audit")
+                with gr.Row():
+                    md_file = gr.File(label="Conversation", interactive=False, visible=False, elem_id="gr-md-file")
+                    audit_file = gr.File(label="Audit record", interactive=False, visible=False, elem_id="gr-audit-file")
+            with gr.Column(scale=2, min_width=360):
+                gr.Markdown("### Rule checks")
+                rules = gr.HTML(empty.rules, elem_id="gr-rules")
+                gr.Markdown("### Patient context")
+                context = gr.HTML(empty.context, elem_id="gr-context")
+                with gr.Accordion("Correct or add a patient fact", open=False, elem_id="gr-correct"):
+                    added = gr.Textbox(
+                        label="Add or correct a fact in words",
+                        placeholder="e.g. germline BRCA2 pathogenic variant; ECOG 1; no visceral metastases",
+                        elem_id="gr-added-fact",
+                    )
+                    context_json = gr.Code(
+                        value=empty.context_json,
+                        language="json",
+                        interactive=True,
+                        label="Extracted facts (edit to correct)",
+                        lines=6,
+                        max_lines=24,
+                        elem_id="gr-context-json",
+                    )
+                    recompute = gr.Button("Apply and recompute the answer", variant="primary", elem_id="gr-recompute")
+                gr.Markdown("### Sources")
+                sources = gr.HTML(empty.sources, elem_id="gr-sources")
+
+        outs = [state, chat, sources, rules, context, context_json, status, *follow, question]
+        answer_opts: dict[str, Any] = {
+            "concurrency_limit": CONCURRENCY.get(backend, 1),
+            "concurrency_id": "answer",
+            "show_progress": "minimal",
+        }
+        send.click(on_ask, [question, audience, state], outs, api_name="ask", **answer_opts)
+        question.submit(on_ask, [question, audience, state], outs, api_visibility="private", **answer_opts)
+        for i, btn in enumerate(follow, 1):
+            btn.click(on_ask, [btn, audience, state], outs, api_name=f"follow_up_{i}", **answer_opts)
+        recompute.click(on_correct, [context_json, added, audience, state], outs, api_name="correct_context", **answer_opts)
+        audience.input(on_audience, [audience, state], outs, api_name="set_audience", **answer_opts)
+        new_chat.click(on_new_chat, [state], [*outs, md_file, audit_file, added], api_name="new_chat")
+        export_md.click(on_export_md, [state], md_file, api_name="export_markdown")
+        export_json.click(on_export_audit, [state], audit_file, api_name="export_audit")
+    demo.queue(default_concurrency_limit=CONCURRENCY.get(backend, 1))
+    demo.guiderail_holder = holder  # launch() warms it up in the background
+    return demo
+
+
+def _warm(holder: _AssistantHolder) -> None:
+    """Load the index and model before the first question; a failure is reported again on first use."""
+    try:
+        holder.get()
+    except Exception as exc:
+        log.warning("assistant warm-up failed (will retry on the first question): %s", exc)
+
+
+def launch(settings: Settings, *, assistant_factory: AssistantFactory | None = None, block: bool = True) -> Any:
+    """Serve the app on settings.host:settings.port (127.0.0.1 by default), analytics off, no share link."""
+    if assistant_factory is None:
+        from assistant.pipeline import build_assistant
+
+        assistant_factory = build_assistant
+    demo = build_app(assistant_factory, settings)
+    threading.Thread(target=_warm, args=(demo.guiderail_holder,), name="guiderail-warm", daemon=True).start()
+    demo.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=False,
+        show_error=False,
+        ssr_mode=False,
+        mcp_server=False,
+        pwa=False,
+        quiet=False,
+        prevent_thread_lock=not block,
+    )
+    return demo
