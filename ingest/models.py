@@ -30,6 +30,7 @@ class Document:
     meta: DocumentMeta
     text: str
     content_hash: str
+    body_first_line: int = 1  # file line where `text` starts (after front matter), for section line numbers
 
 
 @dataclass(frozen=True)

@@ -1,0 +1,543 @@
+"""The index: a Chroma collection (Persistent or Http) + a BM25 sidecar + a JSON manifest.
+
+Layout of a local index folder (`settings.index_dir`):
+
+    chroma/                 Chroma PersistentClient data (omitted when a Chroma server is used)
+    manifest.json           {"embedder", "chunking", "generation", "docs": {doc_id: {hash, chunk_ids, path, pack, title}}}
+    bm25-<generation>/      bm25s index + catalog.json (text + metadata of every live chunk, in index order)
+
+With a Chroma server the manifest and sidecar live in `index_dir/remote/<hash of URL + collection>/`;
+they can be rebuilt from the collection (`IndexStore.rebuild_sidecar`).
+
+Crash safety — the manifest is the commit point. An update (1) adds new chunks to Chroma, (2) builds
+the next BM25 generation in its own folder, (3) replaces manifest.json atomically (temp file +
+os.replace), then (4) deletes stale chunks and the old BM25 folder. A crash before (3) leaves the
+previous manifest, every chunk it lists and its BM25 folder untouched; a crash after (3) leaves only
+orphans. Queries only ever return chunks the manifest lists, and the next update deletes orphans.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from assistant.errors import StoreError
+from ingest.models import Chunk
+
+if TYPE_CHECKING:
+    from assistant.settings import Settings
+    from ingest.embedder import Embedder
+
+log = logging.getLogger(__name__)
+
+MANIFEST = "manifest.json"
+CHROMA_BATCH = 1000  # well under Chroma's max batch size; keeps memory flat on big ingests
+Metadata = dict[str, Any]
+
+
+# ---------------------------------------------------------------- BM25 tokenisation
+_STOP = frozenset(
+    "a an and are as at be by for from has have in is it its of on or that the this to was were which with "
+    "what who whom when where why how should can could would may might do does did not no than then there "
+    "these those their them they he she his her we our you your i me my".split()  # noqa: SIM905 - readable
+)
+_TOKEN = re.compile(r"[a-z0-9]+(?:[-/.+][a-z0-9]+)*")
+
+
+def bm25_tokens(text: str) -> list[str]:
+    """Tokens for BM25 that keep drug/gene names findable.
+
+    "Lu-177-PSMA-617" → lu-177-psma-617, lu177psma617, lu, 177, psma, 617: the compound, its
+    hyphen-free spelling ("Lu177-PSMA-617" in another source) and its parts all match. Numbers and
+    alphanumerics (CHEK2, 5.2) stay whole. A light plural strip ("inhibitors" → "inhibitor").
+    """
+    out: list[str] = []
+    for m in _TOKEN.finditer(text.lower()):
+        tok = m.group(0)
+        parts = [p for p in re.split(r"[-/.+]", tok) if p]
+        if len(parts) > 1:
+            if not re.fullmatch(r"[\d.]+", tok):  # "5.2" stays one token; compounds also give their parts
+                out.append(tok)
+                out.append("".join(parts))
+                out.extend(_norm(p) for p in parts if p not in _STOP)
+            else:
+                out.append(tok)
+        elif tok not in _STOP:
+            out.append(_norm(tok))
+    return out
+
+
+def _norm(tok: str) -> str:
+    if len(tok) > 4 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")) and not tok[-2].isdigit():
+        return tok[:-1]
+    return tok
+
+
+# ---------------------------------------------------------------- filters
+SOFT_FILTERS = ("issuing_body", "topic", "topics", "title")  # substring, case-insensitive
+
+
+def matches(meta: Mapping[str, Any], filters: Mapping[str, Any] | None) -> bool:
+    """Does chunk metadata satisfy the filters? Lists mean any-of; body/topic match by substring."""
+    if not filters:
+        return True
+    for key, want in filters.items():
+        if want is None or want == "" or want == []:
+            continue
+        wants = [str(w).lower() for w in (want if isinstance(want, (list, tuple, set)) else [want])]
+        if key in ("topic", "topics"):
+            have = f"{meta.get('topics', '')} {meta.get('section_path', '')} {meta.get('title', '')}".lower()
+            if not any(w in have for w in wants):
+                return False
+        elif key in SOFT_FILTERS:
+            have = str(meta.get(key, "")).lower()
+            if not any(w in have for w in wants):
+                return False
+        else:
+            have = str(meta.get(key, "")).lower()
+            if have not in wants:
+                return False
+    return True
+
+
+def chroma_where(filters: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The exact-match part of `filters` as a Chroma `where` (soft filters are applied afterwards)."""
+    clauses: list[dict[str, Any]] = []
+    for key, want in (filters or {}).items():
+        if key in SOFT_FILTERS or want is None or want == "" or want == []:
+            continue
+        if isinstance(want, (list, tuple, set)):
+            clauses.append({key: {"$in": [str(w) for w in want]}})
+        else:
+            clauses.append({key: {"$eq": want if isinstance(want, (bool, int, float)) else str(want)}})
+    if not clauses:
+        return None
+    return clauses[0] if len(clauses) == 1 else {"$and": clauses}
+
+
+# ---------------------------------------------------------------- records
+@dataclass(frozen=True)
+class Hit:
+    """One chunk returned by a retriever, with the retriever's own score and 1-based rank."""
+
+    chunk_id: str
+    text: str
+    metadata: Metadata
+    score: float  # dense: cosine similarity; bm25: BM25 score
+    rank: int
+
+
+@dataclass
+class Manifest:
+    embedder: str = ""
+    chunking: dict[str, Any] = field(default_factory=dict)
+    generation: int = 0
+    docs: dict[str, dict[str, Any]] = field(default_factory=dict)
+
+    def chunk_ids(self) -> set[str]:
+        return {cid for d in self.docs.values() for cid in d.get("chunk_ids", [])}
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {"embedder": self.embedder, "chunking": self.chunking, "generation": self.generation, "docs": self.docs},
+            indent=1,
+            sort_keys=True,
+        )
+
+    @classmethod
+    def from_json(cls, text: str) -> Manifest:
+        d = json.loads(text)
+        return cls(d.get("embedder", ""), d.get("chunking", {}), int(d.get("generation", 0)), d.get("docs", {}))
+
+
+def atomic_write(path: Path, text: str) -> None:
+    """Write `text` to `path` so a reader sees the old or the new file, never a torn one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+
+
+# ---------------------------------------------------------------- BM25 sidecar
+class Bm25Sidecar:
+    """bm25s index + the catalog (text and metadata of every live chunk) for one generation."""
+
+    def __init__(self, ids: list[str], texts: list[str], metas: list[Metadata], retriever: Any | None) -> None:
+        self.ids = ids
+        self.texts = texts
+        self.metas = metas
+        self.retriever = retriever
+        self.pos = {cid: i for i, cid in enumerate(ids)}
+
+    @classmethod
+    def build(cls, ids: list[str], texts: list[str], metas: list[Metadata]) -> Bm25Sidecar:
+        retriever = None
+        if ids:
+            import bm25s
+
+            retriever = bm25s.BM25()
+            retriever.index([bm25_tokens(t) or ["\u2205"] for t in texts], show_progress=False)
+        return cls(ids, texts, metas, retriever)
+
+    def save(self, folder: Path) -> None:
+        tmp = folder.with_name(folder.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        tmp.mkdir(parents=True)
+        with open(tmp / "catalog.json", "w", encoding="utf-8") as f:
+            json.dump({"ids": self.ids, "texts": self.texts, "metas": self.metas}, f, ensure_ascii=False)
+        if self.retriever is not None:
+            self.retriever.save(str(tmp / "bm25"), show_progress=False)
+        shutil.rmtree(folder, ignore_errors=True)
+        os.replace(tmp, folder)
+
+    @classmethod
+    def load(cls, folder: Path) -> Bm25Sidecar:
+        with open(folder / "catalog.json", encoding="utf-8") as f:
+            d = json.load(f)
+        retriever = None
+        if d["ids"]:
+            import bm25s
+
+            retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
+        return cls(d["ids"], d["texts"], d["metas"], retriever)
+
+    def search(self, query: str, k: int, filters: Mapping[str, Any] | None = None) -> list[Hit]:
+        if self.retriever is None or k <= 0:
+            return []
+        import numpy as np
+
+        toks = bm25_tokens(query)
+        if not toks:
+            return []
+        scores = self.retriever.get_scores(toks)
+        if filters:
+            mask = np.fromiter((matches(m, filters) for m in self.metas), dtype=bool, count=len(self.metas))
+            scores = np.where(mask, scores, 0.0)
+        k = min(k, len(scores))
+        top = np.argpartition(-scores, k - 1)[:k]
+        top = top[np.argsort(-scores[top], kind="stable")]
+        return [
+            Hit(self.ids[i], self.texts[i], self.metas[i], float(scores[i]), r + 1)
+            for r, i in enumerate(top)
+            if scores[i] > 0
+        ]
+
+
+# ---------------------------------------------------------------- the store
+class IndexStore:
+    """Chroma collection + BM25 sidecar + manifest. Dependencies (client, embedder) are passed in."""
+
+    def __init__(self, client: Any, collection_name: str, embedder: Embedder, meta_dir: Path) -> None:
+        self.client = client
+        self.collection_name = collection_name
+        self.embedder = embedder
+        self.meta_dir = Path(meta_dir)
+        self._lock = threading.Lock()
+        from ingest.embedder import chroma_embedding_function
+
+        try:
+            self.collection = client.get_or_create_collection(
+                collection_name,
+                embedding_function=chroma_embedding_function(embedder),
+                configuration={"hnsw": {"space": "cosine"}},
+            )
+        except Exception as exc:  # connection refused, incompatible config …
+            raise StoreError(f"cannot open Chroma collection {collection_name!r}: {exc}") from exc
+        self._manifest: Manifest | None = None
+        self._sidecar: Bm25Sidecar | None = None
+        self._live: set[str] | None = None
+
+    # -- manifest / sidecar ---------------------------------------------------------------
+    @property
+    def manifest_path(self) -> Path:
+        return self.meta_dir / MANIFEST
+
+    def manifest(self) -> Manifest:
+        if self._manifest is None:
+            if self.manifest_path.is_file():
+                try:
+                    self._manifest = Manifest.from_json(self.manifest_path.read_text(encoding="utf-8"))
+                except (OSError, ValueError) as exc:
+                    raise StoreError(f"index manifest {self.manifest_path} is unreadable: {exc}") from exc
+            else:
+                self._manifest = Manifest(embedder=self.embedder.name)
+        return self._manifest
+
+    def sidecar_dir(self, generation: int) -> Path:
+        return self.meta_dir / f"bm25-{generation}"
+
+    def sidecar(self) -> Bm25Sidecar:
+        if self._sidecar is None:
+            m = self.manifest()
+            folder = self.sidecar_dir(m.generation)
+            if m.docs and not (folder / "catalog.json").is_file():
+                log.warning("BM25 sidecar %s missing; rebuilding it from the Chroma collection", folder)
+                self.rebuild_sidecar()
+            elif (folder / "catalog.json").is_file():
+                self._sidecar = Bm25Sidecar.load(folder)
+            else:
+                self._sidecar = Bm25Sidecar([], [], [], None)
+        assert self._sidecar is not None
+        return self._sidecar
+
+    def live_ids(self) -> set[str]:
+        if self._live is None:
+            self._live = self.manifest().chunk_ids()
+        return self._live
+
+    def check_embedder(self) -> None:
+        """Refuse to query an index built with another embedding model (vectors would be meaningless)."""
+        m = self.manifest()
+        if m.docs and m.embedder and m.embedder != self.embedder.name:
+            raise StoreError(
+                f"index was built with embedder {m.embedder!r} but {self.embedder.name!r} is loaded; "
+                "re-run `guiderail ingest` to rebuild it"
+            )
+
+    # -- reads ----------------------------------------------------------------------------
+    def count(self) -> int:
+        return len(self.live_ids())
+
+    def query_dense(self, text: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
+        """Top-k by cosine similarity; `where` takes the same filters as BM25 (exact ones go to Chroma)."""
+        return self.query_dense_vector(self.embedder.embed([text])[0], k, where)
+
+    def query_dense_vector(self, vector: Sequence[float], k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
+        live = self.live_ids()
+        if not live or k <= 0:
+            return []
+        soft = bool(where) and any(key in SOFT_FILTERS for key in (where or {}))
+        # over-fetch so post-filtering (orphans of a crashed run, substring filters) still leaves k
+        n = min(max(k * (3 if soft else 1) + 10, k), max(len(live), 1) + 50)
+        try:
+            res = self.collection.query(
+                query_embeddings=[list(vector)],
+                n_results=n,
+                where=chroma_where(where),
+                include=["documents", "metadatas", "distances"],
+            )
+        except Exception as exc:
+            raise StoreError(f"dense query failed: {exc}") from exc
+        hits: list[Hit] = []
+        for cid, doc, meta, dist in zip(
+            res["ids"][0], res["documents"][0], res["metadatas"][0], res["distances"][0], strict=True
+        ):
+            if cid not in live or not matches(meta or {}, where if soft else None):
+                continue
+            hits.append(Hit(cid, doc or "", dict(meta or {}), 1.0 - float(dist), len(hits) + 1))
+            if len(hits) >= k:
+                break
+        return hits
+
+    def query_bm25(self, text: str, k: int, filters: Mapping[str, Any] | None = None) -> list[Hit]:
+        return self.sidecar().search(text, k, filters)
+
+    def get_by_refs(self, refs: Iterable[str]) -> dict[str, list[Hit]]:
+        """Resolve recommendation ids (`AUA-APC-S28`) and sections (`<doc_id>#<slug>`) to chunks.
+
+        A section ref also returns the chunks of its sub-headings (a heading whose text lives in
+        its children still resolves). Unknown refs map to an empty list.
+        """
+        sc = self.sidecar()
+        out: dict[str, list[Hit]] = {}
+        for ref in refs:
+            ref = ref.strip()
+            found: list[int] = []
+            if "#" in ref:
+                doc_id, slug = ref.split("#", 1)
+                own = [i for i, m in enumerate(sc.metas) if m.get("doc_id") == doc_id and m.get("slug") == slug]
+                found = own or [
+                    i
+                    for i, m in enumerate(sc.metas)
+                    if m.get("doc_id") == doc_id and f"/{slug}/" in str(m.get("slug_path", ""))
+                ]
+            else:
+                found = [i for i, m in enumerate(sc.metas) if m.get("rec_id") == ref]
+            found.sort(key=lambda i: (sc.metas[i].get("doc_id", ""), int(sc.metas[i].get("ordinal", 0))))
+            out[ref] = [Hit(sc.ids[i], sc.texts[i], sc.metas[i], 1.0, r + 1) for r, i in enumerate(found)]
+        return out
+
+    def get_chunks(self, ids: Sequence[str]) -> list[Hit]:
+        sc = self.sidecar()
+        return [Hit(c, sc.texts[sc.pos[c]], sc.metas[sc.pos[c]], 1.0, 0) for c in ids if c in sc.pos]
+
+    # -- writes (used by ingest.pipeline) ---------------------------------------------------
+    def all_chroma_ids(self) -> set[str]:
+        ids: set[str] = set()
+        offset = 0
+        while True:
+            got = self.collection.get(include=[], limit=5000, offset=offset)
+            batch = got["ids"]
+            ids.update(batch)
+            if len(batch) < 5000:
+                return ids
+            offset += len(batch)
+
+    def add_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
+        if len(chunks) != len(vectors):
+            raise ValueError(f"{len(chunks)} chunks but {len(vectors)} vectors")
+        for i in range(0, len(chunks), CHROMA_BATCH):
+            part = chunks[i : i + CHROMA_BATCH]
+            self.collection.upsert(
+                ids=[c.chunk_id for c in part],
+                documents=[c.text for c in part],
+                metadatas=[_clean_meta(c.metadata) for c in part],
+                embeddings=[list(v) for v in vectors[i : i + CHROMA_BATCH]],
+            )
+
+    def delete_chunks(self, ids: Iterable[str]) -> int:
+        ids = list(ids)
+        for i in range(0, len(ids), CHROMA_BATCH):
+            self.collection.delete(ids=ids[i : i + CHROMA_BATCH])
+        return len(ids)
+
+    def commit(self, manifest: Manifest, new_chunks: Mapping[str, Chunk]) -> None:
+        """Build the next BM25 generation, then swap the manifest (the commit point), then clean up.
+
+        `new_chunks` holds text/metadata of chunks written in this run; others come from the current
+        catalog. Stale chunks (in Chroma, not in the new manifest) are deleted after the swap.
+        """
+        old = self.manifest()
+        old_sc = self.sidecar()
+        ids, texts, metas = [], [], []
+        for doc in sorted(manifest.docs):
+            for cid in manifest.docs[doc]["chunk_ids"]:
+                if cid in new_chunks:
+                    c = new_chunks[cid]
+                    ids.append(cid)
+                    texts.append(c.text)
+                    metas.append(_clean_meta(c.metadata))
+                elif cid in old_sc.pos:
+                    j = old_sc.pos[cid]
+                    ids.append(cid)
+                    texts.append(old_sc.texts[j])
+                    metas.append(old_sc.metas[j])
+                else:
+                    raise StoreError(f"chunk {cid} of {doc} is neither new nor in the current index")
+        manifest.generation = old.generation + 1
+        sidecar = Bm25Sidecar.build(ids, texts, metas)
+        sidecar.save(self.sidecar_dir(manifest.generation))
+        atomic_write(self.manifest_path, manifest.to_json())  # ← commit point
+        self._manifest, self._sidecar, self._live = manifest, sidecar, None
+        self.cleanup()
+
+    def cleanup(self) -> int:
+        """Delete orphans: chunks in Chroma the manifest does not list, and old sidecar folders."""
+        live = self.live_ids()
+        orphans = self.all_chroma_ids() - live
+        if orphans:
+            log.info("deleting %d orphan chunk(s) not listed in the manifest", len(orphans))
+            self.delete_chunks(orphans)
+        keep = self.sidecar_dir(self.manifest().generation).name
+        for p in self.meta_dir.glob("bm25-*"):
+            if p.name != keep:
+                shutil.rmtree(p, ignore_errors=True)
+        return len(orphans)
+
+    def reset(self) -> None:
+        """Drop everything (used when the embedder or chunking changed incompatibly)."""
+        with contextlib.suppress(Exception):
+            self.client.delete_collection(self.collection_name)
+        from ingest.embedder import chroma_embedding_function
+
+        self.collection = self.client.get_or_create_collection(
+            self.collection_name,
+            embedding_function=chroma_embedding_function(self.embedder),
+            configuration={"hnsw": {"space": "cosine"}},
+        )
+        with contextlib.suppress(FileNotFoundError):
+            self.manifest_path.unlink()
+        for p in self.meta_dir.glob("bm25-*"):
+            shutil.rmtree(p, ignore_errors=True)
+        self._manifest = Manifest(embedder=self.embedder.name)
+        self._sidecar = Bm25Sidecar([], [], [], None)
+        self._live = None
+
+    def rebuild_sidecar(self) -> None:
+        """Recreate manifest (if missing) and BM25 sidecar from the collection itself."""
+        ids, texts, metas = [], [], []
+        offset = 0
+        while True:
+            got = self.collection.get(include=["documents", "metadatas"], limit=2000, offset=offset)
+            ids += got["ids"]
+            texts += [d or "" for d in got["documents"]]
+            metas += [dict(m or {}) for m in got["metadatas"]]
+            if len(got["ids"]) < 2000:
+                break
+            offset += len(got["ids"])
+        m = self.manifest()
+        if not m.docs:
+            docs: dict[str, dict[str, Any]] = {}
+            for cid, md in zip(ids, metas, strict=True):
+                d = docs.setdefault(
+                    str(md.get("doc_id", "")),
+                    {"hash": md.get("content_hash", ""), "chunk_ids": [], "path": md.get("path", ""),
+                     "pack": md.get("source_pack", ""), "title": md.get("title", "")},
+                )
+                d["chunk_ids"].append(cid)
+            m.docs = docs
+            m.embedder = self.embedder.name
+        live = m.chunk_ids()
+        keep = [i for i, c in enumerate(ids) if c in live]
+        sc = Bm25Sidecar.build([ids[i] for i in keep], [texts[i] for i in keep], [metas[i] for i in keep])
+        sc.save(self.sidecar_dir(m.generation))
+        atomic_write(self.manifest_path, m.to_json())
+        self._manifest, self._sidecar, self._live = m, sc, None
+
+
+def _clean_meta(md: Mapping[str, Any]) -> Metadata:
+    return {k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in md.items() if v is not None}
+
+
+def remote_meta_dir(settings: Settings) -> Path:
+    key = hashlib.sha256(f"{settings.chroma_url}\x1f{settings.collection}".encode()).hexdigest()[:16]
+    return settings.index_dir / "remote" / key
+
+
+def open_store(settings: Settings, embedder: Embedder) -> IndexStore:
+    """The store for `settings`: a Chroma server when `chroma_url` is set, else a local PersistentClient."""
+    os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
+    import chromadb
+    from chromadb.config import Settings as ChromaSettings
+
+    chroma_settings = ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+    if settings.chroma_url:
+        from urllib.parse import urlparse
+
+        u = urlparse(settings.chroma_url)
+        try:
+            client = chromadb.HttpClient(
+                host=u.hostname or "127.0.0.1",
+                port=u.port or (443 if u.scheme == "https" else 8000),
+                ssl=u.scheme == "https",
+                settings=chroma_settings,
+            )
+            client.heartbeat()
+        except Exception as exc:
+            raise StoreError(f"cannot reach the Chroma server at {settings.chroma_url}: {exc}") from exc
+        meta_dir = remote_meta_dir(settings)
+    else:
+        meta_dir = settings.index_dir
+        (meta_dir / "chroma").mkdir(parents=True, exist_ok=True)
+        client = chromadb.PersistentClient(path=str(meta_dir / "chroma"), settings=chroma_settings)
+    meta_dir.mkdir(parents=True, exist_ok=True)
+    return IndexStore(client, settings.collection, embedder, meta_dir)
