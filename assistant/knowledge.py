@@ -52,10 +52,11 @@ DIAGNOSES = (
 )  # fmt: skip
 COMORBIDITIES = DIAGNOSES  # one vocabulary: `diagnosis:` and `comorbidity:` look in the same facts
 GENES = (
-    "BRCA1", "BRCA2", "ATM", "BARD1", "BRIP1", "CDK12", "CHEK1", "CHEK2", "FANCA", "FANCL", "PALB2",
+    "BRCA1", "BRCA2", "ATM", "ATR", "FANCD2", "RAD51", "GEN1", "ERCC2", "MUTYH", "POLE", "POLD1", "BARD1", "BRIP1", "CDK12", "CHEK1", "CHEK2", "FANCA", "FANCL", "PALB2",
     "RAD51B", "RAD51C", "RAD51D", "RAD54L", "NBN", "MRE11A", "MRE11", "RAD50", "PPP2R2A", "MLH1", "MSH2",
     "MSH6", "PMS2", "EPCAM", "HOXB13", "TP53", "PTEN", "RB1", "AR", "AR-V7", "SPOP", "TMPRSS2-ERG",
     "MSI-H", "dMMR", "TMB-high", "HRD", "PSMA-PET", "FDG-PET", "PD-L1",
+    "HRR",  # a panel reported without gene names ("HRR panel negative")
 )  # fmt: skip
 RESULTS = ("pathogenic", "likely_pathogenic", "vus", "negative", "positive", "unknown")
 ORIGINS = ("germline", "somatic", "unknown")
@@ -657,6 +658,16 @@ def _load_lexicon(corpus_dir: Path, report: ValidationReport) -> Lexicon:
         report.warnings.append(Problem(rel, None, f"{c!r} is both a therapy id and a class"))
     report.counts["therapies"] = len(entries)
     report.counts["therapy_classes"] = len(lex.classes)
+    return lex
+
+
+def load_lexicon(corpus_dir: Path | str) -> Lexicon:
+    """Just the therapy lexicon (for the patient-context extractor); raises on an invalid file."""
+    report = ValidationReport()
+    lex = _load_lexicon(Path(corpus_dir), report)
+    if report.errors:
+        first = report.errors[0]
+        raise CorpusValidationError(first.path, first.line, first.reason)
     return lex
 
 
