@@ -1,0 +1,498 @@
+"""Code checks the answer; it never trusts it (STYLE.md §8).
+
+Checks, in order:
+1. ``citations`` — every [n] refers to a passage actually given; unknown numbers are removed.
+2. ``uncited`` — a clinical sentence (enough content words, not a heading/note/question) must cite.
+3. ``support`` — each cited sentence must be supported by what it cites: a blend of lexical recall
+   (the sentence's content words found in the passage) and MiniLM cosine (best passage sentence),
+   plus a hard rule that numbers in the sentence (doses, percentages, months) occur in a cited passage.
+   The threshold is calibrated on tests/generation/data/support_pairs.jsonl (see test_support_calibration).
+4. ``excluded-therapy`` — no sentence may recommend a therapy the rules excluded (generic, brand or
+   synonym), negation- and history-aware: "do not use X", "after progression on X" are fine.
+5. ``required`` — every warn and ask finding must appear; missing ones are appended by code.
+
+``inspect_answer`` returns the cleaned text, per-sentence results and violations; ``strike`` removes
+offending sentences; ``append_required`` adds missing warn/ask items; ``verify_answer`` gives the
+``VerificationReport`` for an already-final text.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Protocol
+
+from assistant.models import AnswerPlan, Citation, Finding, VerificationReport
+from assistant.prompts import FLAG_MARK, SECTIONS, WARN_ASK_SECTION, section_titles
+
+# ---------------------------------------------------------------- calibrated constants
+LEXICAL_WEIGHT = 0.5
+"""Weight of lexical recall in the support score; the rest is MiniLM cosine."""
+SUPPORT_THRESHOLD = 0.62
+"""Support below this flags a sentence. Calibrated on tests/generation/data/support_pairs.jsonl (52 pairs):
+P=0.93 R=0.93 for flagging unsupported sentences, 2-fold CV P=0.93 R=0.93 (tests/generation/calibration.py)."""
+LEXICAL_ONLY_THRESHOLD = 0.6
+"""Threshold when no embedder is available (lexical recall alone)."""
+# Lexical recall this high means the sentence restates the passage; skip the embedding (speed).
+_LEXICAL_SURE = 0.85
+
+CHECKS = ("citations", "uncited", "support", "excluded-therapy", "required")
+
+
+class _Embedder(Protocol):
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+# ---------------------------------------------------------------- text helpers
+_CITE = re.compile(r"\[(\d{1,3})\]")
+_CITE_RUN = re.compile(r"((?:\s*\[\d{1,3}\])+)")
+_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]+|\d+(?:\.\d+)?")
+_NUMBER = re.compile(r"(?<![A-Za-z\-])\d+(?:\.\d+)?")
+_STOP = frozenset(
+    """a an the and or of to in on for with by at from as is are was were be been being this that these those
+    it its their there which who whom whose what when where why how than then so such not no can could may might
+    should would will shall must do does did has have had if but also into over under about after before during
+    per vs via both each other any all more most less least very only same patient patients your you our we they
+    he she his her them one two""".split()  # noqa: SIM905 (a word list reads better as prose)
+)
+_MD_NOISE = re.compile(r"[*_`>#]+")
+_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
+
+
+def _stem(w: str) -> str:
+    w = w.lower()
+    for suf in ("ing", "ed", "es", "s"):
+        if len(w) > len(suf) + 3 and w.endswith(suf):
+            return w[: -len(suf)]
+    return w
+
+
+def content_words(text: str) -> list[str]:
+    return [_stem(w) for w in _WORD.findall(_CITE.sub(" ", text)) if w.lower() not in _STOP and not w[0].isdigit()]
+
+
+def numbers_in(text: str) -> set[str]:
+    return {n.rstrip("0").rstrip(".") if "." in n else n for n in _NUMBER.findall(_CITE.sub(" ", text))}
+
+
+def strip_citations(text: str) -> str:
+    return re.sub(r"\s+", " ", _CITE.sub("", text)).strip()
+
+
+def _normalise_cites(line: str) -> str:
+    """Move citations that follow the full stop in front of it ("x. [1]" → "x [1].") so splitting keeps them."""
+    return re.sub(r"([.!?])((?:\s*\[\d{1,3}\])+)", lambda m: " " + m.group(2).strip() + m.group(1), line)
+
+
+@dataclass
+class Sentence:
+    line: int
+    index: int
+    text: str
+    section: str
+    citations: list[int]
+    kind: str = "claim"  # claim | note | question | heading
+    support: float | None = None
+    problems: list[str] = field(default_factory=list)
+
+
+_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
+_LIST = re.compile(r"^(\s*(?:[-*+]|\d+[.)])\s+)(.*)$")
+
+
+def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str, str]]], list[Sentence]]:
+    """Split Markdown into lines → (prefix, sentence) pieces → Sentence records with their section."""
+    lines = text.splitlines()
+    pieces: list[list[tuple[str, str]]] = []
+    sentences: list[Sentence] = []
+    section = ""
+    for i, raw in enumerate(lines):
+        h = _HEADING.match(raw)
+        if h:
+            section = _MD_NOISE.sub("", h.group(1)).strip()
+            pieces.append([("", raw)])
+            continue
+        if not raw.strip():
+            pieces.append([("", raw)])
+            continue
+        m = _LIST.match(raw)
+        prefix, body = (m.group(1), m.group(2)) if m else ("", raw)
+        parts = [s for s in _SPLIT.split(_normalise_cites(body)) if s.strip()]
+        row: list[tuple[str, str]] = []
+        for j, s in enumerate(parts):
+            row.append((prefix if j == 0 else " ", s))
+            bare = s.strip()
+            if re.fullmatch(r"_[^_].*_\.?", bare) or bare.startswith("> "):
+                kind = "note"
+            elif strip_citations(bare).endswith("?"):
+                kind = "question"
+            else:
+                kind = "claim"
+            nums = [int(n) for n in _CITE.findall(s)]
+            sentences.append(Sentence(line=i, index=j, text=s, section=section, citations=nums, kind=kind))
+        pieces.append(row)
+    return lines, pieces, sentences
+
+
+def _rebuild(pieces: list[list[tuple[str, str]]], drop: set[tuple[int, int]], flag: set[tuple[int, int]]) -> str:
+    out: list[str] = []
+    for i, row in enumerate(pieces):
+        kept = [s.strip() + (f" ({FLAG_MARK})" if (i, j) in flag else "") for j, (_p, s) in enumerate(row) if (i, j) not in drop]
+        if row and not kept:
+            continue  # every sentence of this line was struck
+        if len(row) == 1 and not row[0][0]:
+            out.append(row[0][1] if kept else "")  # heading, blank or plain one-sentence line: keep as written
+            continue
+        out.append(row[0][0] + " ".join(kept))
+    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
+
+
+# ---------------------------------------------------------------- support scoring
+def _cos(a: Sequence[float], b: Sequence[float]) -> float:
+    dot = sum(x * y for x, y in zip(a, b, strict=False))
+    na = math.sqrt(sum(x * x for x in a)) or 1.0
+    nb = math.sqrt(sum(y * y for y in b)) or 1.0
+    return dot / (na * nb)
+
+
+# Abbreviations clinicians (and our digests) use; expanded on both sides so "mCRPC" matches the spelled-out form.
+ABBREVIATIONS = {
+    "mcrpc": "metastatic castration-resistant prostate cancer",
+    "nmcrpc": "non-metastatic castration-resistant prostate cancer",
+    "crpc": "castration-resistant prostate cancer",
+    "mhspc": "metastatic hormone-sensitive prostate cancer",
+    "mcspc": "metastatic castration-sensitive prostate cancer",
+    "hspc": "hormone-sensitive prostate cancer",
+    "arpi": "androgen-receptor pathway inhibitor",
+    "arpis": "androgen-receptor pathway inhibitors",
+    "adt": "androgen deprivation therapy",
+    "hrr": "homologous recombination repair",
+    "msi-h": "microsatellite-instability-high",
+    "msi-high": "microsatellite-instability-high",
+    "dmmr": "mismatch-repair deficient",
+    "tmb": "tumour mutational burden",
+    "psa": "prostate-specific antigen",
+    "rpfs": "radiographic progression-free survival",
+    "os": "overall survival",
+    "sre": "skeletal-related event",
+    "parpi": "PARP inhibitor",
+    "bcr": "biochemical recurrence",
+    "ecog": "performance status",
+    "onj": "osteonecrosis of the jaw",
+}
+_ABBR = re.compile(r"(?<![\w-])(" + "|".join(re.escape(k) for k in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w-])", re.I)
+
+
+def expand_abbreviations(text: str) -> str:
+    return _ABBR.sub(lambda m: f"{m.group(0)} ({ABBREVIATIONS[m.group(0).lower()]})", text)
+
+
+# Quantifiers and negations flip or widen a claim; one the passage does not use is a classic
+# hallucination ("for all patients", "never", "regardless of").
+_POLARITY = frozenset(["not", "no", "never", "none", "without", "all", "every", "always", "only", "alone", "regardless", "must", "negative"])
+_SALIENT = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z0-9])[A-Z][A-Za-z0-9-]*[A-Z0-9][A-Za-z0-9-]*\b")
+POLARITY_PENALTY = 0.12
+SALIENT_PENALTY = 0.12
+
+
+def mismatch_penalty(sentence: str, passage: str) -> float:
+    """Penalty for polarity/quantifier words and salient tokens (genes, trials, codes) the passage lacks."""
+    sent_words = {w.lower() for w in re.findall(r"[A-Za-z]+", sentence)}
+    pass_words = {w.lower() for w in re.findall(r"[A-Za-z]+", passage)}
+    pol = len((sent_words & _POLARITY) - pass_words)
+    pass_tokens = {t.lower() for t in re.findall(r"[A-Za-z0-9-]+", passage)}
+    sal = [t for t in _SALIENT.findall(sentence) if t.lower() not in pass_tokens and t.lower() not in ABBREVIATIONS]
+    return POLARITY_PENALTY * pol + SALIENT_PENALTY * len(set(sal))
+
+
+def lexical_support(sentence: str, passage: str) -> float:
+    """Share of the sentence's content words found in the passage (prefix match tolerates inflection)."""
+    words = content_words(_ABBR.sub(lambda m: ABBREVIATIONS[m.group(0).lower()], sentence))
+    if not words:
+        return 1.0
+    pw = set(content_words(expand_abbreviations(passage)))
+    prefixes = {w[:6] for w in pw if len(w) >= 6}
+
+    def hit(w: str) -> bool:
+        return w in pw or (len(w) >= 6 and w[:6] in prefixes)
+
+    return sum(1 for w in words if hit(w)) / len(words)
+
+
+def _passage_units(passage: str) -> list[str]:
+    sents = [s.strip() for s in _SPLIT.split(re.sub(r"\s+", " ", passage)) if len(s.strip()) > 15]
+    pairs = [f"{a} {b}" for a, b in itertools.pairwise(sents)]
+    return (sents + pairs)[:24] or [passage]
+
+
+class SupportScorer:
+    """Support of a sentence by passages: LEXICAL_WEIGHT·lexical + (1−LEXICAL_WEIGHT)·cosine, numbers enforced."""
+
+    def __init__(self, embedder: _Embedder | None = None, *, threshold: float | None = None, lexical_weight: float = LEXICAL_WEIGHT):
+        self.embedder = embedder
+        self.lexical_weight = lexical_weight if embedder is not None else 1.0
+        self.threshold = threshold if threshold is not None else (SUPPORT_THRESHOLD if embedder else LEXICAL_ONLY_THRESHOLD)
+        self._cache: dict[str, list[float]] = {}
+
+    def _vectors(self, texts: Sequence[str]) -> list[list[float]]:
+        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if missing and self.embedder is not None:
+            for t, v in zip(missing, self.embedder.embed(missing), strict=True):
+                self._cache[t] = v
+        return [self._cache[t] for t in texts]
+
+    def components(self, sentence: str, passages: Sequence[str]) -> tuple[float, float | None, bool]:
+        """(best lexical recall, best cosine or None, numbers-ok)."""
+        bare = strip_citations(sentence)
+        lex = max((lexical_support(bare, p) for p in passages), default=0.0)
+        nums = numbers_in(bare)
+        all_nums: set[str] = set().union(*(numbers_in(p) for p in passages)) if passages else set()
+        nums_ok = nums <= all_nums
+        if self.embedder is None or not passages or lex >= _LEXICAL_SURE:
+            return lex, None, nums_ok
+        units = [u for p in passages for u in _passage_units(p)]
+        vecs = self._vectors([bare, *units])
+        cos = max(_cos(vecs[0], v) for v in vecs[1:])
+        return lex, cos, nums_ok
+
+    def score(self, sentence: str, passages: Sequence[str]) -> float:
+        lex, cos, nums_ok = self.components(sentence, passages)
+        # cos is None: no embedder, or lexical recall alone already decides
+        s = lex if cos is None else self.lexical_weight * lex + (1 - self.lexical_weight) * max(cos, 0.0)
+        bare = strip_citations(sentence)
+        s -= min((mismatch_penalty(bare, p) for p in passages), default=0.0)
+        # An invented number (dose, percentage, duration) is the most dangerous hallucination: cap it below threshold.
+        return s if nums_ok else min(s, self.threshold - 0.01)
+
+    def supported(self, sentence: str, passages: Sequence[str]) -> bool:
+        return self.score(sentence, passages) >= self.threshold
+
+
+# ---------------------------------------------------------------- excluded therapies
+_NEGATION = re.compile(
+    r"\b(not|no|never|avoid\w*|contraindicat\w*|against|exclud\w*|ineligible|unsuitable|inappropriate|"
+    r"instead of|rather than|discontinu\w*|stop\w*|don't|doesn't|isn't|cannot|can't|shouldn't|without benefit|"
+    r"lack of benefit|not recommended|not an option|not suitable|not eligible|unlikely to benefit)\b",
+    re.I,
+)
+_HISTORY = re.compile(
+    r"\b(after|prior|previous(?:ly)?|progress\w*(?:\s+\w+){0,2}\s+(?:on|after|through|during|despite)|following|post|"
+    r"failed|failure (?:of|on)|exposure to|exposed to|received|treated with|resistan\w* to|refractory to|despite|"
+    r"during|already|history of|pretreated with|since)\b(?:\W+\w+){0,3}\W*$",
+    re.I,
+)
+_POSITIVE = re.compile(
+    r"\b(offer\w*|recommend\w*|consider\w*|start\w*|initiat\w*|switch\w*|use|using|give|giving|prescrib\w*|"
+    r"option\w*|prefer\w*|treat\w* with|add\w*|next step|should receive|is indicated|benefit from)\b",
+    re.I,
+)
+_CLAUSE = re.compile(r"[;:,()]|\b(?:but|however|whereas|while|although)\b", re.I)
+
+
+def _name_pattern(name: str) -> re.Pattern[str]:
+    flags = 0 if len(name) <= 3 else re.I  # short abbreviations (AA/P, RP) only in their exact case
+    return re.compile(r"(?<![\w-])" + re.escape(name).replace(r"\ ", r"[\s\-]+") + r"(?![\w-])", flags)
+
+
+def therapy_mentions(sentence: str, names: Mapping[str, Sequence[str]]) -> list[tuple[str, int, int]]:
+    """(therapy id, start, end) of every name of the given therapies found in the sentence."""
+    found: list[tuple[str, int, int]] = []
+    text = strip_citations(sentence)
+    for tid, ns in names.items():
+        for name in sorted({*ns, tid, tid.replace("_", " ")}, key=len, reverse=True):
+            if "+" in name:
+                parts = [p for p in name.split("+") if p]
+                hits = [_name_pattern(p.replace("_", " ")).search(text) for p in parts]
+                if all(hits):
+                    found.append((tid, hits[0].start(), hits[0].end()))  # type: ignore[union-attr]
+                continue
+            for m in _name_pattern(name).finditer(text):
+                found.append((tid, m.start(), m.end()))
+    return found
+
+
+def _recommended_excluded(sentence: Sentence, names: Mapping[str, Sequence[str]], not_rec_titles: set[str]) -> list[str]:
+    if sentence.section.lower() in not_rec_titles or sentence.kind == "note":
+        return []
+    text = strip_citations(sentence.text)
+    bad: list[str] = []
+    in_option_section = sentence.section.lower() in _OPTION_SECTIONS
+    for tid, start, end in therapy_mentions(sentence.text, names):
+        # The clause around the mention decides: negation anywhere in it, or history just before the name.
+        clause_start = max((m.end() for m in _CLAUSE.finditer(text, 0, start)), default=0)
+        nxt = _CLAUSE.search(text, end)
+        clause_end = nxt.start() if nxt else len(text)
+        clause = text[clause_start:clause_end]
+        before = text[clause_start:start]
+        if _NEGATION.search(clause) or _HISTORY.search(before):
+            continue
+        if _NEGATION.search(text) and not _POSITIVE.search(clause):
+            continue  # "X was not shown to help; Y is preferred" style sentences negate the whole statement
+        if in_option_section or _POSITIVE.search(text):
+            bad.append(tid)
+    return list(dict.fromkeys(bad))
+
+
+_OPTION_SECTIONS = {
+    s.lower()
+    for s in (*section_titles("clinician"), *section_titles("patient"))
+    if s not in (SECTIONS[2], section_titles("patient")[2], SECTIONS[3], section_titles("patient")[3], SECTIONS[4], section_titles("patient")[4])
+}
+_NOT_REC_TITLES = {SECTIONS[2].lower(), section_titles("patient")[2].lower()}
+
+
+# ---------------------------------------------------------------- required findings
+def finding_present(f: Finding, sentences: Sequence[Sentence], min_recall: float = 0.5) -> bool:
+    """A warn/ask finding counts as present when one sentence restates most of its reason's content words."""
+    target = f.reason
+    return any(lexical_support(target, s.text) >= min_recall for s in sentences if s.kind != "heading")
+
+
+def required_missing(plan: AnswerPlan, sentences: Sequence[Sentence]) -> list[Finding]:
+    return [f for f in plan.findings if f.kind in ("warn", "ask") and not finding_present(f, sentences)]
+
+
+def append_required(text: str, missing: Sequence[Finding], valid: set[int], audience: str = "clinician") -> str:
+    """Add the missing warn/ask findings under their own heading, each with its valid citations."""
+    if not missing:
+        return text
+    lines = [f"\n## {WARN_ASK_SECTION}"]
+    for f in missing:
+        marks = "".join(f"[{n}]" for n in f.citations if n in valid)
+        reason = f.reason.strip()
+        reason = reason if reason.endswith((".", "?", "!")) else reason + "."
+        label = "Warning" if f.kind == "warn" else ("Your care team may ask" if audience == "patient" else "Clarify")
+        lines.append(f"- **{label}:** {reason}{' ' + marks if marks else ''}")
+    return text.rstrip() + "\n" + "\n".join(lines)
+
+
+# ---------------------------------------------------------------- the inspection
+@dataclass
+class Violation:
+    check: str
+    message: str
+    line: int | None = None
+    index: int | None = None
+
+
+@dataclass
+class VerifyResult:
+    text: str
+    sentences: list[Sentence]
+    violations: list[Violation]
+    report: VerificationReport
+    missing_required: list[Finding]
+
+    @property
+    def ok(self) -> bool:
+        return not self.violations and not self.missing_required
+
+    @property
+    def offending(self) -> set[tuple[int, int]]:
+        return {(v.line, v.index) for v in self.violations if v.line is not None and v.index is not None}
+
+
+_MIN_CLAIM_WORDS = 5
+
+
+def inspect_answer(
+    text: str,
+    *,
+    citations: Sequence[Citation],
+    plan: AnswerPlan,
+    therapy_names: Mapping[str, Sequence[str]] | None = None,
+    scorer: SupportScorer | None = None,
+    check_support: bool = True,
+) -> VerifyResult:
+    """Run every check on ``text``; unknown citation numbers are removed from the returned text."""
+    scorer = scorer or SupportScorer(None)
+    by_number = {c.number: c for c in citations}
+    report = VerificationReport(checked=list(CHECKS) if check_support else [c for c in CHECKS if c != "support"])
+    violations: list[Violation] = []
+
+    # 1. unknown citation numbers → removed (repair, and recorded)
+    unknown = sorted({int(n) for n in _CITE.findall(text)} - set(by_number))
+    if unknown:
+        text = _CITE.sub(lambda m: m.group(0) if int(m.group(1)) in by_number else "", text)
+        report.failed.append(f"citations: unknown source numbers {unknown}")
+        report.repaired.append(f"citations: removed unknown numbers {unknown}")
+    _lines, _pieces, sentences = parse_answer(text)
+
+    names = dict(therapy_names or {})
+    for tid in plan.must_not_recommend:
+        names.setdefault(tid, [tid])
+
+    for s in sentences:
+        if s.kind != "claim":
+            continue
+        bare = strip_citations(s.text)
+        if not s.citations:
+            if len(content_words(bare)) >= _MIN_CLAIM_WORDS:
+                s.problems.append("uncited")
+                violations.append(Violation("uncited", f"uncited claim: “{bare[:90]}”", s.line, s.index))
+        elif check_support:
+            passages = [by_number[n].passage for n in s.citations if n in by_number]
+            s.support = scorer.score(bare, passages)
+            report.support_scores.append(round(s.support, 3))
+            if s.support < scorer.threshold:
+                s.problems.append("unsupported")
+                violations.append(
+                    Violation(
+                        "support",
+                        f"not supported by {''.join(f'[{n}]' for n in s.citations)} (score {s.support:.2f}): “{bare[:90]}”",
+                        s.line,
+                        s.index,
+                    )
+                )
+        if names:
+            for tid in _recommended_excluded(s, names, _NOT_REC_TITLES):
+                s.problems.append("excluded-therapy")
+                violations.append(
+                    Violation("excluded-therapy", f"recommends {tid}, which the rules exclude for this patient: “{bare[:90]}”", s.line, s.index)
+                )
+
+    missing = required_missing(plan, sentences)
+    for v in violations:
+        report.failed.append(f"{v.check}: {v.message}")
+    for f in missing:
+        report.failed.append(f"required: {f.kind} finding {f.rule_id} not mentioned")
+    return VerifyResult(text=text, sentences=sentences, violations=violations, report=report, missing_required=missing)
+
+
+def strike(result: VerifyResult, *, flag_only: Sequence[str] = ()) -> tuple[str, list[str]]:
+    """Remove offending sentences (or flag them, for checks listed in ``flag_only``); returns text + notes."""
+    _lines, pieces, _ = parse_answer(result.text)
+    drop: set[tuple[int, int]] = set()
+    flag: set[tuple[int, int]] = set()
+    notes: list[str] = []
+    for v in result.violations:
+        if v.line is None or v.index is None:
+            continue
+        key = (v.line, v.index)
+        if v.check in flag_only:
+            flag.add(key)
+            notes.append(f"flagged ({v.check}): {v.message}")
+        else:
+            drop.add(key)
+            notes.append(f"struck ({v.check}): {v.message}")
+    return _rebuild(pieces, drop, flag), notes
+
+
+def verify_answer(
+    text: str,
+    *,
+    citations: Sequence[Citation],
+    plan: AnswerPlan,
+    therapy_names: Mapping[str, Sequence[str]] | None = None,
+    scorer: SupportScorer | None = None,
+    mode: str = "llm",
+) -> VerificationReport:
+    """The report for a final text: verified only when every check passed."""
+    res = inspect_answer(text, citations=citations, plan=plan, therapy_names=therapy_names, scorer=scorer)
+    report = res.report
+    report.mode = mode  # type: ignore[assignment]
+    report.verified = res.ok and not report.repaired
+    return report
