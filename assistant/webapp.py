@@ -16,6 +16,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Callable, Iterator
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -146,7 +147,10 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
             gr.Warning(view.warning)
         buttons = tuple(gr.Button(value=q or " ", visible=bool(q)) for q in view.follow_ups)
         box = gr.skip() if view.question_box is None else view.question_box
-        return (session, view.chat, view.sources, view.rules, view.context, view.context_json, view.status, *buttons, box)
+        return (
+            session, view.chat, view.sources, view.rules, view.context, view.context_json, view.status,
+            list(view.follow_ups), *buttons, box,
+        )
 
     def run(make: Callable[[S.AssistantLike, S.ChatSession], Iterator[S.View]], session: S.ChatSession | None):
         session = session or S.ChatSession()
@@ -170,6 +174,20 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
             session,
         )
 
+    def on_follow_up(index: int, audience: str, session: S.ChatSession | None):
+        # the question comes from this session's last answer, not from the button label, so an API
+        # client (which sends no button values) gets the same behaviour as a click
+        def make(a: S.AssistantLike, s: S.ChatSession) -> Iterator[S.View]:
+            suggestions = S.follow_ups_of(s)
+            if not suggestions[index]:
+                return iter([S.view_of(s, backend, warning="No suggested follow-up question here yet.")])
+            return S.stream_answer(
+                a, s, suggestions[index], configured_backend=backend, audience=audience,
+                context=s.current_context(), max_chars=max_chars,
+            )
+
+        yield from run(make, session)
+
     def on_correct(context_text: str, added: str, audience: str, session: S.ChatSession | None):
         yield from run(
             lambda a, s: S.recompute(
@@ -183,15 +201,14 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
 
     def on_new_chat(_session: S.ChatSession | None):
         fresh = S.ChatSession()
-        hidden = gr.File(value=None, visible=False)
-        return (*outputs_of(S.view_of(fresh, backend), fresh)[:-1], "", hidden, hidden, "")
+        return (*outputs_of(S.view_of(fresh, backend), fresh)[:-1], "", None, None, "")
 
     def on_export_md(session: S.ChatSession | None):
         try:
-            return gr.File(value=str(S.export_markdown(session or S.ChatSession(), export_dir)), visible=True)
+            return str(S.export_markdown(session or S.ChatSession(), export_dir))
         except GuideRailError as exc:
             gr.Warning(str(exc))
-            return gr.File(value=None, visible=False)
+            return None
 
     def on_export_audit(session: S.ChatSession | None):
         try:
@@ -201,10 +218,10 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                 app_version=_app_version(),
                 settings_summary=_settings_summary(settings),
             )
-            return gr.File(value=str(path), visible=True)
+            return str(path)
         except GuideRailError as exc:
             gr.Warning(str(exc))
-            return gr.File(value=None, visible=False)
+            return None
 
     with gr.Blocks(title="GuideRail", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.HTML(
@@ -212,12 +229,14 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
             elem_id="gr-disclaimer",
             js_on_load=_CLICK_JS,
         )
-        status = gr.HTML(empty.status, elem_id="gr-status")
+        status = gr.HTML(empty.status, label="status", elem_id="gr-status")
+        # the suggestions as data, for API clients (the buttons carry them for people)
+        follow_data = gr.JSON(value=["", "", ""], label="follow_ups", visible=False)
         state = gr.State(None)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 chat = gr.Chatbot(
-                    label="GuideRail",
+                    label="Chat",
                     elem_id="gr-chat",
                     height=600,
                     sanitize_html=True,
@@ -231,6 +250,7 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                 )
                 with gr.Row():
                     question = gr.Textbox(
+                        label="Question",
                         show_label=False,
                         placeholder="e.g. mCRPC with a CHEK2 mutation, PSA rising on Lu-177-PSMA after docetaxel "
                         "and abiraterone — what are the options?",
@@ -254,13 +274,13 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                     export_md = gr.Button("Export conversation (Markdown)", size="sm", elem_id="gr-export-md")
                     export_json = gr.Button("Export audit record (JSON)", size="sm", elem_id="gr-export-audit")
                 with gr.Row():
-                    md_file = gr.File(label="Conversation", interactive=False, visible=False, elem_id="gr-md-file")
-                    audit_file = gr.File(label="Audit record", interactive=False, visible=False, elem_id="gr-audit-file")
+                    md_file = gr.File(label="Conversation (Markdown)", interactive=False, height=90, elem_id="gr-md-file")
+                    audit_file = gr.File(label="Audit record (JSON)", interactive=False, height=90, elem_id="gr-audit-file")
             with gr.Column(scale=2, min_width=360):
                 gr.Markdown("### Rule checks")
-                rules = gr.HTML(empty.rules, elem_id="gr-rules")
+                rules = gr.HTML(empty.rules, label="rule_checks", elem_id="gr-rules")
                 gr.Markdown("### Patient context")
-                context = gr.HTML(empty.context, elem_id="gr-context")
+                context = gr.HTML(empty.context, label="patient_context", elem_id="gr-context")
                 with gr.Accordion("Correct or add a patient fact", open=False, elem_id="gr-correct"):
                     added = gr.Textbox(
                         label="Add or correct a fact in words",
@@ -271,16 +291,16 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                         value=empty.context_json,
                         language="json",
                         interactive=True,
-                        label="Extracted facts (edit to correct)",
+                        label="Patient facts (JSON, editable)",
                         lines=6,
                         max_lines=24,
                         elem_id="gr-context-json",
                     )
                     recompute = gr.Button("Apply and recompute the answer", variant="primary", elem_id="gr-recompute")
                 gr.Markdown("### Sources")
-                sources = gr.HTML(empty.sources, elem_id="gr-sources")
+                sources = gr.HTML(empty.sources, label="sources", elem_id="gr-sources")
 
-        outs = [state, chat, sources, rules, context, context_json, status, *follow, question]
+        outs = [state, chat, sources, rules, context, context_json, status, follow_data, *follow, question]
         answer_opts: dict[str, Any] = {
             "concurrency_limit": CONCURRENCY.get(backend, 1),
             "concurrency_id": "answer",
@@ -288,8 +308,8 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         }
         send.click(on_ask, [question, audience, state], outs, api_name="ask", **answer_opts)
         question.submit(on_ask, [question, audience, state], outs, api_visibility="private", **answer_opts)
-        for i, btn in enumerate(follow, 1):
-            btn.click(on_ask, [btn, audience, state], outs, api_name=f"follow_up_{i}", **answer_opts)
+        for i, btn in enumerate(follow):
+            btn.click(partial(on_follow_up, i), [audience, state], outs, api_name=f"follow_up_{i + 1}", **answer_opts)
         recompute.click(on_correct, [context_json, added, audience, state], outs, api_name="correct_context", **answer_opts)
         audience.input(on_audience, [audience, state], outs, api_name="set_audience", **answer_opts)
         new_chat.click(on_new_chat, [state], [*outs, md_file, audit_file, added], api_name="new_chat")

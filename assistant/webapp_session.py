@@ -144,6 +144,12 @@ def _follow_ups(answer: Answer | None) -> tuple[str, str, str]:
     return (qs[0], qs[1], qs[2])
 
 
+def follow_ups_of(session: ChatSession) -> tuple[str, str, str]:
+    """The three suggestions under the last answer ("" where there is none)."""
+    last = session.last()
+    return _follow_ups(last.answer if last else None)
+
+
 def view_of(session: ChatSession, configured_backend: str, *, warning: str | None = None) -> View:
     """The page for a session at rest: the last answer's panels, or the empty page."""
     last = session.last()

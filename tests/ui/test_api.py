@@ -1,0 +1,115 @@
+"""The app served on 127.0.0.1 and driven headless through its Gradio API (gradio_client): the same
+flow a clinician follows in the browser, and two sessions at once that must never share facts."""
+
+from __future__ import annotations
+
+import json
+import threading
+from pathlib import Path
+
+import pytest
+from gradio_client import Client
+
+from assistant import webapp_render as R
+
+from .conftest import FakeAssistant
+
+pytestmark = pytest.mark.integration
+
+QUESTION = ("mCRPC with a CHEK2 mutation, PSA rising during Pluvicto after docetaxel, Zytiga (abiraterone) and "
+            "orchiectomy: what are the options?")
+OUT = ("chat", "sources", "rules", "context", "context_json", "status", "follow_ups", "question")
+
+
+def as_dict(result) -> dict:
+    return dict(zip(OUT, result, strict=True))
+
+
+def last_text(chat) -> str:
+    content = chat[-1]["content"]
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content)
+
+
+def test_full_flow_through_the_api(served_app, tmp_path):
+    fake = FakeAssistant()
+    _, url = served_app(lambda settings: fake)
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+
+    r = as_dict(client.predict(QUESTION, "clinician", api_name="/ask"))
+    assert f"#{R.ANCHOR_PREFIX}1" in last_text(r["chat"]), "cited answer with citation links"
+    assert f'id="{R.ANCHOR_PREFIX}1"' in r["sources"] and "gr-finding" in r["rules"]
+    assert "CHEK2" in r["context"] and "rules-only" in r["status"]
+    assert len([q for q in r["follow_ups"] if q]) == 3
+
+    suggested = r["follow_ups"]
+    r = as_dict(client.predict("clinician", api_name="/follow_up_1"))
+    assert fake.calls[-1]["question"] == suggested[0], "the follow-up asks the first suggestion"
+    assert len(r["chat"]) == 4 and fake.calls[-1]["history"], "follow-up carries the conversation"
+
+    before = last_text(r["chat"])
+    assert "olaparib" not in before
+    r = as_dict(client.predict(r["context_json"], "germline BRCA2 pathogenic variant", "clinician",
+                               api_name="/correct_context"))
+    assert "olaparib" in last_text(r["chat"]), "correcting a fact recomputes the answer"
+    assert "BRCA2" in r["context"] and fake.calls[-1]["patient"] == "germline BRCA2 pathogenic variant"
+
+    md = Path(client.predict(api_name="/export_markdown")).read_text()
+    assert QUESTION in md and "olaparib" in md
+    audit = json.loads(Path(client.predict(api_name="/export_audit")).read_text())
+    assert next(t["question"] for t in audit["turns"]) == QUESTION
+    assert audit["turns"][-1]["passages"][0]["chunk_id"] and audit["settings"]["llm"] == "none"
+    assert "openai_api_key" not in json.dumps(audit)
+
+    r = client.predict(api_name="/new_chat")
+    assert r[0] == [] and "appear here" in r[3]
+    r = as_dict(client.predict("What about radium-223?", "clinician", api_name="/ask"))
+    assert fake.calls[-1]["history"] == [] and fake.calls[-1]["context"] is None, "new chat forgets the context"
+
+
+def test_assistant_that_cannot_start_gives_a_warning_not_a_traceback(served_app, store_error, tmp_path):
+    def broken(settings):
+        raise store_error
+
+    _, url = served_app(broken)
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+    r = as_dict(client.predict(QUESTION, "clinician", api_name="/ask"))
+    assert r["chat"] == [] and "Traceback" not in json.dumps(r)
+
+
+def test_two_sessions_at_once_never_share_context(served_app, tmp_path):
+    fake = FakeAssistant()
+    _, url = served_app(lambda settings: fake)
+    patients = {"a": ("mCRPC with BRCA2, after docetaxel", "BRCA2", "CHEK2"),
+                "b": ("mCRPC with CHEK2, after abiraterone", "CHEK2", "BRCA2")}
+    results: dict[str, list[dict]] = {}
+    errors: list[BaseException] = []
+    barrier = threading.Barrier(len(patients))
+
+    def session(name: str) -> None:
+        try:
+            client = Client(url, verbose=False, download_files=str(tmp_path / name))
+            question, _, _ = patients[name]
+            barrier.wait(timeout=30)
+            out = [as_dict(client.predict(question, "clinician", api_name="/ask"))]
+            out.append(as_dict(client.predict("clinician", api_name="/follow_up_2")))
+            facts = out[-1]["context_json"]
+            out.append(as_dict(client.predict(facts, "ECOG 1", "clinician", api_name="/correct_context")))
+            results[name] = out
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=session, args=(n,)) for n in patients]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=120)
+    assert not errors, errors
+    for name, (question, own, other) in patients.items():
+        for step in results[name]:
+            assert own in step["context"] and other not in step["context"], (name, step["context"])
+            assert other not in json.dumps(step["chat"])
+        assert question in json.dumps(results[name][-1]["chat"])
+    histories = [c["history"] for c in fake.calls if c["history"]]
+    for h in histories:
+        text = json.dumps(h)
+        assert not ("BRCA2" in text and "CHEK2" in text), "a pipeline call saw both sessions' facts"
