@@ -329,10 +329,18 @@ class _Evaluator:
 
     def _biomarker(self, spec) -> Tri:
         ctx = self.v.ctx
-        found = [b for b in self.v.ctx.biomarkers if b.name in spec.genes]
+        genes = set(spec.genes)
+        # "BRCA mutation" without a number counts for a rule naming BRCA1 or BRCA2.
+        found = [
+            b for b in ctx.biomarkers if b.name in genes or (b.name == "BRCA" and genes & {"BRCA1", "BRCA2"})
+        ]
+        # Non-gene markers (MSI-H, PSMA PET …) are reported "positive"; genes "pathogenic": same meaning here.
+        results = set(spec.results)
+        if results & {"pathogenic", "positive"}:
+            results |= {"pathogenic", "positive"}
         origin_unknown: list[str] = []
         for b in found:
-            if b.result not in spec.results:
+            if b.result not in results:
                 continue
             if not spec.origins or b.origin in spec.origins:
                 return True
@@ -345,7 +353,14 @@ class _Evaluator:
         if known:
             return False
         # A broad "HRR panel negative" without gene names is recorded as name "HRR".
-        if any(b.name == "HRR" and b.result == "negative" for b in ctx.biomarkers):
+        if any(b.name == "HRR" and b.result == "negative" for b in ctx.biomarkers) and not genes & {
+            "PSMA-PET",
+            "FDG-PET",
+            "MSI-H",
+            "dMMR",
+            "TMB-high",
+            "PD-L1",
+        }:
             return False
         self._miss("biomarker")
         return None
