@@ -223,7 +223,9 @@ def stream_answer(
         )
 
     yield page(WORKING)
-    history = session.history(drop_last=replace_last)
+    # A carried context already holds every fact from the earlier turns (and the clinician's
+    # corrections); re-reading the history on top of it would replay old values over newer ones.
+    history = session.history(drop_last=replace_last) if context is None else None
     final: Answer | None = None
     try:
         for ev in assistant.ask_stream(text, patient=patient or None, history=history, audience=audience, context=context):

@@ -44,7 +44,8 @@ def test_full_flow_through_the_api(served_app, tmp_path):
     suggested = r["follow_ups"]
     r = as_dict(client.predict("clinician", api_name="/follow_up_1"))
     assert fake.calls[-1]["question"] == suggested[0], "the follow-up asks the first suggestion"
-    assert len(r["chat"]) == 4 and fake.calls[-1]["history"], "follow-up carries the conversation"
+    assert len(r["chat"]) == 4 and "CHEK2" in r["context"], "follow-up carries the conversation's facts"
+    assert fake.calls[-1]["context"].biomarkers[0].name == "CHEK2"
 
     before = last_text(r["chat"])
     assert "olaparib" not in before
@@ -109,7 +110,6 @@ def test_two_sessions_at_once_never_share_context(served_app, tmp_path):
             assert own in step["context"] and other not in step["context"], (name, step["context"])
             assert other not in json.dumps(step["chat"])
         assert question in json.dumps(results[name][-1]["chat"])
-    histories = [c["history"] for c in fake.calls if c["history"]]
-    for h in histories:
-        text = json.dumps(h)
-        assert not ("BRCA2" in text and "CHEK2" in text), "a pipeline call saw both sessions' facts"
+    for call in fake.calls:
+        seen = json.dumps(call["history"]) + (call["context"].model_dump_json() if call["context"] else "")
+        assert not ("BRCA2" in seen and "CHEK2" in seen), "a pipeline call saw both sessions' facts"

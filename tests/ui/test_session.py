@@ -70,10 +70,12 @@ def test_follow_up_passes_history_and_accumulated_context(fake_assistant):
     ask(fake_assistant, session)
     ask(fake_assistant, session, "What monitoring does cabazitaxel need?", context=session.current_context())
     call = fake_assistant.calls[-1]
-    assert [m["role"] for m in call["history"]] == ["user", "assistant"]
-    assert QUESTION in call["history"][0]["content"]
-    assert call["context"].disease_state == "mCRPC"
+    assert call["context"].disease_state == "mCRPC" and call["context"].biomarkers[0].name == "CHEK2"
+    assert call["history"] is None, "the carried context already holds the earlier turns' facts"
     assert len(session.visible()) == 2
+    ask(fake_assistant, session, "Other patient entirely", context=None)
+    assert [m["role"] for m in fake_assistant.calls[-1]["history"]] == ["user", "assistant"] * 2
+    assert QUESTION in fake_assistant.calls[-1]["history"][0]["content"]
 
 
 def test_correction_recomputes_the_last_answer_with_the_new_facts(fake_assistant):
@@ -84,7 +86,7 @@ def test_correction_recomputes_the_last_answer_with_the_new_facts(fake_assistant
     edited["biomarkers"] = [Biomarker(name="BRCA2", origin="germline").model_dump(mode="json")]
     views = list(S.recompute(fake_assistant, session, json.dumps(edited), "ECOG 1", configured_backend="none"))
     call = fake_assistant.calls[-1]
-    assert call["question"] == QUESTION and call["history"] == [], "recomputes the same question, same history"
+    assert call["question"] == QUESTION and call["history"] is None, "recomputes the same question"
     assert call["context"].biomarkers[0].name == "BRCA2" and call["patient"] == "ECOG 1"
     after = views[-1]
     assert "olaparib" in after.chat[-1]["content"], "the answer changed with the corrected fact"
