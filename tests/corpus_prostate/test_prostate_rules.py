@@ -6,7 +6,7 @@ the AUA/SUO guideline and the FDA labels call for.
 
 from __future__ import annotations
 
-from functools import lru_cache
+import shutil
 from pathlib import Path
 
 import pytest
@@ -18,9 +18,26 @@ from assistant.rules import RuleEngine
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
-@lru_cache(maxsize=1)
-def _engine() -> RuleEngine:
-    return RuleEngine(load_knowledge(CORPUS))
+def _prostate_corpus(dest: Path) -> Path:
+    """Copy only what the prostate rules depend on (lexicon, labels, prostate digests and rules), so a
+    problem in another specialty's files does not hide or cause failures here."""
+    shutil.copytree(CORPUS / "lexicon", dest / "lexicon")
+    shutil.copytree(CORPUS / "labels", dest / "labels")
+    shutil.copytree(CORPUS / "guidelines" / "prostate", dest / "guidelines" / "prostate")
+    (dest / "rules").mkdir()
+    for rule_file in (CORPUS / "rules").glob("prostate*.yaml"):
+        shutil.copy(rule_file, dest / "rules" / rule_file.name)
+    return dest
+
+
+@pytest.fixture(scope="module")
+def corpus_dir(tmp_path_factory) -> Path:
+    return _prostate_corpus(tmp_path_factory.mktemp("prostate-corpus"))
+
+
+@pytest.fixture(scope="module")
+def engine(corpus_dir) -> RuleEngine:
+    return RuleEngine(load_knowledge(corpus_dir))
 
 
 def _ctx(state: str, therapies=(), biomarkers=(), sites=None, **kw) -> PatientContext:
@@ -52,10 +69,10 @@ def _ask_text(findings) -> str:
     return " ".join(f.reason + " " + f.title for f in findings if f.kind == "ask").lower()
 
 
-def test_prostate_corpus_validates_and_meets_targets():
-    report = validate_corpus(CORPUS)
+def test_prostate_corpus_validates_and_meets_targets(corpus_dir):
+    report = validate_corpus(corpus_dir)
     assert report.ok, "\n".join(str(e) for e in report.errors)
-    know = load_knowledge(CORPUS)
+    know = load_knowledge(corpus_dir)
     prostate_rules = [r for r in know.rules if r.domain == "prostate_cancer"]
     assert len(prostate_rules) >= 40
     blocks = sum(
@@ -77,8 +94,8 @@ POST_LU_CHEK2 = dict(
 )
 
 
-def test_heavily_pretreated_chek2_mcrpc():
-    f = _engine().evaluate(_ctx(**POST_LU_CHEK2))
+def test_heavily_pretreated_chek2_mcrpc(engine):
+    f = engine.evaluate(_ctx(**POST_LU_CHEK2))
     assert _kinds(f, "cabazitaxel") == {"recommend"}
     assert _kinds(f, "olaparib") == {"consider"}, (
         "CHEK2 is on the olaparib label; evidence is weaker -> consider"
@@ -100,14 +117,14 @@ def test_heavily_pretreated_chek2_mcrpc():
     assert "adt" not in {x.therapy for x in f if x.kind == "recommend"}, "orchiectomy already castrates"
 
 
-def test_msi_high_result_turns_pembrolizumab_on():
+def test_msi_high_result_turns_pembrolizumab_on(engine):
     ctx = _ctx(
         **{
             **POST_LU_CHEK2,
             "biomarkers": [("CHEK2", "pathogenic", "germline"), ("MSI-H", "positive", "somatic")],
         }
     )
-    f = _engine().evaluate(ctx)
+    f = engine.evaluate(ctx)
     assert _kinds(f, "pembrolizumab") == {"recommend"}
     assert "chek2" not in _ask_text(f), "origin is known, so it is not asked"
 
@@ -120,24 +137,24 @@ def test_msi_high_result_turns_pembrolizumab_on():
         ({"bone": "present", "visceral": "absent"}, False, "exclude"),
     ],
 )
-def test_radium223_needs_symptomatic_bone_only_disease(sites, symptomatic, expected):
+def test_radium223_needs_symptomatic_bone_only_disease(sites, symptomatic, expected, engine):
     ctx = _ctx(
         "mCRPC",
         therapies=[("enzalutamide", "progressed"), ("docetaxel", "progressed")],
         sites=sites,
         symptomatic=symptomatic,
     )
-    assert _kinds(_engine().evaluate(ctx), "radium223") == {expected}
+    assert _kinds(engine.evaluate(ctx), "radium223") == {expected}
 
 
-def test_radium223_with_abiraterone_is_excluded_and_warned():
+def test_radium223_with_abiraterone_is_excluded_and_warned(engine):
     ctx = _ctx(
         "mCRPC",
         therapies=[("abiraterone", "ongoing"), ("radium223", "planned")],
         sites={"bone": "present", "visceral": "absent"},
         symptomatic=True,
     )
-    f = _engine().evaluate(ctx)
+    f = engine.evaluate(ctx)
     assert _kinds(f, "radium223") == {"exclude"}
     assert any(x.rule_id == "PCA-WARN-RA223-ABIRATERONE" for x in f)
 
@@ -152,7 +169,7 @@ def test_radium223_with_abiraterone_is_excluded_and_warned():
     ],
 )
 def test_parp_inhibitor_gene_lists_follow_each_label(
-    gene, olaparib, talazoparib_combo, niraparib_combo, rucaparib
+    gene, olaparib, talazoparib_combo, niraparib_combo, rucaparib, engine
 ):
     # Enzalutamide stopped for toxicity: ARPI exposure without ARPI progression. BRCA1/2 reported negative
     # unless the row's gene is BRCA2.
@@ -160,7 +177,7 @@ def test_parp_inhibitor_gene_lists_follow_each_label(
         (b, "negative", "somatic") for b in ("BRCA1", "BRCA2") if b != gene
     ]
     ctx = _ctx("mCRPC", therapies=[("enzalutamide", "intolerant")], biomarkers=markers)
-    f = _engine().evaluate(ctx)
+    f = engine.evaluate(ctx)
     assert _offered(f, "olaparib") == olaparib
     assert _offered(f, "talazoparib+enzalutamide") == talazoparib_combo
     assert _offered(f, "niraparib+abiraterone") == niraparib_combo
@@ -171,36 +188,36 @@ def test_parp_inhibitor_gene_lists_follow_each_label(
         )
 
 
-def test_parp_after_parp_progression_is_excluded():
+def test_parp_after_parp_progression_is_excluded(engine):
     ctx = _ctx(
         "mCRPC",
         therapies=[("abiraterone", "progressed"), ("olaparib", "progressed")],
         biomarkers=[("BRCA2", "pathogenic", "germline")],
     )
-    f = _engine().evaluate(ctx)
+    f = engine.evaluate(ctx)
     for therapy in ("olaparib", "rucaparib"):
         assert _kinds(f, therapy) == {"exclude"}
 
 
-def test_first_line_mcrpc_arpi_naive():
-    f = _engine().evaluate(_ctx("mCRPC", therapies=[("leuprolide", "ongoing")]))
+def test_first_line_mcrpc_arpi_naive(engine):
+    f = engine.evaluate(_ctx("mCRPC", therapies=[("leuprolide", "ongoing")]))
     assert _kinds(f, "abiraterone") == {"recommend"}
     assert _kinds(f, "enzalutamide") == {"recommend"}
     assert _kinds(f, "docetaxel") == {"recommend"}
     assert _kinds(f, "adt") == {"recommend"}
 
 
-def test_zoledronic_acid_renal_limit():
+def test_zoledronic_acid_renal_limit(engine):
     from assistant.models import LabValue
 
     ctx = _ctx("mCRPC", sites={"bone": "present"}, labs={"crcl": LabValue(name="crcl", value=25)})
-    f = _engine().evaluate(ctx)
+    f = engine.evaluate(ctx)
     assert _kinds(f, "zoledronic_acid") == {"exclude"}
     assert _kinds(f, "denosumab") == {"recommend"}
 
 
 @pytest.mark.parametrize("psadt,expected", [(6, {"recommend"}), (14, {"exclude"})])
-def test_high_risk_bcr_embark(psadt, expected):
+def test_high_risk_bcr_embark(psadt, expected, engine):
     from assistant.models import LabValue
 
     ctx = _ctx(
@@ -208,22 +225,22 @@ def test_high_risk_bcr_embark(psadt, expected):
         therapies=[("radical_prostatectomy", "completed"), ("salvage_radiotherapy", "completed")],
         labs={"psadt_months": LabValue(name="psadt_months", value=psadt)},
     )
-    assert _kinds(_engine().evaluate(ctx), "enzalutamide") == expected
+    assert _kinds(engine.evaluate(ctx), "enzalutamide") == expected
 
 
 @pytest.mark.parametrize("psadt,expected", [(8, {"recommend"}), (15, {"exclude"})])
-def test_nmcrpc_arpi_needs_short_psadt(psadt, expected):
+def test_nmcrpc_arpi_needs_short_psadt(psadt, expected, engine):
     from assistant.models import LabValue
 
     ctx = _ctx("nmCRPC", labs={"psadt_months": LabValue(name="psadt_months", value=psadt)})
-    f = _engine().evaluate(ctx)
+    f = engine.evaluate(ctx)
     for therapy in ("apalutamide", "darolutamide", "enzalutamide"):
         assert _kinds(f, therapy) == expected
 
 
-def test_mhspc_triplet_needs_fitness():
-    f = _engine().evaluate(_ctx("mHSPC", ecog=1))
+def test_mhspc_triplet_needs_fitness(engine):
+    f = engine.evaluate(_ctx("mHSPC", ecog=1))
     assert _kinds(f, "darolutamide+docetaxel") == {"recommend"}
     assert _kinds(f, "abiraterone+docetaxel") == {"recommend"}
-    f = _engine().evaluate(_ctx("mHSPC", ecog=3))
+    f = engine.evaluate(_ctx("mHSPC", ecog=3))
     assert _kinds(f, "darolutamide+docetaxel") == {"exclude"}
