@@ -23,7 +23,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from assistant.errors import CorpusValidationError
 
@@ -144,6 +152,7 @@ _THERAPY_ATOMS = ("received", "progressed_on", "current", "planned", "intolerant
 class Condition(_Strict):
     """One mapping of the condition language; several atoms in one mapping are read as `all`."""
 
+    _atoms: tuple[tuple[str, Any], ...] = PrivateAttr(default=())
     all_: list[Condition] | None = Field(None, alias="all")
     any_: list[Condition] | None = Field(None, alias="any")
     not_: Condition | None = Field(None, alias="not")
@@ -210,14 +219,18 @@ class Condition(_Strict):
             raise ValueError(f"empty condition; use one of: all, any, not, {', '.join(_ATOMS)}")
         return self
 
-    def atoms(self) -> list[tuple[str, Any]]:
-        """The (key, value) pairs set in this mapping, in declaration order (`all`/`any`/`not` included)."""
+    def model_post_init(self, __context: Any) -> None:
+        # Computed once: the engine walks these for every patient, so the lookup must be cheap.
         out = []
         for key in ("all_", "any_", "not_", *_ATOMS):
             value = getattr(self, key)
             if value is not None:
                 out.append((key.rstrip("_"), value))
-        return out
+        object.__setattr__(self, "_atoms", tuple(out))
+
+    def atoms(self) -> tuple[tuple[str, Any], ...]:
+        """The (key, value) pairs set in this mapping, in declaration order (`all`/`any`/`not` included)."""
+        return self._atoms
 
     def walk(self) -> Iterator[Condition]:
         yield self
@@ -364,6 +377,7 @@ class Lexicon:
     entries: dict[str, LexiconEntry] = field(default_factory=dict)
     by_name: dict[str, str] = field(default_factory=dict)  # lowercased name → id
     class_members: dict[str, set[str]] = field(default_factory=dict)
+    _match_cache: dict[str, frozenset[str]] = field(default_factory=dict, repr=False, compare=False)
 
     @classmethod
     def from_entries(cls, entries: Iterable[LexiconEntry]) -> Lexicon:
@@ -400,10 +414,14 @@ class Lexicon:
         """Does `therapy_id` (possibly a `+` regimen) count as `token` (an id or a class)?"""
         if therapy_id == token:
             return True
-        parts = therapy_id.split("+")
-        if token in parts:
-            return True
-        return any(token in self.classes_of(p) for p in parts) or token in self.classes_of(therapy_id)
+        tokens = self._match_cache.get(therapy_id)
+        if tokens is None:
+            parts = therapy_id.split("+")
+            tokens = frozenset(
+                [*parts, *self.classes_of(therapy_id), *(c for p in parts for c in self.classes_of(p))]
+            )
+            self._match_cache[therapy_id] = tokens
+        return token in tokens
 
     def names_of(self, therapy_id: str) -> list[str]:
         """Every name (generic, brand, abbreviation) of a therapy or of the components of a regimen."""
