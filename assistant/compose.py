@@ -10,7 +10,7 @@ the answer itself, not clinical claims.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
@@ -35,8 +35,26 @@ def _cite(f: Finding) -> str:
     return " " + cite_marks(f.citations) if f.citations else ""
 
 
-def _label(f: Finding) -> str:
-    return f.therapy.replace("_", " ").replace("+", " + ") if f.therapy else therapy_label(f)
+def _cited(text: str, f: Finding) -> str:
+    """End the sentence with its citations before the full stop: "… after docetaxel [1]."."""
+    text = _end(text)
+    return text[:-1] + _cite(f) + text[-1]
+
+
+def _lc(text: str) -> str:
+    """Lower-case the first letter of a reason that continues a sentence (not an acronym like PSA)."""
+    text = text.strip()
+    if len(text) > 1 and text[0].isupper() and not text[1].isupper():
+        return text[0].lower() + text[1:]
+    return text
+
+
+def _name(f: Finding, names: Mapping[str, str] | None = None) -> str:
+    """Display name: the lexicon's first name for the therapy, else the id made readable, else the title."""
+    if f.therapy:
+        shown = (names or {}).get(f.therapy)
+        return shown or f.therapy.replace("_", " ").replace("+", " + ")
+    return therapy_label(f)
 
 
 def _end(text: str) -> str:
@@ -70,8 +88,17 @@ def _ordered(findings: Sequence[Finding], kinds: tuple[str, ...]) -> list[Findin
     return sorted(sel, key=lambda f: (kinds.index(f.kind), f.preference if f.preference is not None else 99))
 
 
-def follow_up_questions(plan: AnswerPlan, citations: Sequence[Citation], audience: str = "clinician") -> list[str]:
+def follow_up_questions(
+    plan: AnswerPlan,
+    citations: Sequence[Citation],
+    audience: str = "clinician",
+    display_names: Mapping[str, str] | None = None,
+) -> list[str]:
     """Three follow-ups derived from the plan: open questions, the next option, monitoring, exclusions."""
+
+    def _label(f: Finding) -> str:
+        return _name(f, display_names)
+
     findings = plan.findings
     options = _ordered(findings, ("recommend", "consider"))
     asks = _ordered(findings, ("ask",))
@@ -80,8 +107,8 @@ def follow_up_questions(plan: AnswerPlan, citations: Sequence[Citation], audienc
     you = "my" if audience == "patient" else "this patient's"
     out: list[str] = []
     if asks:
-        topic = asks[0].reason.strip().rstrip("?.")
-        out.append(f"How would the options change depending on this: {topic}?")
+        topic = _lc(asks[0].reason).rstrip("?.")
+        out.append(f"How would the options change once this is known — {topic}?")
     if len(options) >= 2:
         out.append(f"What are the eligibility criteria and main risks of {_label(options[1])}?")
     elif options:
@@ -91,7 +118,7 @@ def follow_up_questions(plan: AnswerPlan, citations: Sequence[Citation], audienc
     if excluded:
         out.append(f"Why is {_label(excluded[0])} not an option for {you} situation?")
     if warns:
-        out.append(f"What should be done about this warning: {warns[0].reason.strip().rstrip('.')}?")
+        out.append(f"What should be done about this warning — {_lc(warns[0].reason).rstrip('.')}?")
     for c in citations:
         if len(out) >= 3:
             break
@@ -112,8 +139,13 @@ def compose_answer(
     ctx: PatientContext | None = None,
     *,
     audience: str = "clinician",
+    display_names: Mapping[str, str] | None = None,
 ) -> ComposedAnswer:
     """Write the answer from the plan's findings (with their citation numbers) and the passages."""
+
+    def _label(f: Finding) -> str:
+        return _name(f, display_names)
+
     titles = section_titles(audience)
     patient = audience == "patient"
     findings = plan.findings
@@ -131,9 +163,9 @@ def compose_answer(
         top = options[0]
         verb = "may be worth discussing" if patient else ("is the preferred option" if top.kind == "recommend" else "can be considered")
         if patient:
-            lines.append(_end(f"A treatment that {verb} with your care team is {_label(top)}: {top.reason.rstrip('.')}") + _cite(top))
+            lines.append(_cited(f"A treatment that {verb} with your care team is {_label(top)}: {_lc(top.reason)}", top))
         else:
-            lines.append(_end(f"For this patient, {_label(top)} {verb}: {top.reason.rstrip('.')}") + _cite(top))
+            lines.append(_cited(f"For this patient, {_label(top)} {verb}: {_lc(top.reason)}", top))
     elif citations:
         first = _sentences(citations[0].passage)
         if first:
@@ -141,11 +173,10 @@ def compose_answer(
             lines.append(f"{lead}: “{first[0].rstrip('.')}.” [{citations[0].number}]")
     if excluded:
         names = ", ".join(_label(f) for f in excluded)
-        marks = cite_marks(sorted({n for f in excluded for n in f.citations}))
         if patient:
-            lines.append(_end(f"These treatments are not suitable for you based on the details given: {names}") + (f" {marks}" if marks else ""))
+            lines.append(f"_Not suitable for you based on the details given: {names} (see below)._")
         else:
-            lines.append(_end(f"Not recommended for this patient: {names}") + (f" {marks}" if marks else ""))
+            lines.append(f"_Excluded by the rule checks for this patient: {names} (see below)._")
     if ctx is None or (not ctx.diagnoses and not ctx.therapies and not ctx.disease_state and not ctx.biomarkers):
         lines.append(f"_{EMPTY_CONTEXT_NOTE}_")
 
@@ -155,7 +186,7 @@ def compose_answer(
         for i, f in enumerate(options, 1):
             strength = f" ({f.strength})" if f.strength and not patient else ""
             kind = "" if f.kind == "recommend" else (" — to consider" if not patient else " — possibly")
-            lines.append(f"{i}. **{_label(f)}**{kind}{strength}: {_end(f.reason)}{_cite(f)}")
+            lines.append(f"{i}. **{_label(f)}**{kind}{strength}: {_cited(f.reason, f)}")
     else:
         lines.append("_No therapy rule matched this patient; see the cited passages below._")
         for c in citations[:3]:
@@ -167,7 +198,7 @@ def compose_answer(
     lines.append(f"\n## {titles[2]}")
     if excluded:
         for f in excluded:
-            lines.append(f"- **{_label(f)}** — not recommended: {_end(f.reason)}{_cite(f)}")
+            lines.append(f"- **{_label(f)}** — not recommended: {_cited(_lc(f.reason), f)}")
     else:
         lines.append("_No therapy was excluded by the rule checks for the details given._")
 
@@ -175,7 +206,7 @@ def compose_answer(
     lines.append(f"\n## {titles[3]}")
     for f in warns:
         sev = f" ({f.severity})" if f.severity and not patient else ""
-        lines.append(f"- **Warning{sev}:** {_end(f.reason)}{_cite(f)}")
+        lines.append(f"- **Warning{sev}:** {_cited(f.reason, f)}")
     if not warns:
         pit = _passage_sentences(citations, _PITFALL, 2)
         for s, n in pit:
@@ -195,7 +226,7 @@ def compose_answer(
     lines.append(f"\n## {titles[5]}")
     for f in asks:
         prefix = "Your care team may ask" if patient else "Clarify"
-        lines.append(f"- {prefix}: {_end(f.reason)}{_cite(f)}")
+        lines.append(f"- {prefix}: {_cited(_lc(f.reason), f)}")
     trials = _passage_sentences(citations, _TRIAL, 1)
     for s, n in trials:
         lines.append(f"- “{s.rstrip('.')}.” [{n}]")
@@ -204,4 +235,6 @@ def compose_answer(
     if plan.conflicts:
         lines.append("\n_Sources disagree: " + "; ".join(plan.conflicts) + "_")
 
-    return ComposedAnswer(body="\n".join(lines), follow_ups=follow_up_questions(plan, citations, audience))
+    return ComposedAnswer(
+        body="\n".join(lines), follow_ups=follow_up_questions(plan, citations, audience, display_names)
+    )

@@ -8,9 +8,11 @@ from collections.abc import Iterable, Mapping, Sequence
 
 from assistant.models import Citation, Finding, RetrievedPassage
 
-# Findings that must be explained get their passages numbered first (why: the plan event and the
-# "Not recommended"/"Warnings" sections cite them, so they must survive any cap on sources).
-_KIND_ORDER = {"exclude": 0, "warn": 1, "recommend": 2, "consider": 3, "ask": 4}
+# Sources are numbered in reading order (options, exclusions, warnings, questions, then retrieval
+# hits), but when the cap bites, the passages behind exclusions and warnings are kept first (why: the
+# "Not recommended" and "Pitfalls" sections must stay cited).
+_READING_ORDER = {"recommend": 0, "consider": 1, "exclude": 2, "warn": 3, "ask": 4}
+_KEEP_PRIORITY = {"exclude": 0, "warn": 1, "recommend": 2, "consider": 3, "ask": 4}
 
 
 def citation_from_passage(p: RetrievedPassage, number: int) -> Citation:
@@ -31,11 +33,8 @@ def citation_from_passage(p: RetrievedPassage, number: int) -> Citation:
     )
 
 
-def _sorted_findings(findings: Sequence[Finding]) -> list[Finding]:
-    return sorted(
-        findings,
-        key=lambda f: (_KIND_ORDER.get(f.kind, 9), f.preference if f.preference is not None else 99),
-    )
+def _pref(f: Finding) -> int:
+    return f.preference if f.preference is not None else 99
 
 
 def number_sources(
@@ -51,31 +50,28 @@ def number_sources(
     Returns the citations and the findings (same order as given) with ``citations`` set to the numbers
     of the passages that back them. A finding whose refs found no passage keeps an empty list.
     """
-    by_chunk: dict[str, int] = {}
+    def refs_of(f: Finding) -> list[RetrievedPassage]:
+        return [p for ref in f.refs for p in list(passages_by_ref.get(ref, ()))[:per_ref]]
+
+    # 1. choose which passages survive the cap, by priority
+    keep: set[str] = set()
+    by_priority = sorted(findings, key=lambda f: (_KEEP_PRIORITY.get(f.kind, 9), _pref(f)))
+    for p in [p for f in by_priority for p in refs_of(f)] + list(retrieved):
+        if len(keep) >= max_sources:
+            break
+        keep.add(p.chunk_id)
+    # 2. number the survivors in reading order
+    number: dict[str, int] = {}
     cites: list[Citation] = []
-
-    def add(p: RetrievedPassage) -> int | None:
-        if p.chunk_id in by_chunk:
-            return by_chunk[p.chunk_id]
-        if len(cites) >= max_sources:
-            return None
-        n = len(cites) + 1
-        by_chunk[p.chunk_id] = n
-        cites.append(citation_from_passage(p, n))
-        return n
-
-    numbers_for: dict[int, list[int]] = {}
-    for f in _sorted_findings(findings):
-        nums: list[int] = []
-        for ref in f.refs:
-            for p in list(passages_by_ref.get(ref, ()))[:per_ref]:
-                n = add(p)
-                if n is not None and n not in nums:
-                    nums.append(n)
-        numbers_for[id(f)] = nums
-    for p in retrieved:
-        add(p)
-    numbered = [f.model_copy(update={"citations": numbers_for.get(id(f), [])}) for f in findings]
+    reading = sorted(findings, key=lambda f: (_READING_ORDER.get(f.kind, 9), _pref(f)))
+    for p in [p for f in reading for p in refs_of(f)] + list(retrieved):
+        if p.chunk_id in keep and p.chunk_id not in number:
+            number[p.chunk_id] = len(cites) + 1
+            cites.append(citation_from_passage(p, number[p.chunk_id]))
+    numbered = [
+        f.model_copy(update={"citations": list(dict.fromkeys(number[p.chunk_id] for p in refs_of(f) if p.chunk_id in number))})
+        for f in findings
+    ]
     return cites, numbered
 
 

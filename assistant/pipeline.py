@@ -1,0 +1,576 @@
+"""The one call every entry point uses: question (+ patient, history, prior context) → cited, rule-checked,
+verified answer — whole (`ask`) or streamed (`ask_stream`: plan first, then text, then the final record).
+
+Flow: validate → patient context → retrieval query → rule findings → passages for the findings' refs +
+retrieved passages, deduplicated and numbered → plan event → abstain? → generate (LLM, or the
+deterministic composer) → verify / repair / fall back → render → Answer.
+
+`Assistant` receives every dependency (retriever, knowledge, rule engine, chat model, embedder) in its
+constructor so tests pass fakes; `build_assistant(settings)` builds the real ones. LLM failures never
+escape: a down, slow or garbage-producing model yields the composer's answer with a banner.
+"""
+
+from __future__ import annotations
+
+import logging
+import queue
+import re
+import threading
+import time
+import unicodedata
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from assistant import prompts
+from assistant.compose import compose_answer, follow_up_questions
+from assistant.errors import LLMError, QuestionError
+from assistant.models import (
+    Answer,
+    AnswerEvent,
+    AnswerPlan,
+    Citation,
+    Finding,
+    PatientContext,
+    RetrievedPassage,
+    VerificationReport,
+)
+from assistant.render import number_sources, render_answer
+from assistant.settings import Settings
+from assistant.verify import (
+    LEXICAL_ONLY_THRESHOLD,
+    SupportScorer,
+    VerifyResult,
+    append_required,
+    inspect_answer,
+    strike,
+)
+
+log = logging.getLogger(__name__)
+
+
+# ---------------------------------------------------------------- dependency protocols
+class Retriever(Protocol):
+    def retrieve(self, query: str, k: int | None = None, filters: Mapping[str, Any] | None = None) -> list[RetrievedPassage]: ...
+
+    def passages_for_refs(self, refs: Sequence[str]) -> dict[str, list[RetrievedPassage]]: ...
+
+
+class Engine(Protocol):
+    def evaluate(self, ctx: PatientContext) -> list[Finding]: ...
+
+
+class EmbedderLike(Protocol):
+    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+# ---------------------------------------------------------------- pure helpers
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def clean_question(question: object, max_chars: int) -> str:
+    """Strip control characters and whitespace; reject empty or over-long questions (QuestionError)."""
+    if not isinstance(question, str):
+        raise QuestionError(f"the question must be text, got {type(question).__name__}")
+    text = unicodedata.normalize("NFC", _CONTROL.sub(" ", question)).strip()
+    text = re.sub(r"[ \t]+", " ", text)
+    if not text:
+        raise QuestionError("the question is empty")
+    if len(text) > max_chars:
+        raise QuestionError(f"the question is {len(text):,} characters long; the limit is {max_chars:,}")
+    return text
+
+
+def retrieval_query(question: str, ctx: PatientContext, max_terms: int = 12) -> str:
+    """The question plus the salient context a follow-up may leave implicit (state, therapies, genes)."""
+    terms: list[str] = []
+    if ctx.disease_state:
+        terms.append(ctx.disease_state)
+    terms.extend(d.replace("_", " ") for d in ctx.diagnoses)
+    terms.extend(t.therapy.replace("_", " ") for t in ctx.therapies[-4:])
+    terms.extend(b.name for b in ctx.biomarkers if b.result in ("pathogenic", "likely_pathogenic", "positive"))
+    low = question.lower()
+    extra = [t for t in dict.fromkeys(terms) if t and t.lower() not in low][:max_terms]
+    return question if not extra else f"{question}\n(context: {', '.join(extra)})"
+
+
+def clean_llm_text(text: str) -> str:
+    """Drop wrappers a coder model likes to add (code fences, its own Sources list, chat markers)."""
+    text = re.sub(r"<\|[^|>]{1,40}\|>", "", text)
+    text = re.sub(r"^\s*```[a-zA-Z]*\s*\n", "", text)
+    text = re.sub(r"\n\s*```\s*$", "", text)
+    text = re.split(r"\n#{1,6}\s*(?:sources|references)\b.*", text, maxsplit=1, flags=re.I)[0]
+    return text.strip()
+
+
+def coverage_summary(knowledge: Any) -> str:
+    """What the corpus covers, from the digests' titles and topics (for the abstention text)."""
+    digests = getattr(knowledge, "digests", None) or {}
+    topics: list[str] = []
+    for d in digests.values():
+        meta = getattr(d, "meta", {}) or {}
+        for t in meta.get("topics") or []:
+            if str(t) not in topics:
+                topics.append(str(t))
+    if not topics:
+        titles = [getattr(d, "title", "") for d in digests.values() if getattr(d, "kind", "") == "guideline"]
+        topics = [t for t in titles if t]
+    if not topics:
+        return "the guidelines that have been ingested into this index"
+    return ", ".join(topics[:14]) + (" and related drug labels" if len(topics) <= 14 else ", …")
+
+
+def _actionable(findings: Sequence[Finding]) -> bool:
+    return any(f.kind in ("recommend", "consider", "exclude", "warn") for f in findings)
+
+
+@dataclass
+class _Prepared:
+    question: str
+    ctx: PatientContext
+    plan: AnswerPlan
+    citations: list[Citation]
+    abstain: bool
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+_Clock = Callable[[], float]
+
+
+class Assistant:
+    """Answers questions from the corpus; every dependency is injected."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        retriever: Retriever,
+        engine: Engine,
+        knowledge: Any = None,
+        chat_model: Any = None,
+        embedder: EmbedderLike | None = None,
+        extract_context: Callable[..., PatientContext] | None = None,
+        plan_builder: Callable[..., AnswerPlan] | None = None,
+        max_sources: int = 8,
+        repair_policy: str = "auto",
+        clock: _Clock = time.perf_counter,
+    ) -> None:
+        if repair_policy not in ("auto", "regenerate", "strike"):
+            raise ValueError(f"repair_policy must be auto, regenerate or strike, got {repair_policy!r}")
+        self.settings = settings
+        self.retriever = retriever
+        self.engine = engine
+        self.knowledge = knowledge
+        self.chat_model = chat_model
+        self.embedder = embedder
+        # Resolve the default stages now (not at import, not on the first question): importing them
+        # costs ~0.3 s, which would otherwise land inside the first answer's 1 s plan budget.
+        if extract_context is None:
+            from assistant.patient import extract_context
+        if plan_builder is None:
+            from assistant.plan import build_plan as plan_builder
+        self._extract = extract_context
+        self._plan_builder = plan_builder
+        self.max_sources = max_sources
+        self.repair_policy = repair_policy
+        self._clock = clock
+        # Passage-sentence embeddings repeat across questions: one scorer (and cache) per assistant.
+        self._scorer = SupportScorer(embedder)
+        self._lexical_scorer = SupportScorer(None, threshold=LEXICAL_ONLY_THRESHOLD)
+        self._llm_lock = threading.Lock()
+
+    # ------------------------------------------------------------ public API
+    @property
+    def backend(self) -> str:
+        return "none" if self.chat_model is None else self.settings.llm
+
+    def ask(
+        self,
+        question: str,
+        *,
+        patient: str | None = None,
+        history: Sequence[Mapping[str, str]] | None = None,
+        audience: str = "clinician",
+        context: PatientContext | None = None,
+    ) -> Answer:
+        final: Answer | None = None
+        for ev in self.ask_stream(question, patient=patient, history=history, audience=audience, context=context):
+            if ev.kind == "final":
+                final = ev.answer
+        assert final is not None  # ask_stream always ends with 'final'
+        return final
+
+    def ask_stream(
+        self,
+        question: str,
+        *,
+        patient: str | None = None,
+        history: Sequence[Mapping[str, str]] | None = None,
+        audience: str = "clinician",
+        context: PatientContext | None = None,
+    ) -> Iterator[AnswerEvent]:
+        """Events: 'plan' (findings, numbered citations, patient context), 'delta' text, then 'final'.
+
+        'delta' text is the raw draft as it is generated; the 'final' answer is the verified/repaired
+        version and replaces it.
+        """
+        if audience not in ("clinician", "patient"):
+            raise QuestionError(f"audience must be 'clinician' or 'patient', got {audience!r}")
+        t0 = self._clock()
+        q = clean_question(question, self.settings.max_question_chars)
+        if patient is not None:
+            patient = clean_question(patient, self.settings.max_question_chars) if patient.strip() else None
+        prep = self._prepare(q, patient, history, context, t0)
+        prep.timings["plan_ready"] = self._ms(t0)
+        yield AnswerEvent(kind="plan", findings=prep.plan.findings, citations=prep.citations, patient_context=prep.ctx)
+
+        if prep.abstain:
+            yield AnswerEvent(kind="final", answer=self._abstain(prep, audience, t0))
+            return
+        deltas: list[str] = []
+        answer = yield from self._generate(prep, audience, t0, deltas)
+        yield AnswerEvent(kind="final", answer=answer)
+
+    # ------------------------------------------------------------ stages
+    def _ms(self, since: float) -> float:
+        return round((self._clock() - since) * 1000.0, 2)
+
+    def _lexicon(self) -> Any:
+        return getattr(self.knowledge, "lexicon", None)
+
+    def _display_names(self, plan: AnswerPlan) -> dict[str, str]:
+        """Therapy id → the name clinicians read (the lexicon's first name)."""
+        lex = self._lexicon()
+        out: dict[str, str] = {}
+        for f in plan.findings:
+            if not f.therapy or lex is None:
+                continue
+            entry = getattr(lex, "entries", {}).get(f.therapy)
+            if entry is not None and getattr(entry, "names", None):
+                out[f.therapy] = entry.names[0]
+            elif hasattr(lex, "names_of"):
+                names = [n for n in lex.names_of(f.therapy) if n != f.therapy]
+                if names:
+                    out[f.therapy] = names[0]
+        return out
+
+    def _prepare(
+        self,
+        q: str,
+        patient: str | None,
+        history: Sequence[Mapping[str, str]] | None,
+        prior: PatientContext | None,
+        t0: float,
+    ) -> _Prepared:
+        timings: dict[str, float] = {"validate": self._ms(t0)}
+        t = self._clock()
+        extract = self._extract
+        text = f"{patient}\n{q}" if patient else q
+        ctx = extract(text, history=list(history) if history else None, prior=prior, lexicon=self._lexicon())
+        timings["context"] = self._ms(t)
+
+        t = self._clock()
+        findings = list(self.engine.evaluate(ctx))
+        timings["rules"] = self._ms(t)
+
+        t = self._clock()
+        refs = list(dict.fromkeys(r for f in findings for r in f.refs))
+        by_ref = self.retriever.passages_for_refs(refs) if refs else {}
+        hits = self.retriever.retrieve(retrieval_query(q, ctx), k=self.settings.top_k)
+        relevant = [p for p in hits if p.score >= self.settings.min_relevance]
+        timings["retrieval"] = self._ms(t)
+
+        t = self._clock()
+        citations, numbered = number_sources(findings, by_ref, relevant, max_sources=self.max_sources)
+        plan = self._plan_builder(numbered, ctx, self._lexicon())
+        timings["plan"] = self._ms(t)
+        # Abstain when nothing in the corpus speaks to the question: no relevant passage and no rule
+        # finding that the corpus backs (ask-only findings are not an answer).
+        backed = _actionable(numbered) and any(f.citations for f in numbered)
+        abstain = not citations or (not relevant and not backed)
+        return _Prepared(question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings)
+
+    def _abstain(self, prep: _Prepared, audience: str, t0: float) -> Answer:
+        topic_hint = ""
+        if prep.ctx.diagnoses:
+            topic_hint = f" (for {', '.join(d.replace('_', ' ') for d in prep.ctx.diagnoses)})"
+        detail = prompts.ABSTAIN_DETAIL.format(coverage=coverage_summary(self.knowledge), topic_hint=topic_hint)
+        body = f"{prompts.REFUSAL}\n\n{detail}"
+        report = VerificationReport(checked=["relevance"], failed=["relevance: no passage above min_relevance"], mode="abstain", verified=False)
+        prep.timings["total"] = self._ms(t0)
+        return Answer(
+            question=prep.question,
+            answer_markdown=render_answer(body, []),
+            citations=[],
+            findings=prep.plan.findings,
+            patient_context=prep.ctx,
+            abstained=True,
+            verification=report,
+            follow_ups=[],
+            backend=self.backend,
+            timings_ms=prep.timings,
+            corpus_version=str(getattr(self.knowledge, "version", "") or ""),
+            model=self._model_name(),
+        )
+
+    def _model_name(self) -> str:
+        if self.chat_model is None:
+            return ""
+        return getattr(self.chat_model, "model_name", "") or type(self.chat_model).__name__
+
+    def _generate(self, prep: _Prepared, audience: str, t0: float, deltas: list[str]) -> Iterator[AnswerEvent]:
+        """Yields 'delta' events; returns the final Answer (a generator with a return value)."""
+        t = self._clock()
+        banner: str | None = None
+        mode = "composer"
+        text: str | None = None
+        repaired_notes: list[str] = []
+        failed_notes: list[str] = []
+        if self.chat_model is not None:
+            try:
+                built = prompts.build_messages(
+                    prep.question,
+                    prep.plan,
+                    prep.citations,
+                    prep.ctx,
+                    audience=audience,
+                    count_tokens=self._token_counter(),
+                    budget=self._prompt_budget(),
+                )
+                if built.prompt_tokens is not None:
+                    prep.timings["prompt_tokens"] = float(built.prompt_tokens)
+                raw = ""
+                first = True
+                for piece in self._stream_llm(built.system, built.user, t0=t):
+                    if first:
+                        prep.timings["first_token"] = self._ms(t0)
+                        first = False
+                    raw += piece
+                    deltas.append(piece)
+                    yield AnswerEvent(kind="delta", text=piece)
+                prep.timings["generate"] = self._ms(t)
+                text, _draft, mode, failed_notes, repaired_notes = self._verify_llm(raw, prep, audience, built, t)
+                if text is None:
+                    banner = prompts.FALLBACK_BANNER.format(reason="its answer could not be repaired")
+            except LLMError as exc:
+                log.warning("LLM backend failed, using the composer: %s", exc)
+                banner = prompts.FALLBACK_BANNER.format(reason=str(exc)[:160])
+                failed_notes.append(f"llm: {exc}")
+                text, mode = None, "composer-fallback"
+        if text is None:
+            t_c = self._clock()
+            composed = compose_answer(
+                prep.question, prep.plan, prep.citations, prep.ctx, audience=audience, display_names=self._display_names(prep.plan)
+            )
+            if self.chat_model is None:
+                for line in composed.body.splitlines(keepends=True):
+                    yield AnswerEvent(kind="delta", text=line)
+                prep.timings["first_token"] = self._ms(t0)
+            prep.timings["compose"] = self._ms(t_c)
+            text = composed.body
+            if mode != "composer-fallback":
+                mode = "composer"
+        prep.timings.setdefault("generate", self._ms(t))
+
+        # Final verification of exactly what will be shown (composer: lexical support; its sentences
+        # are reviewed rule text or verbatim passage quotes, so an embedding pass would only cost time).
+        t_v = self._clock()
+        composer = mode.startswith("composer")
+        scorer = self._lexical_scorer if composer else self._scorer
+        final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer)
+        if final.missing_required:
+            text = append_required(final.text, final.missing_required, {c.number for c in prep.citations}, audience)
+            repaired_notes.append(
+                "required: appended " + ", ".join(f"{f.kind} {f.rule_id}" for f in final.missing_required)
+            )
+            failed_notes.extend(f"required: {f.kind} finding {f.rule_id} was missing" for f in final.missing_required)
+            final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer)
+        if composer and final.violations:
+            # Deterministic text is not struck (it is the last resort) but never shown as verified.
+            text, notes = strike(final, flag_only=("support", "uncited", "excluded-therapy"))
+            repaired_notes.extend(notes)
+        report = final.report
+        report.failed = list(dict.fromkeys([*failed_notes, *report.failed]))
+        report.repaired = list(dict.fromkeys([*repaired_notes, *report.repaired]))
+        report.mode = mode  # type: ignore[assignment]
+        report.verified = not final.violations and not final.missing_required
+        if composer:
+            report.checked = [c if c != "support" else "support (lexical)" for c in report.checked]
+        prep.timings["verify"] = self._ms(t_v) + prep.timings.pop("_verify_llm", 0.0)
+
+        t_r = self._clock()
+        follow_ups = follow_up_questions(prep.plan, prep.citations, audience, self._display_names(prep.plan))
+        mode_note = prompts.COMPOSER_MODE_NOTE if composer else prompts.LLM_MODE_NOTE.format(model=self._model_name())
+        if not report.verified:
+            mode_note += "\n\n" + prompts.UNVERIFIED_NOTE
+        markdown = render_answer(text, prep.citations, banner=banner, mode_note=mode_note, follow_ups=follow_ups)
+        prep.timings["render"] = self._ms(t_r)
+        prep.timings["total"] = self._ms(t0)
+        return Answer(
+            question=prep.question,
+            answer_markdown=markdown,
+            citations=prep.citations,
+            findings=prep.plan.findings,
+            patient_context=prep.ctx,
+            abstained=False,
+            verification=report,
+            follow_ups=follow_ups,
+            backend=self.backend,
+            banner=banner,
+            timings_ms=prep.timings,
+            corpus_version=str(getattr(self.knowledge, "version", "") or ""),
+            model=self._model_name() if not composer or mode == "composer-fallback" else "",
+        )
+
+    # ------------------------------------------------------------ LLM plumbing
+    def _token_counter(self) -> Callable[[str], int] | None:
+        counter = getattr(self.chat_model, "count_tokens", None)
+        if callable(counter) and self.settings.llm == "local":
+            return counter
+        return lambda s: len(s) // 4 + 1  # a server's tokenizer is unknown: ~4 characters a token
+
+    def _prompt_budget(self) -> int:
+        return prompts.PROMPT_TOKEN_BUDGET if self.settings.llm == "local" else 3000
+
+    def _stream_llm(self, system: str, user: str, *, t0: float, extra: Sequence[Any] = ()) -> Iterator[str]:
+        """Token text from the chat model, with a wall-clock deadline (LLMError on timeout or failure).
+
+        The model runs in a worker thread so a hung server or a slow prefill cannot block past
+        llm_timeout_s; one lock serialises calls because llama.cpp contexts are not thread-safe.
+        """
+        from langchain_core.messages import HumanMessage, SystemMessage
+
+        messages = [SystemMessage(content=system), HumanMessage(content=user), *extra]
+        q: queue.Queue[tuple[str, Any]] = queue.Queue()
+        stop = threading.Event()
+        model = self.chat_model
+        lock = self._llm_lock
+
+        def work() -> None:
+            try:
+                with lock:
+                    for chunk in model.stream(messages):
+                        if stop.is_set():
+                            break
+                        content = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
+                        if content:
+                            q.put(("tok", content))
+                q.put(("end", None))
+            except Exception as exc:  # any backend error becomes a fallback, never a crash
+                q.put(("err", exc))
+
+        threading.Thread(target=work, name="guiderail-llm", daemon=True).start()
+        deadline = t0 + self.settings.llm_timeout_s
+        try:
+            while True:
+                remaining = deadline - self._clock()
+                if remaining <= 0:
+                    raise LLMError(f"timed out after {self.settings.llm_timeout_s:g} s")
+                try:
+                    kind, value = q.get(timeout=remaining)
+                except queue.Empty:
+                    raise LLMError(f"timed out after {self.settings.llm_timeout_s:g} s") from None
+                if kind == "tok":
+                    yield value
+                elif kind == "end":
+                    return
+                else:
+                    raise LLMError(f"{type(value).__name__}: {value}") from value
+        finally:
+            stop.set()
+
+    def _verify_llm(
+        self, raw: str, prep: _Prepared, audience: str, built: prompts.BuiltPrompt, t_gen: float
+    ) -> tuple[str | None, VerifyResult | None, str, list[str], list[str]]:
+        """Check the draft; regenerate once or strike; None text means 'fall back to the composer'."""
+        failed: list[str] = []
+        repaired: list[str] = []
+        t_v = self._clock()
+        text = clean_llm_text(raw)
+        if not self._usable(text):
+            raise LLMError("the model's answer was empty or had no valid citations")
+        res = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=self._scorer)
+        prep.timings["_verify_llm"] = self._ms(t_v)
+        if not res.violations:
+            return res.text, res, "llm", list(res.report.failed), list(res.report.repaired)
+        failed.extend(res.report.failed)
+        repaired.extend(res.report.repaired)
+        mode = "llm-repaired"
+        if self._should_regenerate(res, t_gen):
+            from langchain_core.messages import AIMessage, HumanMessage
+
+            violations = [v.message for v in res.violations][:8]
+            extra = [AIMessage(content=raw), HumanMessage(content=prompts.repair_message(violations, len(prep.citations)))]
+            try:
+                t_r = self._clock()
+                raw2 = "".join(self._stream_llm(built.system, built.user, t0=t_r, extra=extra))
+                prep.timings["regenerate"] = self._ms(t_r)
+                text2 = clean_llm_text(raw2)
+                if self._usable(text2):
+                    t_v = self._clock()
+                    res2 = inspect_answer(text2, citations=prep.citations, plan=prep.plan, scorer=self._scorer)
+                    prep.timings["_verify_llm"] += self._ms(t_v)
+                    repaired.append(f"regenerated once listing {len(violations)} violation(s)")
+                    failed.extend(f"after regeneration: {x}" for x in res2.report.failed)
+                    res = res2
+                    if not res.violations:
+                        return res.text, res, mode, failed, repaired
+            except LLMError as exc:
+                failed.append(f"regeneration failed: {exc}")
+        struck, notes = strike(res)
+        repaired.extend(notes)
+        if not self._usable(struck) or self._too_thin(struck, prep.plan):
+            failed.append("too little verified text left after striking: composer fallback")
+            return None, None, "composer-fallback", failed, repaired
+        return struck, res, mode, failed, repaired
+
+    def _usable(self, text: str) -> bool:
+        return len(text.strip()) >= 40 and bool(re.search(r"\[\d{1,3}\]", text))
+
+    @staticmethod
+    def _too_thin(text: str, plan: AnswerPlan) -> bool:
+        cited = len(re.findall(r"[^.\n]*\[\d{1,3}\]", text))
+        if cited < 2:
+            return True
+        options = [f for f in plan.findings if f.kind in ("recommend", "consider") and f.therapy]
+        if options:
+            name = options[0].therapy.split("+")[0].replace("_", " ").lower()
+            return name not in text.lower()
+        return False
+
+    def _should_regenerate(self, res: VerifyResult, t_gen: float) -> bool:
+        if self.repair_policy == "strike":
+            return False
+        elapsed = self._clock() - t_gen
+        # Only regenerate when a second full generation still fits in the time budget.
+        if elapsed * 2.2 > self.settings.llm_timeout_s:
+            return False
+        if self.repair_policy == "regenerate":
+            return True
+        claims = [s for s in res.sentences if s.kind == "claim"]
+        bad = {(v.line, v.index) for v in res.violations}
+        serious = any(v.check == "excluded-therapy" for v in res.violations)
+        return serious or (bool(claims) and len(bad) / len(claims) > 0.34)
+
+
+# ---------------------------------------------------------------- factory
+def build_assistant(settings: Settings) -> Assistant:
+    """The real thing: MiniLM embedder, Chroma store, hybrid retriever, corpus knowledge, rule engine, chat model."""
+    from assistant.knowledge import load_knowledge
+    from assistant.llm.backends import make_chat_model
+    from assistant.retrieval import HybridRetriever
+    from assistant.rules import RuleEngine
+    from ingest.embedder import load_embedder
+    from ingest.store import open_store
+
+    embedder = load_embedder(settings)
+    store = open_store(settings, embedder)
+    knowledge = load_knowledge(settings.corpus_dir)
+    return Assistant(
+        settings,
+        retriever=HybridRetriever(store, settings),
+        engine=RuleEngine(knowledge),
+        knowledge=knowledge,
+        chat_model=make_chat_model(settings),
+        embedder=embedder,
+    )
