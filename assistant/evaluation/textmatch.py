@@ -125,11 +125,14 @@ def phrase_asserted(sentence: Sentence, phrase: str) -> bool:
     """True when the phrase occurs in a clause of this sentence that carries no negation cue."""
     if sentence.excluded_section or not contains_phrase(sentence.norm, phrase):
         return False
-    hit_clauses = [c for c in sentence.clauses if contains_phrase(c, phrase)]
-    if not hit_clauses:
-        # the phrase spans a clause boundary: judge the whole sentence
-        return not clause_negated(sentence.norm)
-    return any(not clause_negated(c) for c in hit_clauses)
+    hit_clauses = [c for c in sentence.clauses if contains_phrase(c, phrase)] or [sentence.norm]
+    # a cue inside the phrase itself ("stop ADT") is the claim, not a negation of it: judge the rest of the clause
+    return any(not clause_negated(_without(c, phrase)) for c in hit_clauses)
+
+
+def _without(norm_clause: str, phrase: str) -> str:
+    p = normalize(phrase)
+    return " ".join(f" {norm_clause} ".replace(f" {p} ", " | ").split()) if p else norm_clause
 
 
 def preceded_by_history(norm_clause: str, start: int, window: int = 4) -> bool:

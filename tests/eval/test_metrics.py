@@ -93,6 +93,14 @@ def test_forbidden_claim_negation(text, hit):
     assert bool(hits) is hit, sentences(text)
 
 
+@pytest.mark.parametrize(
+    ("text", "hit"),
+    [("Stop ADT when cabazitaxel starts.", True), ("Do not stop ADT.", False), ("Never stop ADT; keep testosterone low.", False)],
+)
+def test_forbidden_claim_that_contains_a_cue_word(text, hit):
+    assert bool(forbidden_hits(text, [fc("stop ADT")])) is hit
+
+
 def test_forbidden_known_failure_mode_double_negation_is_missed():
     # documented limitation (eval/README.md): a double negation reads as negated, so no hit is reported
     assert forbidden_hits("It is not unreasonable to continue Lu-177.", [fc("continue Lu-177")]) == []
