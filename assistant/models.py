@@ -52,6 +52,9 @@ class TherapyExposure(_Record):
     status: TherapyStatus = "received"
     setting: str | None = Field(None, description="Disease state it was given in, e.g. mHSPC")
     mention: str = Field("", description="The words it was extracted from")
+    still_taking: bool = Field(
+        False, description="Still being taken although its status says how it is going (e.g. 'progressing on X')"
+    )
 
 
 class Biomarker(_Record):

@@ -118,7 +118,7 @@ _GENE_RE = re.compile(
     r"(?<![\w-])(BRCA1/2|BRCA ?1|BRCA ?2|BRCA|ATM|ATR|BARD1|BRIP1|CDK12|CHEK1|CHEK2|FANCA|FANCD2|FANCL|PALB2|RAD51B|RAD51C|"
     r"RAD51D|RAD54L|RAD51|NBN|MRE11A?|RAD50|PPP2R2A|MLH1|MSH2|MSH6|PMS2|EPCAM|HOXB13|TP53|PTEN|RB1|AR-V7|SPOP|HRR|HRD|"
     r"MSI[- ]?H(?:igh)?|MSI|microsatellite[- ]instab\w*(?:[- ]high)?|microsatellite[- ]unstable|dMMR|MMR[- ]deficien\w*|"
-    r"mismatch[- ]repair[- ]deficien\w*|mismatch repair|TMB[- ]?H(?:igh)?|TMB|tumou?r mutational burden|PSMA[- ]PET|PSMA scan|"
+    r"MSS|microsatellite[- ]stable|mismatch[- ]repair[- ]deficien\w*|mismatch repair|TMB[- ]?H(?:igh)?|TMB|tumou?r mutational burden|PSMA[- ]PET|PSMA scan|"
     r"PSMA[- ](?:avid|positive|negative|expression|uptake)|PSMA\+|FDG[- ]PET)(?![\w])",
     re.IGNORECASE,
 )
@@ -431,8 +431,20 @@ class PatientExtractor:
                 prev_end = e
                 planned = status == "planned"
                 key = (tid, planned)
+                still = status == "progressed" and bool(
+                    re.search(
+                        r"(?:progressing|rising|climbing|increasing|going up)\b[^.;]{0,40}\b(?:on|while on|despite)\s*$|"
+                        r"\b(?:currently|still|now) on\b[^.;]{0,30}$|\bwhile (?:on|taking)\s*$",
+                        cl.text[max(0, s - 60) : s],
+                        re.IGNORECASE,
+                    )
+                )
                 exp = TherapyExposure(
-                    therapy=tid, classes=self.lexicon.classes_of(tid), status=status, mention=cl.text[s:e]
+                    therapy=tid,
+                    classes=self.lexicon.classes_of(tid),
+                    status=status,
+                    mention=cl.text[s:e],
+                    still_taking=still,
                 )
                 old = facts.therapies.get(key)
                 if old is None or _STATUS_RANK[status] < _STATUS_RANK[old.status]:
@@ -512,7 +524,15 @@ class PatientExtractor:
             prev_end = hits[i - 1].end() if i > 0 else 0
             pre = t[max(0, m.start() - 60) : m.start()]
             marker = names[0]
-            result = _result_in(post, marker) or _result_in(pre, marker, pre_only=True)
+            raw = m.group(0).lower()
+            if raw in ("mss",) or "stable" in raw:
+                result = "negative"  # microsatellite stable = not MSI-high
+            elif marker == "PSMA-PET" and re.search(r"negative", raw):
+                result = "negative"
+            elif marker == "PSMA-PET" and re.search(r"positive|avid|\+", raw):
+                result = "positive"
+            else:
+                result = _result_in(post, marker) or _result_in(pre, marker, pre_only=True)
             if result is None:
                 # A list shares the words after its last member: "BRCA1, BRCA2 and ATM negative".
                 tail = t[m.end() : m.end() + 120]
@@ -1006,7 +1026,7 @@ def _canonical_markers(raw: str) -> list[str]:
         return ["BRCA"]
     if r.startswith("BRCA"):
         return [r]
-    if r.startswith("MSI") or r.startswith("MICROSATELLITE"):
+    if r.startswith("MSI") or r.startswith("MICROSATELLITE") or r == "MSS":
         return ["MSI-H"]
     if r in ("DMMR",) or "MISMATCH" in r or r.startswith("MMR"):
         return ["dMMR"]
@@ -1251,11 +1271,18 @@ def _default_extractor(corpus_dir: str) -> PatientExtractor:
     return PatientExtractor(load_lexicon(corpus_dir))
 
 
-@functools.lru_cache(maxsize=8)
-def _extractor_for(
-    lexicon_id: int, lexicon: Lexicon
-) -> PatientExtractor:  # keyed by identity; lexicons are immutable in use
-    return PatientExtractor(lexicon)
+_EXTRACTORS: dict[int, tuple[Lexicon, PatientExtractor]] = {}
+
+
+def _extractor_for(lexicon: Lexicon) -> PatientExtractor:
+    """Compiled patterns per lexicon object (compiling takes a few ms; questions come many per lexicon)."""
+    hit = _EXTRACTORS.get(id(lexicon))
+    if hit is None or hit[0] is not lexicon:
+        if len(_EXTRACTORS) > 8:
+            _EXTRACTORS.clear()
+        hit = (lexicon, PatientExtractor(lexicon))
+        _EXTRACTORS[id(lexicon)] = hit
+    return hit[1]
 
 
 def _user_turns(history: Sequence[Any] | None) -> list[str]:
@@ -1297,7 +1324,7 @@ def extract_context(
 
         extractor = _default_extractor(str(PROJECT_ROOT / "corpus"))
     else:
-        extractor = _extractor_for(id(lexicon), lexicon)
+        extractor = _extractor_for(lexicon)
     lex = extractor.lexicon
     turns = [*_user_turns(history), question or ""]
     ctx = prior.model_copy(deep=True) if prior is not None else PatientContext()

@@ -102,6 +102,10 @@ def generic_question(fact: str) -> str:
     if head == "origin":
         return f"Is the {tail} variant germline or somatic?"
     if head == "tested":
+        if tail == "PSMA-PET":
+            return "Has a PSMA PET been done, and is the disease PSMA-positive?"
+        if tail == "FDG-PET":
+            return "Has an FDG PET been done (PSMA-negative, FDG-positive disease)?"
         return f"Has {tail} been tested (germline or tumour)?"
     if head == "comorbidity":
         return f"Does the patient have {tail.replace('_', ' ')}?"
@@ -127,6 +131,7 @@ class PatientView:
     lexicon: Lexicon
     by_status: dict[str, list[str]] = field(default_factory=dict)  # status → therapy ids
     medications: list[str] = field(default_factory=list)
+    still_taking: list[str] = field(default_factory=list)  # progressing on it but not stopped
     conditions: dict[str, str] = field(
         default_factory=dict
     )  # diagnosis/comorbidity id → present/possible/absent
@@ -137,6 +142,8 @@ class PatientView:
         view = cls(ctx=ctx, lexicon=lexicon)
         for t in ctx.therapies:
             view.by_status.setdefault(t.status, []).append(t.therapy)
+            if t.still_taking:
+                view.still_taking.append(t.therapy)
         view.medications = list(ctx.medications)
         for d in ctx.diagnoses:
             view.conditions[d] = "present"
@@ -232,14 +239,35 @@ class _Evaluator:
     def cond(self, c: Condition | None) -> Tri:
         if c is None:
             return True
-        return and3(self.atom(k, val) for k, val in c.atoms())
+        result: Tri = True
+        for k, val in c.atoms():  # plain loop: this is the engine's hot path
+            r = self.atom(k, val)
+            if r is False:
+                return False
+            if r is None:
+                result = None
+        return result
 
     def atom(self, key: str, value) -> Tri:
         v, ctx = self.v, self.v.ctx
         if key == "all":
-            return and3(self.cond(x) for x in value)
+            res: Tri = True
+            for x in value:
+                r = self.cond(x)
+                if r is False:
+                    return False
+                if r is None:
+                    res = None
+            return res
         if key == "any":
-            return or3(self.cond(x) for x in value)
+            res = False
+            for x in value:
+                r = self.cond(x)
+                if r is True:
+                    return True
+                if r is None:
+                    res = None
+            return res
         if key == "not":
             return not3(self.cond(value))
         if key == "state":
@@ -262,7 +290,7 @@ class _Evaluator:
         if key == "progressed_on":
             return v.any_match(("progressed",), value)
         if key == "current":
-            return v.any_match(("ongoing",), value, extra=v.medications)
+            return v.any_match(("ongoing",), value, extra=[*v.medications, *v.still_taking])
         if key == "planned":
             return v.any_match(("planned",), value)
         if key == "intolerant_to":
@@ -352,6 +380,11 @@ class _Evaluator:
         known = [b for b in found if b.result != "unknown"]
         if known:
             return False
+        imaging = genes & {"PSMA-PET", "FDG-PET"}
+        if imaging:
+            # A scan, not a genetic test: ask for the scan by name.
+            self._miss(*(f"tested:{g}" for g in sorted(imaging)))
+            return None
         # A broad "HRR panel negative" without gene names is recorded as name "HRR".
         if any(b.name == "HRR" and b.result == "negative" for b in ctx.biomarkers) and not genes & {
             "PSMA-PET",
