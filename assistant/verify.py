@@ -33,7 +33,7 @@ LEXICAL_WEIGHT = 0.5
 """Weight of lexical recall in the support score; the rest is MiniLM cosine."""
 SUPPORT_THRESHOLD = 0.62
 """Support below this flags a sentence. Calibrated on tests/generation/data/support_pairs.jsonl (52 pairs):
-P=0.93 R=0.93 for flagging unsupported sentences, 2-fold CV P=0.93 R=0.93 (tests/generation/calibration.py)."""
+P=0.93 R=0.93 for flagging unsupported sentences, 2-fold CV P=0.93 R=0.93 (tests/generation/gen_calibration.py)."""
 LEXICAL_ONLY_THRESHOLD = 0.6
 """Threshold when no embedder is available (lexical recall alone)."""
 # Lexical recall this high means the sentence restates the passage; skip the embedding (speed).
@@ -103,25 +103,25 @@ _HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _LIST = re.compile(r"^(\s*(?:[-*+]|\d+[.)])\s+)(.*)$")
 
 
-def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str, str]]], list[Sentence]]:
+def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]]], list[Sentence]]:
     """Split Markdown into lines → (prefix, sentence) pieces → Sentence records with their section."""
     lines = text.splitlines()
-    pieces: list[list[tuple[str, str]]] = []
+    pieces: list[list[tuple[str | None, str]]] = []
     sentences: list[Sentence] = []
     section = ""
     for i, raw in enumerate(lines):
         h = _HEADING.match(raw)
         if h:
             section = _MD_NOISE.sub("", h.group(1)).strip()
-            pieces.append([("", raw)])
+            pieces.append([(None, raw)])  # None prefix: a line kept verbatim (heading, blank)
             continue
         if not raw.strip():
-            pieces.append([("", raw)])
+            pieces.append([(None, raw)])
             continue
         m = _LIST.match(raw)
         prefix, body = (m.group(1), m.group(2)) if m else ("", raw)
         parts = [s for s in _SPLIT.split(_normalise_cites(body)) if s.strip()]
-        row: list[tuple[str, str]] = []
+        row: list[tuple[str | None, str]] = []
         for j, s in enumerate(parts):
             row.append((prefix if j == 0 else " ", s))
             bare = s.strip()
@@ -137,16 +137,16 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str, str]]], lis
     return lines, pieces, sentences
 
 
-def _rebuild(pieces: list[list[tuple[str, str]]], drop: set[tuple[int, int]], flag: set[tuple[int, int]]) -> str:
+def _rebuild(pieces: list[list[tuple[str | None, str]]], drop: set[tuple[int, int]], flag: set[tuple[int, int]]) -> str:
     out: list[str] = []
     for i, row in enumerate(pieces):
+        if row and row[0][0] is None:
+            out.append(row[0][1])  # heading or blank line: as written
+            continue
         kept = [s.strip() + (f" ({FLAG_MARK})" if (i, j) in flag else "") for j, (_p, s) in enumerate(row) if (i, j) not in drop]
         if row and not kept:
             continue  # every sentence of this line was struck
-        if len(row) == 1 and not row[0][0]:
-            out.append(row[0][1] if kept else "")  # heading, blank or plain one-sentence line: keep as written
-            continue
-        out.append(row[0][0] + " ".join(kept))
+        out.append((row[0][0] or "") + " ".join(kept))
     return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
 
 
@@ -470,17 +470,20 @@ def strike(result: VerifyResult, *, flag_only: Sequence[str] = ()) -> tuple[str,
     _lines, pieces, _ = parse_answer(result.text)
     drop: set[tuple[int, int]] = set()
     flag: set[tuple[int, int]] = set()
-    notes: list[str] = []
+    by_sentence: dict[tuple[int, int], list[Violation]] = {}
     for v in result.violations:
-        if v.line is None or v.index is None:
-            continue
-        key = (v.line, v.index)
-        if v.check in flag_only:
+        if v.line is not None and v.index is not None:
+            by_sentence.setdefault((v.line, v.index), []).append(v)
+    notes: list[str] = []
+    for key, vs in by_sentence.items():
+        checks = ", ".join(dict.fromkeys(v.check for v in vs))
+        # A sentence is only kept (flagged) when every one of its problems is flag-only.
+        if all(v.check in flag_only for v in vs):
             flag.add(key)
-            notes.append(f"flagged ({v.check}): {v.message}")
+            notes.append(f"flagged ({checks}): {vs[0].message}")
         else:
             drop.add(key)
-            notes.append(f"struck ({v.check}): {v.message}")
+            notes.append(f"struck ({checks}): {vs[0].message}")
     return _rebuild(pieces, drop, flag), notes
 
 

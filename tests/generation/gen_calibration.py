@@ -1,7 +1,7 @@
 """Calibrate and measure the support check on the labelled sentence/passage pairs.
 
 Positive class = "unsupported" (what the check should flag). Run directly for the report:
-    .venv/bin/python tests/generation/calibration.py
+    .venv/bin/python tests/generation/gen_calibration.py
 It prints precision/recall at the shipped thresholds, the best threshold per weight, and a 2-fold
 cross-validated score (threshold picked on one half, measured on the other) as an honest estimate.
 """
