@@ -33,7 +33,8 @@ class RetrievedPassage(_Record):
     bm25_rank: int | None = None
     # added by retrieval (optional; callers may ignore them)
     relevance: float = Field(
-        0.0, description="Calibrated 0–1 relevance (max of dense cosine and idf-weighted query-term coverage)."
+        0.0,
+        description="Calibrated 0–1 relevance (max of dense cosine and idf-weighted query-term coverage).",
     )
     dense_score: float | None = Field(None, description="Cosine similarity of query and passage (MiniLM).")
     bm25_score: float | None = Field(None, description="BM25 score when the keyword retriever found it.")
@@ -53,13 +54,16 @@ class TherapyExposure(_Record):
     setting: str | None = Field(None, description="Disease state it was given in, e.g. mHSPC")
     mention: str = Field("", description="The words it was extracted from")
     still_taking: bool = Field(
-        False, description="Still being taken although its status says how it is going (e.g. 'progressing on X')"
+        False,
+        description="Still being taken although its status says how it is going (e.g. 'progressing on X')",
     )
 
 
 class Biomarker(_Record):
     name: str = Field(description="Gene or marker: BRCA2, CHEK2, MSI-H, dMMR, TMB-high, PSMA-PET …")
-    result: Literal["pathogenic", "likely_pathogenic", "vus", "negative", "positive", "unknown"] = "pathogenic"
+    result: Literal["pathogenic", "likely_pathogenic", "vus", "negative", "positive", "unknown"] = (
+        "pathogenic"
+    )
     origin: Literal["germline", "somatic", "unknown"] = "unknown"
     value: str | None = None
     mention: str = ""
@@ -69,7 +73,9 @@ class LabValue(_Record):
     name: str = Field(description="psa, egfr, crcl, creatinine, testosterone, hemoglobin, platelets …")
     value: float | None = None
     unit: str = ""
-    series: list[float] = Field(default_factory=list, description="Earlier → latest values when a trend is given")
+    series: list[float] = Field(
+        default_factory=list, description="Earlier → latest values when a trend is given"
+    )
     trend: Literal["rising", "falling", "stable", "unknown"] = "unknown"
     mention: str = ""
 
@@ -82,12 +88,16 @@ class FactChange(_Record):
 
 
 class PatientContext(_Record):
-    diagnoses: list[str] = Field(default_factory=list, description="Canonical ids, e.g. prostate_cancer, atrial_fibrillation")
+    diagnoses: list[str] = Field(
+        default_factory=list, description="Canonical ids, e.g. prostate_cancer, atrial_fibrillation"
+    )
     disease_state: str | None = Field(None, description="BCR, nmHSPC, nmCRPC, mHSPC, mCRPC, localized")
     castration: str | None = Field(None, description="How castration is achieved: orchiectomy, ADT")
     therapies: list[TherapyExposure] = Field(default_factory=list)
     biomarkers: list[Biomarker] = Field(default_factory=list)
-    sites: dict[str, FactState] = Field(default_factory=dict, description="bone, lymph_node, visceral, liver, lung, brain")
+    sites: dict[str, FactState] = Field(
+        default_factory=dict, description="bone, lymph_node, visceral, liver, lung, brain"
+    )
     labs: dict[str, LabValue] = Field(default_factory=dict)
     ecog: int | None = None
     symptomatic: bool | None = None
@@ -97,10 +107,20 @@ class PatientContext(_Record):
     weight_kg: float | None = None
     pregnant: bool | None = None
     allergies: list[str] = Field(default_factory=list)
-    medications: list[str] = Field(default_factory=list, description="Current non-cancer medications (canonical ids)")
+    medications: list[str] = Field(
+        default_factory=list, description="Current non-cancer medications (canonical ids)"
+    )
     comorbidities: dict[str, FactState] = Field(default_factory=dict)
-    changes: list[FactChange] = Field(default_factory=list, description="Facts a later turn overrode (visible in UI)")
-    notes: list[str] = Field(default_factory=list, description="Uncertain or unparsed statements worth showing")
+    changes: list[FactChange] = Field(
+        default_factory=list, description="Facts a later turn overrode (visible in UI)"
+    )
+    notes: list[str] = Field(
+        default_factory=list, description="Uncertain or unparsed statements worth showing"
+    )
+    focus: list[str] = Field(
+        default_factory=list,
+        description="Diagnosis ids the question is about (asked about, or named first); other findings are context",
+    )
 
 
 # ---------------------------------------------------------------- rules → findings → plan
@@ -116,15 +136,22 @@ class Finding(_Record):
     strength: str = ""
     preference: int | None = None
     severity: str | None = None
-    refs: list[str] = Field(default_factory=list, description="Corpus references (rec ids or doc#slug) that justify it")
-    citations: list[int] = Field(default_factory=list, description="Numbers of the answer's citations (set when rendered)")
+    refs: list[str] = Field(
+        default_factory=list, description="Corpus references (rec ids or doc#slug) that justify it"
+    )
+    citations: list[int] = Field(
+        default_factory=list, description="Numbers of the answer's citations (set when rendered)"
+    )
     unverified: bool = False
+    domain: str | None = Field(None, description="Diagnosis id the rule belongs to (rule `domain`)")
 
 
 class AnswerPlan(_Record):
     findings: list[Finding] = Field(default_factory=list)
     must_mention: list[str] = Field(default_factory=list)
-    must_not_recommend: list[str] = Field(default_factory=list, description="Therapy ids excluded for this patient")
+    must_not_recommend: list[str] = Field(
+        default_factory=list, description="Therapy ids excluded for this patient"
+    )
     must_warn: list[str] = Field(default_factory=list)
     should_ask: list[str] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list)
@@ -178,6 +205,8 @@ class AnswerEvent(_Record):
     kind: Literal["plan", "delta", "final", "error"]
     text: str = Field("", description="Token text for 'delta'; the message for 'error'")
     findings: list[Finding] = Field(default_factory=list, description="Set on 'plan'")
-    citations: list[Citation] = Field(default_factory=list, description="Set on 'plan' (the numbered sources)")
+    citations: list[Citation] = Field(
+        default_factory=list, description="Set on 'plan' (the numbered sources)"
+    )
     patient_context: PatientContext | None = None
     answer: Answer | None = Field(None, description="Set on 'final'")

@@ -14,6 +14,7 @@ overrides a fact the patterns found (a disagreement becomes a note).
 from __future__ import annotations
 
 import functools
+import itertools
 import logging
 import math
 import re
@@ -207,7 +208,7 @@ _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
         ),
         (
             "planned",
-            r"\b(?:consider\w*|plan(?:ned|ning)?(?: to (?:start|give|use|add))?|start(?:ing)?|initiat\w*|add(?:ing)?|switch(?:ing)? to|"
+            r"\b(?:prescribed|new(?:ly)? (?:started|prescribed)|about to start|to start|will start|consider\w*|plan(?:ned|ning)?(?: to (?:start|give|use|add))?|start(?:ing)?|initiat\w*|add(?:ing)?|switch(?:ing)? to|"
             r"candidate for|eligible for|offer(?:ing)?|recommend\w*|give|use|try|re-?challenge(?: with)?|re-?treat\w*(?: with)?|"
             r"what about|how about|role (?:of|for)|option of|should (?:we|i|he|she) (?:give|start|use|add|try|get)|can (?:he|she|we|they) (?:get|have|receive|start|use)|"
             r"is|would|could|next)\b",
@@ -241,6 +242,11 @@ _POST_STATUS: list[tuple[str, re.Pattern[str]]] = [
         ("ongoing", r"^[^.;]{0,20}?\b(?:ongoing|currently|continues|continuing|at present)\b"),
     ]
 ]
+_LIST_GAP = re.compile(
+    r"^(?:[\s,/&+()]|\([^)]{0,40}\)|\b(?:and|or|then|plus|with|chemotherapy|therapy|treatments?|tablets|injections?|"
+    r"cycles?|combination|regimen|\d+)\b)*$",
+    re.IGNORECASE,
+)
 _STATUS_RANK = {
     "progressed": 0,
     "intolerant": 1,
@@ -267,7 +273,7 @@ def _clauses(text: str) -> list[_Clause]:
     """Sentences/clauses: split on . ; ! newlines and on '?' that ends a question (not '? liver lesion')."""
     out: list[_Clause] = []
     start = 0
-    for m in re.finditer(r"(?<!\d)\.(?!\d)|[;!\n]|\?(?=\s*(?:$|[A-Z(]))", text):
+    for m in re.finditer(r"\.(?=\s|$)|[;!\n]|\?(?=\s*(?:$|[A-Z(]))", text):
         piece = text[start : m.end()]
         if piece.strip():
             out.append(_Clause(piece, start, piece.rstrip().endswith("?")))
@@ -323,6 +329,7 @@ class _TurnFacts:
     pregnant: bool | None = None
     allergies: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
+    dx_positions: list[tuple[int, str, bool]] = field(default_factory=list)  # (offset, id, in a question)
     castration_resistant: bool = False
     metastatic: bool | None = None
     sensitive: bool = False
@@ -396,12 +403,24 @@ class PatientExtractor:
             if kept and c[0] < kept[-1][1]:
                 continue
             kept.append(c)
-        if kept:
+        if kept and self._cue_reaches(before[kept[-1][1] :]):
             status = kept[-1][2]
             if status == "planned" and not clause.is_question and kept[-1][0] < len(before) - 60:
                 status = "received"
             return status
         return "planned" if clause.is_question else "received"
+
+    def _cue_reaches(self, gap: str) -> bool:
+        """A cue covers a therapy unless another therapy stands between them outside a plain list.
+
+        "after docetaxel, Zytiga (abiraterone) and orchiectomy" — one cue for all three;
+        "after enzalutamide and docetaxel, MSS, TMB 3, pembrolizumab?" — the cue stops at "MSS".
+        """
+        inner = self._therapy_mentions(gap)
+        if not inner:
+            return True
+        pieces = [gap[a[1] : b[0]] for a, b in itertools.pairwise(inner)] + [gap[inner[-1][1] :]]
+        return all(_LIST_GAP.match(p) for p in pieces)
 
     # -- one turn
     def extract_turn(self, text: str) -> _TurnFacts:
@@ -477,6 +496,8 @@ class PatientExtractor:
             prev = facts.diagnoses.get(cid)
             if prev is None or prev == "possible":
                 facts.diagnoses[cid] = pol
+            if pol == "present":
+                facts.dx_positions.append((cl.start + m.start(), cid, cl.is_question))
 
     def _sites_in(self, cl: _Clause, facts: _TurnFacts) -> None:
         t = cl.text
@@ -1337,9 +1358,30 @@ def extract_context(
         all_facts.append(facts)
         ctx = _merge(ctx, facts, start_turn + i, lex)
     ctx = _infer(ctx, all_facts, lex)
+    ctx = ctx.model_copy(update={"focus": _focus(ctx, all_facts)})
     if llm_extractor is not None:
         ctx = _add_llm_facts(ctx, llm_extractor("\n".join(turns)))
     return ctx
+
+
+def _focus(ctx: PatientContext, all_facts: list[_TurnFacts]) -> list[str]:
+    """What the question is about: conditions named in the question itself, else the first one named.
+
+    "65-year-old with pneumonia, COPD and diabetes. Which antibiotic?" is about pneumonia; the
+    diabetes rules still run (their warnings and exclusions stand) but their offers are context.
+    """
+    focus: list[str] = []
+    turns_with_dx = [f for f in all_facts if f.dx_positions]
+    if turns_with_dx:
+        last = all_facts[-1]
+        focus.extend(cid for _, cid, asked in sorted(last.dx_positions) if asked)
+        focus.append(min(turns_with_dx[0].dx_positions)[1])
+        if last.dx_positions:
+            focus.append(min(last.dx_positions)[1])
+    if ctx.disease_state and not focus:
+        focus.append("prostate_cancer")
+    present = {c for c, v in ctx.comorbidities.items() if v == "present"} | set(ctx.diagnoses)
+    return [c for c in dict.fromkeys(focus) if c in present]
 
 
 def _add_llm_facts(ctx: PatientContext, extra: PatientContext | dict[str, Any] | None) -> PatientContext:

@@ -14,17 +14,31 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
     synonyms, so the verifier can catch "Pluvicto" as well as `lu177_psma617`. Conflicts (engine
     findings whose rule id starts with ``CONFLICT:``) are listed separately and also kept as warnings.
     """
+    planned = {t.therapy for t in ctx.therapies if t.status == "planned"}
+    focus = set(ctx.focus)
+    if focus:
+        # A drug the clinician proposes puts its condition in scope ("prescribed TMP-SMX for a UTI").
+        focus |= {f.domain for f in findings if f.therapy in planned and f.domain}
+
+    def in_focus(f: Finding) -> bool:
+        # Offers for conditions the question is not about stay in the findings (the rule panel shows
+        # them) but are not forced into the answer: a pneumonia question need not discuss statins.
+        return not focus or f.domain in (None, "general") or f.domain in focus or f.therapy in planned
+
     offered: list[str] = []
+    all_offered: set[str] = set()
     for f in findings:
-        if f.kind in ("recommend", "consider") and f.therapy and f.therapy not in offered:
-            offered.append(f.therapy)
+        if f.kind in ("recommend", "consider") and f.therapy:
+            all_offered.add(f.therapy)
+            if f.therapy not in offered and in_focus(f):
+                offered.append(f.therapy)
     excluded: list[str] = []
     for f in findings:
-        if f.kind == "exclude" and f.therapy and f.therapy not in offered and f.therapy not in excluded:
+        if f.kind == "exclude" and f.therapy and f.therapy not in all_offered and f.therapy not in excluded:
             excluded.append(f.therapy)
     must_not: list[str] = list(excluded)
     if lexicon is not None:
-        offered_names = {n.lower() for t in offered for n in lexicon.names_of(t)}
+        offered_names = {n.lower() for t in all_offered for n in lexicon.names_of(t)}
         for t in excluded:
             for name in lexicon.names_of(t):
                 # A name shared with an offered therapy (a regimen component) must stay sayable.

@@ -473,6 +473,7 @@ class RuleEngine:
         therapy = getattr(rule, "therapy", None)
         return Finding(
             rule_id=rule.id,
+            domain=rule.domain,
             kind="ask",
             therapy=therapy,
             title=fact,
@@ -501,6 +502,7 @@ class RuleEngine:
             return [
                 Finding(
                     rule_id=rule.id,
+                    domain=rule.domain,
                     kind="exclude",
                     therapy=rule.therapy,
                     title=rule.title,
@@ -517,6 +519,7 @@ class RuleEngine:
             return [
                 Finding(
                     rule_id=rule.id,
+                    domain=rule.domain,
                     kind="exclude",
                     therapy=rule.therapy,
                     title=rule.title,
@@ -533,6 +536,7 @@ class RuleEngine:
             return self._asks(rule, rule.ask_if_unknown, elig.unknown + ex_eval.unknown, view)
         found = Finding(
             rule_id=rule.id,
+            domain=rule.domain,
             kind=rule.finding,
             therapy=rule.therapy,
             title=rule.title,
@@ -553,6 +557,7 @@ class RuleEngine:
             return [
                 Finding(
                     rule_id=rule.id,
+                    domain=rule.domain,
                     kind="warn",
                     therapy=rule.therapy,
                     title=rule.title,
@@ -604,6 +609,7 @@ def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:
         conflicts.append(
             Finding(
                 rule_id="CONFLICT:" + therapy,
+                domain=(pro + con)[0].domain,
                 kind="warn",
                 therapy=therapy,
                 title=f"Rules disagree on {name(therapy)}",
