@@ -385,6 +385,14 @@ class _Evaluator:
             # A scan, not a genetic test: ask for the scan by name.
             self._miss(*(f"tested:{g}" for g in sorted(imaging)))
             return None
+        # A panel that reported an alteration in another HRR gene covered these genes too (every HRR
+        # panel includes BRCA1/2): read them as not altered, so "ATM mutation" fails a BRCA-only label.
+        # The question rules still ask to confirm the panel's coverage.
+        if genes <= _HRR_GENES and any(
+            b.name in _HRR_GENES and b.result in ("pathogenic", "likely_pathogenic", "negative")
+            for b in ctx.biomarkers
+        ):
+            return False
         # A broad "HRR panel negative" without gene names is recorded as name "HRR".
         if any(b.name == "HRR" and b.result == "negative" for b in ctx.biomarkers) and not genes & {
             "PSMA-PET",
@@ -414,6 +422,39 @@ class _Evaluator:
 
 
 # ------------------------------------------------------------------ the engine
+_HRR_GENES = frozenset(
+    [
+        "BRCA1",
+        "BRCA2",
+        "ATM",
+        "ATR",
+        "BARD1",
+        "BRIP1",
+        "CDK12",
+        "CHEK1",
+        "CHEK2",
+        "FANCA",
+        "FANCD2",
+        "FANCL",
+        "PALB2",
+        "RAD51",
+        "RAD51B",
+        "RAD51C",
+        "RAD51D",
+        "RAD54L",
+        "NBN",
+        "MRE11A",
+        "MRE11",
+        "RAD50",
+        "PPP2R2A",
+        "MLH1",
+        "MSH2",
+        "MSH6",
+        "PMS2",
+        "GEN1",
+        "ERCC2",
+    ]
+)
 _KIND_ORDER = {"recommend": 0, "consider": 1, "exclude": 2, "warn": 3, "ask": 4}
 _SEVERITY_ORDER = {"high": 0, "moderate": 1, "info": 2}
 
