@@ -97,7 +97,7 @@ def _passage_dicts(passages: Sequence[Any]) -> list[dict[str, Any]]:
     out = []
     for p in passages:
         d = p.model_dump() if hasattr(p, "model_dump") else dict(p)
-        out.append({k: d.get(k, "") for k in ("doc_id", "rec_id", "section_path", "chunk_id")})
+        out.append({k: d.get(k, "") for k in ("doc_id", "rec_id", "section_path", "slug", "chunk_id")})
     return out
 
 
@@ -131,33 +131,13 @@ def build_config(cfg: EvalConfig) -> BuiltConfig:
 
 def dense_search(settings: Settings) -> Callable[[str, int], list[Any]]:
     """Dense-only search over GuideRail's own index: the baseline reads the same Chroma collection."""
-    from assistant.models import RetrievedPassage
+    from assistant.retrieval import to_passage
     from ingest.embedder import load_embedder
     from ingest.store import open_store
 
     store = open_store(settings, load_embedder(settings))
 
-    def search(query: str, k: int) -> list[RetrievedPassage]:
-        hits = store.query_dense(query, k)
-        return [h if isinstance(h, RetrievedPassage) else _to_passage(h) for h in hits]
+    def search(query: str, k: int) -> list[Any]:
+        return [to_passage(h, score=h.score, dense_rank=h.rank) for h in store.query_dense(query, k)]
 
     return search
-
-
-def _to_passage(hit: Any) -> Any:
-    """Adapt a store hit (passage, or (chunk_id, text, metadata, score) record) to RetrievedPassage."""
-    from assistant.models import RetrievedPassage
-
-    if isinstance(hit, dict):
-        meta = dict(hit.get("metadata") or {})
-        text, cid, score = hit.get("text", ""), hit.get("chunk_id", hit.get("id", "")), hit.get("score", 0.0)
-    else:
-        meta = dict(getattr(hit, "metadata", {}) or {})
-        text = getattr(hit, "text", "")
-        cid = getattr(hit, "chunk_id", getattr(hit, "id", ""))
-        score = getattr(hit, "score", 0.0)
-    fields = RetrievedPassage.model_fields
-    kept = {k: (str(v) if fields[k].annotation is str else v) for k, v in meta.items() if k in fields}
-    kept.update(chunk_id=str(cid), text=str(text), score=float(score or 0.0))
-    kept.setdefault("doc_id", str(meta.get("doc_id", "")))
-    return RetrievedPassage(**kept)

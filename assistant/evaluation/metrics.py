@@ -129,6 +129,8 @@ def source_matches(source: str, passage: Mapping[str, Any]) -> bool:
         sdoc, slug = source.split("#", 1)
         if sdoc != doc:
             return False
+        if passage.get("slug"):
+            return str(passage["slug"]) == slug
         parts = [p for p in section.replace("›", ">").split(">") if p.strip()]
         return any(_slug(p) == slug for p in parts) or slug in _slug(section)
     return source in (doc, rec) or (bool(rec) and source.lower() == rec.lower())

@@ -38,6 +38,16 @@ HISTORY_CUES: tuple[str, ...] = (
     "already", "despite", "beyond", "history of", "exposure to", "pretreated with", "treated with",
     "refractory to", "resistant to", "while on", "during treatment with", "on prior", "pretreatment with",
 )
+# Sections that name therapies without recommending them (questions to ask, warnings, follow-ups, sources)
+NEUTRAL_HEADING_CUES: tuple[str, ...] = (
+    "warning", "warnings", "question", "questions", "follow up", "sources", "references", "caution", "cautions",
+    "pitfalls", "monitoring",
+)
+# Sentences that name a therapy as something a fact decides, not as advice ("This decides radium-223 eligibility")
+CONDITIONAL_CUES: tuple[str, ...] = (
+    "decides", "depends on", "eligibility", "eligible if", "would", "if positive", "a positive result", "once this is known",
+    "clarify",
+)
 EXCLUSION_HEADING_CUES: tuple[str, ...] = (
     "not recommended", "avoid", "excluded", "exclude", "contraindicated", "ruled out", "do not",
     "not appropriate", "not eligible", "ineligible", "pitfalls", "what not to", "not indicated",
@@ -92,19 +102,24 @@ class Sentence:
     norm: str  # normalised text
     clauses: tuple[str, ...]  # normalised clauses
     excluded_section: bool  # under a heading such as "Not recommended" / "Avoid"
+    neutral_section: bool = False  # under "Warnings", "Questions", "Sources" …: names things, recommends nothing
+    lead_negated: bool = False  # "Excluded for this patient: A, B, C" — the lead-in before a colon negates the list
+    question: bool = False  # ends with "?"
 
 
 def sentences(markdown: str) -> list[Sentence]:
     """Split an answer into sentences: each line (bullets, headings) separately, then on sentence ends."""
     out: list[Sentence] = []
-    excluded = False
+    excluded = neutral = False
     for raw_line in markdown.splitlines():
         line = raw_line.strip()
         if not line:
             continue
         if _HEADING.match(line):
             # a heading opens a section; an exclusion heading marks everything under it as ruled out
-            excluded = any_phrase(normalize(line), EXCLUSION_HEADING_CUES)
+            head = normalize(line)
+            excluded = any_phrase(head, EXCLUSION_HEADING_CUES)
+            neutral = not excluded and any_phrase(head, NEUTRAL_HEADING_CUES)
         line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
         protected = _ABBREV.sub(lambda m: m.group(0).replace(". ", "\x00 "), line)
         for part in _SENT_END.split(protected):
@@ -113,7 +128,16 @@ def sentences(markdown: str) -> list[Sentence]:
             if not norm:
                 continue
             clauses = tuple(c for c in (normalize(x) for x in _CLAUSE_SPLIT.split(part) if x) if c)
-            out.append(Sentence(part, norm, clauses or (norm,), excluded))
+            lead = part.split(":", 1)[0] if ":" in part else ""
+            if len(normalize(lead).split()) > 10:
+                lead = ""  # a long lead-in is content, not a label like "Excluded for this patient"
+            out.append(
+                Sentence(
+                    part, norm, clauses or (norm,), excluded, neutral,
+                    lead_negated=bool(lead) and clause_negated(normalize(lead)),
+                    question=part.rstrip("*_ )").endswith("?"),
+                )
+            )
     return out
 
 
@@ -124,6 +148,8 @@ def clause_negated(norm_clause: str) -> bool:
 def phrase_asserted(sentence: Sentence, phrase: str) -> bool:
     """True when the phrase occurs in a clause of this sentence that carries no negation cue."""
     if sentence.excluded_section or not contains_phrase(sentence.norm, phrase):
+        return False
+    if sentence.lead_negated and not contains_phrase(normalize(sentence.text.split(":", 1)[0]), phrase):
         return False
     hit_clauses = [c for c in sentence.clauses if contains_phrase(c, phrase)] or [sentence.norm]
     # a cue inside the phrase itself ("stop ADT") is the claim, not a negation of it: judge the rest of the clause

@@ -15,7 +15,9 @@ from pathlib import Path
 import yaml
 
 from assistant.evaluation.textmatch import (
+    CONDITIONAL_CUES,
     Sentence,
+    any_phrase,
     clause_negated,
     normalize,
     phrase_positions,
@@ -99,7 +101,7 @@ def mentioned_therapies(sentences: list[Sentence], lexicon: TherapyLexicon) -> s
 def recommended_therapies(sentences: list[Sentence], lexicon: TherapyLexicon) -> set[str]:
     out: set[str] = set()
     for s in sentences:
-        if s.excluded_section:
+        if s.excluded_section or s.neutral_section or s.lead_negated or s.question or any_phrase(s.norm, CONDITIONAL_CUES):
             continue
         for clause in s.clauses:
             if clause_negated(clause):

@@ -5,7 +5,6 @@ from __future__ import annotations
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
 from assistant.evaluation.baseline import DenseStoreRetriever, NaiveRAG
-from assistant.evaluation.configs import _to_passage
 from assistant.models import RetrievedPassage
 
 PASSAGES = [
@@ -50,8 +49,3 @@ def test_no_passages_means_abstain():
     rag = NaiveRAG(DenseStoreRetriever(search=lambda q, k: [], k=3), None)
     assert rag.ask("q").abstained
 
-
-def test_store_hit_adapter():
-    p = _to_passage({"id": "c9", "text": "t", "metadata": {"doc_id": "d", "year": 2023, "rec_id": "R", "junk": 1},
-                     "score": 0.5})
-    assert (p.chunk_id, p.doc_id, p.year, p.rec_id, p.score) == ("c9", "d", "2023", "R", 0.5)

@@ -33,6 +33,8 @@ LEX = TherapyLexicon.from_entries([
     {"id": "lu177_psma617", "classes": ["PSMA_radioligand"], "names": ["Lu-177-PSMA-617", "Pluvicto"]},
     {"id": "adt", "classes": ["ADT"], "names": ["ADT"]},
     {"id": "prednisone", "classes": ["corticosteroid"], "names": ["prednisone"]},
+    {"id": "carboplatin", "classes": ["platinum"], "names": ["carboplatin"]},
+    {"id": "pembrolizumab", "classes": ["PD1_inhibitor"], "names": ["pembrolizumab"]},
 ])
 
 
@@ -196,3 +198,19 @@ def test_score_case_and_summary():
     assert summary["forbidden_hits"] == 1 and summary["cases_with_forbidden_hit"] == 1
     assert summary["must_have_recall"] == 0.5 and summary["must_have_recall_n"] == 1
     assert summary["latency_ms"]["total"]["p50"] == 10.0
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("_Excluded by the rule checks for this patient: olaparib, radium-223._\nOffer cabazitaxel.", {"cabazitaxel"}),
+        ("## Warnings and open questions\n- Radium-223 needs bone-only disease.\n## Options\n- Cabazitaxel.", {"cabazitaxel"}),
+        ("Has MSI testing been done for pembrolizumab? Offer cabazitaxel.", {"cabazitaxel"}),
+        ("Visceral metastases decide radium-223 eligibility. Cabazitaxel is preferred.", {"cabazitaxel"}),
+        # a long lead-in before a colon is content, not an exclusion label
+        ("Carboplatin (when a PARP inhibitor cannot be used, per NCCN and AUA statements): carboplatin with docetaxel.",
+         {"carboplatin", "docetaxel"}),
+    ],
+)
+def test_recommended_therapy_context_rules(text, expected):
+    assert recommended_therapies(sentences(text), LEX) == expected
