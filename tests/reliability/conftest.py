@@ -193,3 +193,84 @@ def helpers():
         ROOT=ROOT,
         PY=PY,
     )
+
+
+# ---------------------------------------------------------------- a real Assistant over the shipped corpus
+def _fake_embedder_class():
+    """The shared deterministic fake (tests/conftest.py), usable from session-scoped fixtures."""
+    spec = importlib.util.spec_from_file_location("_reliability_root_conftest", ROOT / "tests" / "conftest.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.FakeEmbedder
+
+
+@pytest.fixture(scope="session")
+def session_embedder():
+    return _fake_embedder_class()()
+
+
+def build_corpus_index(store_dir: Path, embedder, extra_paths: tuple[Path, ...] = (), **overrides):
+    """Ingest the shipped corpus (no open-medicine pack, to stay fast) plus `extra_paths` into `store_dir`."""
+    from assistant.settings import load_settings
+    from ingest.pipeline import ingest_paths
+    from ingest.store import open_store
+
+    settings = load_settings(store_dir=store_dir, llm="none", include_open_medicine=False, **overrides)
+    store = open_store(settings, embedder)
+    report = ingest_paths(store, settings, [])
+    assert report.total_chunks > 0 and not report.errors, report.errors
+    if extra_paths:
+        report = ingest_paths(store, settings, list(extra_paths))
+        assert not report.errors, report.errors
+    return store
+
+
+def make_assistant(store, embedder, **overrides):
+    """The production Assistant (real retriever, knowledge, rules, composer/verifier) on a given store."""
+    from assistant.llm.backends import make_chat_model
+    from assistant.pipeline import Assistant
+    from assistant.retrieval import HybridRetriever
+    from assistant.rules import RuleEngine
+    from assistant.settings import load_settings
+
+    values = {"llm": "none", "include_open_medicine": False, "store_dir": store.meta_dir}
+    values.update(overrides)
+    settings = load_settings(**values)
+    knowledge = _knowledge(str(settings.corpus_dir))
+    return Assistant(
+        settings,
+        retriever=HybridRetriever(store, settings),
+        engine=RuleEngine(knowledge),
+        knowledge=knowledge,
+        chat_model=make_chat_model(settings),
+        embedder=embedder,
+    )
+
+
+_KNOWLEDGE: dict[str, object] = {}
+
+
+def _knowledge(corpus_dir: str):
+    from assistant.knowledge import load_knowledge
+
+    if corpus_dir not in _KNOWLEDGE:
+        _KNOWLEDGE[corpus_dir] = load_knowledge(Path(corpus_dir))
+    return _KNOWLEDGE[corpus_dir]
+
+
+@pytest.fixture(scope="session")
+def corpus_store(tmp_path_factory, session_embedder):
+    return build_corpus_index(tmp_path_factory.mktemp("corpus-index") / "index", session_embedder)
+
+
+@pytest.fixture(scope="session")
+def rules_assistant(corpus_store, session_embedder):
+    return make_assistant(corpus_store, session_embedder)
+
+
+@pytest.fixture(scope="session")
+def assistants():
+    """Factories for tests that need their own store or backend."""
+    from types import SimpleNamespace
+
+    return SimpleNamespace(build_corpus_index=build_corpus_index, make_assistant=make_assistant)
