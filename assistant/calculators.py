@@ -41,6 +41,9 @@ def _current_classes(ctx: PatientContext) -> set[str]:
 def cha2ds2_vasc(ctx: PatientContext) -> Result:
     from open_medicine.mcp.calculators.chadsvasc import CHADSVAScParams, calculate_chadsvasc
 
+    stated = _lab(ctx, "cha2ds2_vasc")
+    if stated is not None:
+        return stated, []  # the clinician's own score stands in for inputs we may not have
     missing = [f for f, v in (("age", ctx.age), ("sex", ctx.sex)) if v is None]
     if missing:
         return None, missing
@@ -59,6 +62,9 @@ def cha2ds2_vasc(ctx: PatientContext) -> Result:
 def has_bled(ctx: PatientContext) -> Result:
     from open_medicine.mcp.calculators.hasbled import HASBLEDParams, calculate_hasbled
 
+    stated = _lab(ctx, "has_bled")
+    if stated is not None:
+        return stated, []
     if ctx.age is None:
         return None, ["age"]
     sbp = _lab(ctx, "sbp")

@@ -19,7 +19,9 @@ from assistant.render import cite_marks
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 _MONITOR = re.compile(
-    r"\b(monitor\w*|surveillance|follow-up|every \d+|blood counts?|PSA|imaging|scan\w*|check\w*|measure\w*)\b", re.I
+    r"\b(monitor\w*|surveillance|blood counts?|complete blood count|CBC|liver (?:function )?tests?|"
+    r"(?:check|measure|test)(?:ed)? (?:\w+ ){0,3}(?:weekly|monthly|every|before each|at baseline|regularly|periodically))\b",
+    re.I,
 )
 _TRIAL = re.compile(r"\b(clinical trials?|trial enrol\w*|enrol\w* in a trial|investigational)\b", re.I)
 _PITFALL = re.compile(r"\b(avoid|caution|do not|should not|not recommended|risk|interaction|toxicit\w*)\b", re.I)
@@ -36,9 +38,20 @@ def _cite(f: Finding) -> str:
 
 
 def _cited(text: str, f: Finding) -> str:
-    """End the sentence with its citations before the full stop: "… after docetaxel [1]."."""
-    text = _end(text)
-    return text[:-1] + _cite(f) + text[-1]
+    """Every sentence of ``text`` ends with the finding's citations, before its full stop."""
+    if not f.citations:
+        return _end(text)
+    parts = _SENTENCE.split(re.sub(r"\s+", " ", text).strip()) or [text]
+    out = []
+    for part in parts:
+        part = _end(part)
+        out.append(part[:-1] + _cite(f) + part[-1])
+    return " ".join(out)
+
+
+def _first_sentence(text: str) -> str:
+    parts = _SENTENCE.split(text.strip(), maxsplit=1)
+    return parts[0] if parts else text
 
 
 def _lc(text: str) -> str:
@@ -107,7 +120,7 @@ def follow_up_questions(
     you = "my" if audience == "patient" else "this patient's"
     out: list[str] = []
     if asks:
-        topic = _lc(asks[0].reason).rstrip("?.")
+        topic = _lc(_first_sentence(asks[0].reason)).rstrip("?.")
         out.append(f"How would the options change once this is known — {topic}?")
     if len(options) >= 2:
         out.append(f"What are the eligibility criteria and main risks of {_label(options[1])}?")
@@ -118,7 +131,7 @@ def follow_up_questions(
     if excluded:
         out.append(f"Why is {_label(excluded[0])} not an option for {you} situation?")
     if warns:
-        out.append(f"What should be done about this warning — {_lc(warns[0].reason).rstrip('.')}?")
+        out.append(f"What should be done about this warning — {_lc(_first_sentence(warns[0].reason)).rstrip('.')}?")
     for c in citations:
         if len(out) >= 3:
             break
@@ -216,7 +229,9 @@ def compose_answer(
 
     # Monitoring
     lines.append(f"\n## {titles[4]}")
-    mon = _passage_sentences(citations, _MONITOR, 2)
+    option_nums = [n for f in options for n in f.citations]
+    ranked = sorted(citations, key=lambda c: (c.number not in option_nums, c.number))
+    mon = _passage_sentences(ranked, _MONITOR, 2)
     for s, n in mon:
         lines.append(f"- “{s.rstrip('.')}.” [{n}]")
     if not mon:

@@ -46,7 +46,7 @@ VISCERAL_SITES = ("liver", "lung", "brain", "adrenal")
 LAB_NAMES = (
     "psa", "psadt_months", "egfr", "crcl", "creatinine", "testosterone", "hemoglobin", "platelets", "anc",
     "wbc", "potassium", "sodium", "alt", "ast", "bilirubin", "albumin", "inr", "ldl", "hba1c", "sbp", "dbp",
-    "heart_rate", "qtc", "ldh", "alp", "calcium", "vitamin_d", "bmi",
+    "heart_rate", "qtc", "ldh", "alp", "calcium", "vitamin_d", "bmi", "uacr",
 )  # fmt: skip
 DIAGNOSES = (
     "prostate_cancer", "atrial_fibrillation", "vte", "dvt", "pe", "ckd", "diabetes", "heart_failure",
@@ -56,7 +56,7 @@ DIAGNOSES = (
     "obesity", "pregnancy", "aki", "hyperkalemia", "anemia", "thrombocytopenia", "seizure_disorder",
     "interstitial_lung_disease", "hepatitis_b", "autoimmune_disease", "organ_transplant", "falls",
     "cardiovascular_disease", "qt_prolongation", "hypokalemia", "peripheral_neuropathy", "dementia",
-    "alcohol_use",
+    "alcohol_use", "antiphospholipid_syndrome", "albuminuria", "planning_pregnancy",
 )  # fmt: skip
 COMORBIDITIES = DIAGNOSES  # one vocabulary: `diagnosis:` and `comorbidity:` look in the same facts
 GENES = (
@@ -554,7 +554,9 @@ def _construct_seq(loader: _LineLoader, node: yaml.SequenceNode) -> _LineList:
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _construct_mapping)
 _LineLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_SEQUENCE_TAG, _construct_seq)
 # Dates stay strings so a bad one ("2026-13-01") becomes a located pydantic error, not a crash.
-_LineLoader.add_constructor("tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str)
+_LineLoader.add_constructor(
+    "tag:yaml.org,2002:timestamp", yaml.constructor.SafeConstructor.construct_yaml_str
+)
 
 
 def _yaml_load(text: str, path: str) -> Any:

@@ -50,7 +50,7 @@ _LINE_CLASSES = {
 _CONDITIONS: list[tuple[str, str]] = [
     (
         "prostate_cancer",
-        r"prostate (?:cancer|adenocarcinoma|carcinoma|ca)\b|\bPCa\b|carcinoma of the prostate|\bm?CRPC\b|\bn?m?[HC]SPC\b",
+        r"prostate (?:cancer|adenocarcinoma|carcinoma|ca)\b|\bPCa\b|carcinoma of the prostate|\b(?:nm|m|n)?CRPC\b|\b(?:nm|m|n)?[HC]SPC\b|\bGleason\b|\bISUP grade\b",
     ),
     ("atrial_fibrillation", r"atrial fibrillation|\bA-?fib\b|\bAF\b|\bNVAF\b|paroxysmal af|atrial flutter"),
     (
@@ -77,9 +77,12 @@ _CONDITIONS: list[tuple[str, str]] = [
         "hyperlipidemia",
         r"hyperlipid(?:a)?emia|dyslipid(?:a)?emia|hypercholesterol(?:a)?emia|high cholesterol|raised (?:LDL|cholesterol)",
     ),
-    ("uti", r"urinary tract infection|\bUTIs?\b|cystitis|pyelonephritis"),
+    ("uti", r"urinary tract infection|\bUTIs?\b|cystitis|pyelonephritis|dysuria"),
     ("pneumonia", r"pneumonia|\bCAP\b"),
-    ("stroke_tia", r"\bstrokes?\b|\bTIA\b|transient isch(?:a)?emic attack|\bCVA\b|cerebrovascular accident"),
+    (
+        "stroke_tia",
+        r"\bstrokes?\b(?! (?:prevention|risk|prophylaxis|thromboprophylaxis|reduction))|\bTIA\b|transient isch(?:a)?emic attack|\bCVA\b|cerebrovascular accident",
+    ),
     (
         "vascular_disease",
         r"peripheral arter(?:y|ial) disease|\bPAD\b|myocardial infarction|\bMI\b|heart attack|aortic plaque|\bPVD\b",
@@ -98,7 +101,9 @@ _CONDITIONS: list[tuple[str, str]] = [
     ("asthma", r"\basthma"),
     ("copd", r"\bCOPD\b|emphysema|chronic obstructive"),
     ("gout", r"\bgout"),
-    ("seizure_disorder", r"epilep(?:sy|tic)|seizures?"),
+    ("seizure_disorder", r"epilep(?:sy|tic)|seizures?(?! prophylaxis)"),
+    ("antiphospholipid_syndrome", r"antiphospholipid|\bAPS\b|lupus anticoagulant"),
+    ("albuminuria", r"(?:micro|macro)?albuminuria|proteinuria"),
     ("interstitial_lung_disease", r"interstitial lung disease|\bILD\b|pulmonary fibrosis|pneumonitis"),
     ("alcohol_use", r"alcohol (?:use|excess|misuse|abuse)|heavy drink(?:er|ing)|alcoholi[cs]m?"),
     ("falls", r"\bfalls\b|fall risk|recurrent falls"),
@@ -158,7 +163,7 @@ _SITES: list[tuple[str, str]] = [
 ]
 
 _NEG_PRE = re.compile(
-    r"\b(?:no|not|without|denies|denied|negative for|free of|absence of|ruled out|never|nor|non|neither|lacks?)\b[^.;:]*$",
+    r"\b(?:no|not|without|denies|denied|negative for|free of|absence of|ruled out|never|nor|neither|lacks?)\b[^.;:]*$",
     re.IGNORECASE,
 )
 _UNC_PRE = re.compile(
@@ -168,7 +173,7 @@ _UNC_PRE = re.compile(
     re.IGNORECASE,
 )
 _NEG_POST = re.compile(
-    r"^[^.;,]{0,25}\b(?:ruled out|excluded|absent|negative|not (?:seen|present|found)|resolved)\b",
+    r"^\s{0,3}(?:(?:is|are|was|were|has been|have been)\s+)?(?:ruled out|excluded|absent|negative|not (?:seen|present|found)|resolved)\b",
     re.IGNORECASE,
 )
 _UNC_POST = re.compile(
@@ -201,14 +206,19 @@ _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
             r"\b(?:completed|finished|after (?:\d+|four|five|six|eight|ten) cycles of|(?:\d+|six) cycles of|course of)\b",
         ),
         ("stopped", r"\b(?:stopped|discontinued|came off|off)\b"),
+        # "progressed on docetaxel and then on abiraterone": the earlier cue carries on.
+        (
+            "continue",
+            r"\b(?:and then|then|and later|later|subsequently|and subsequently|followed by)(?: on)?\b",
+        ),
         (
             "ongoing",
-            r"\b(?:currently (?:on|taking|receiving|getting)|still (?:on|taking|receiving)|remains on|continu(?:es|ing|ed) (?:on )?|"
+            r"\b(?:(?:just |recently |newly )?started(?: on)?|(?:has been|was) started on|currently (?:on|taking|receiving|getting)|still (?:on|taking|receiving)|remains on|continu(?:es|ing|ed) (?:on )?|"
             r"is (?:now )?on|are on|now on|taking|takes|receiving|maintained on|on (?:long[- ]term|chronic|maintenance)|on)\b",
         ),
         (
             "planned",
-            r"\b(?:prescribed|new(?:ly)? (?:started|prescribed)|about to start|to start|will start|consider\w*|plan(?:ned|ning)?(?: to (?:start|give|use|add))?|start(?:ing)?|initiat\w*|add(?:ing)?|switch(?:ing)? to|"
+            r"\b(?:needs?|requires?|needing|due to start|going to start|will need|asks? about|asking about|thinking about|interested in|wants?|requests?|enquir\w*|inquir\w*|prescribed|newly prescribed|about to start|to start|will start|consider\w*|plan(?:ned|ning)?(?: to (?:start|give|use|add))?|start(?:ing)?|initiat\w*|add(?:ing)?|switch(?:ing)? to|"
             r"candidate for|eligible for|offer(?:ing)?|recommend\w*|give|use|try|re-?challenge(?: with)?|re-?treat\w*(?: with)?|"
             r"what about|how about|role (?:of|for)|option of|should (?:we|i|he|she) (?:give|start|use|add|try|get)|can (?:he|she|we|they) (?:get|have|receive|start|use)|"
             r"is|would|could|next)\b",
@@ -244,7 +254,7 @@ _POST_STATUS: list[tuple[str, re.Pattern[str]]] = [
 ]
 _LIST_GAP = re.compile(
     r"^(?:[\s,/&+()]|\([^)]{0,40}\)|\b(?:and|or|then|plus|with|chemotherapy|therapy|treatments?|tablets|injections?|"
-    r"cycles?|combination|regimen|\d+)\b)*$",
+    r"cycles?|combination|regimen|and then|then|later|subsequently|on|\d+)\b)*$",
     re.IGNORECASE,
 )
 _STATUS_RANK = {
@@ -257,6 +267,11 @@ _STATUS_RANK = {
     "planned": 6,
 }
 
+_THERAPY_NEG = re.compile(
+    r"\b(?:no|not|never|without|nor|neither)\b(?:\s+(?:prior|previous|previously|yet|any|further|other|had|received|"
+    r"given|treated with|been|exposure to|an?|the))*\s+(?:[-\w]+(?:\s*,\s*|\s+or\s+|\s+and\s+|\s+nor\s+)){0,3}$",
+    re.IGNORECASE,
+)
 _NUM = r"(\d+(?:[.,]\d+)?)"
 _NON_GENE_MARKERS = {"MSI-H", "dMMR", "TMB-high", "PSMA-PET", "FDG-PET", "HRD", "PD-L1"}
 
@@ -267,19 +282,21 @@ class _Clause:
     text: str
     start: int
     is_question: bool
+    turn_question: bool = False
 
 
 def _clauses(text: str) -> list[_Clause]:
     """Sentences/clauses: split on . ; ! newlines and on '?' that ends a question (not '? liver lesion')."""
     out: list[_Clause] = []
+    asked = "?" in text
     start = 0
     for m in re.finditer(r"\.(?=\s|$)|[;!\n]|\?(?=\s*(?:$|[A-Z(]))", text):
         piece = text[start : m.end()]
         if piece.strip():
-            out.append(_Clause(piece, start, piece.rstrip().endswith("?")))
+            out.append(_Clause(piece, start, piece.rstrip().endswith("?"), asked))
         start = m.end()
     if text[start:].strip():
-        out.append(_Clause(text[start:], start, text.rstrip().endswith("?")))
+        out.append(_Clause(text[start:], start, text.rstrip().endswith("?"), asked))
     return out
 
 
@@ -330,6 +347,7 @@ class _TurnFacts:
     allergies: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     dx_positions: list[tuple[int, str, bool]] = field(default_factory=list)  # (offset, id, in a question)
+    question_text: str = ""  # the interrogative clauses of the turn
     castration_resistant: bool = False
     metastatic: bool | None = None
     sensitive: bool = False
@@ -403,12 +421,19 @@ class PatientExtractor:
             if kept and c[0] < kept[-1][1]:
                 continue
             kept.append(c)
+        while len(kept) > 1 and kept[-1][2] == "continue":
+            kept.pop()
+        if kept and kept[-1][2] == "continue":
+            kept = []
         if kept and self._cue_reaches(before[kept[-1][1] :]):
             status = kept[-1][2]
             if status == "planned" and not clause.is_question and kept[-1][0] < len(before) - 60:
                 status = "received"
             return status
-        return "planned" if clause.is_question else "received"
+        if clause.is_question or (clause.turn_question and clause.start + start < 25):
+            # "Apixaban for AF in an 82-year-old: which dose?" — the drug the question opens with is proposed.
+            return "planned"
+        return "received"
 
     def _cue_reaches(self, gap: str) -> bool:
         """A cue covers a therapy unless another therapy stands between them outside a plain list.
@@ -434,6 +459,7 @@ class PatientExtractor:
             .replace("≤", "<=")
         )
         clauses = _clauses(text)
+        facts.question_text = " ".join(c.text for c in clauses if c.is_question)
         low = text.lower()
 
         for cl in clauses:
@@ -446,6 +472,10 @@ class PatientExtractor:
                     re.IGNORECASE,
                 ) or re.match(r"^[- ]?allerg", cl.text[e : e + 10], re.IGNORECASE):
                     continue  # "allergic to penicillin" is an allergy, not a treatment
+                if _THERAPY_NEG.search(cl.text[max(0, s - 45) : s]) or re.match(
+                    r"^[- ](?:naive|naïve|free)\b", cl.text[e : e + 8], re.IGNORECASE
+                ):
+                    continue  # "no prior ARPI or docetaxel", "docetaxel-naive": not given
                 status = self._status(cl, s, e, prev_end)
                 prev_end = e
                 planned = status == "planned"
@@ -509,6 +539,12 @@ class PatientExtractor:
             facts.sites.update({"bone": "present", "visceral": "absent"})
             facts.sites.setdefault("lymph_node", "absent")
         if re.search(
+            r"\b(?:CT|bone scan|imaging|PET|scans?|staging)\b[^.;]{0,30}\b(?:negative|clear|unremarkable|no (?:evidence of )?(?:metasta\w+|disease))\b",
+            t,
+            re.IGNORECASE,
+        ):
+            facts.metastatic = False
+        if re.search(
             r"\b(?:no|without|negative for)\b[^.;]{0,30}\b(?:distant )?metasta(?:ses|sis|tic disease)\b|\bM0\b|non-?metastatic|\bnm(?:CRPC|HSPC|CSPC)\b",
             t,
             re.IGNORECASE,
@@ -546,7 +582,14 @@ class PatientExtractor:
             pre = t[max(0, m.start() - 60) : m.start()]
             marker = names[0]
             raw = m.group(0).lower()
-            if raw in ("mss",) or "stable" in raw:
+            negated = re.search(
+                r"\b(?:no|not|without|negative for|absence of)\s+(?:[-\w]+\s+){0,2}$", pre, re.IGNORECASE
+            )
+            if marker == "PSMA-PET" and negated and re.search(r"negative|no uptake", raw):
+                continue  # "no PSMA-negative lesions" says nothing against PSMA positivity
+            if negated and marker != "PSMA-PET":
+                result = "negative"  # "no HRR alterations", "negative for BRCA2"
+            elif raw in ("mss",) or "stable" in raw:
                 result = "negative"  # microsatellite stable = not MSI-high
             elif marker == "PSMA-PET" and re.search(r"negative", raw):
                 result = "negative"
@@ -565,7 +608,8 @@ class PatientExtractor:
             if result is None:
                 continue
             if marker == "PSMA-PET" and re.search(
-                r"heterogen|discordan|mixed|some lesions[^.;]{0,30}negative|psma[- ]negative lesions?",
+                r"heterogen|discordan|mixed|some lesions[^.;]{0,30}negative|(?<!no )psma[- ]negative (?:lesion|disease|metasta)|"
+                r"no psma (?:uptake|expression)|without psma (?:uptake|expression)|fdg[- ]avid|fdg[- ]positive",
                 t,
                 re.IGNORECASE,
             ):
@@ -748,10 +792,15 @@ class PatientExtractor:
                 )
 
         simple = [
-            ("egfr", r"\beGFR\b(?:\s*(?:is|of|=|was|:|~|about|around|<|>))*\s*" + _NUM, "mL/min/1.73m2"),
+            (
+                "egfr",
+                r"\beGFR\b(?:\s*(?:is|of|=|was|:|~|about|around|<|>|has|have|had|fallen|dropped|declined|decreased|risen|rose|increased|gone|come|down|up|now|to|at|currently|level|value|today))*\s*"
+                + _NUM,
+                "mL/min/1.73m2",
+            ),
             (
                 "crcl",
-                r"\b(?:CrCl|CrCL|CLcr|creatinine clearance)\b(?:\s*(?:is|of|=|was|:|~|about|around|<|>))*\s*"
+                r"\b(?:CrCl|CrCL|CLcr|creatinine clearance)\b(?:\s*(?:is|of|=|was|:|~|about|around|<|>|has|have|had|fallen|dropped|declined|decreased|risen|rose|increased|gone|come|down|up|now|to|at|currently|level|value|today))*\s*"
                 + _NUM,
                 "mL/min",
             ),
@@ -824,6 +873,17 @@ class PatientExtractor:
             elif name == "hba1c" and (u == "mmol/mol" or v > 20):
                 v = v / 10.929 + 2.15
             put(name, v, unit, m.group(0))
+        for name, pattern in (
+            ("cha2ds2_vasc", r"CHA2?DS2?-?VAS[Cc]\s*(?:score)?\s*(?:of|is|=|:)?\s*(\d)\b"),
+            ("has_bled", r"HAS-?BLED\s*(?:score)?\s*(?:of|is|=|:)?\s*(\d)\b"),
+            (
+                "uacr",
+                r"\b(?:UACR|uACR|ACR|albumin[- ](?:to[- ])?creatinine ratio)\b[^\d]{0,15}(\d+(?:\.\d+)?)",
+            ),
+        ):
+            sm = re.search(pattern, text, re.IGNORECASE)
+            if sm:
+                put(name, _num(sm.group(1)), "mg/g" if name == "uacr" else "points", sm.group(0))
         cr = re.search(
             r"\b(?:serum )?(?:creatinine|Cr|SCr)\b(?!\s*clearance)(?:\s*(?:is|of|=|was|:|level))*\s*"
             + _NUM
@@ -881,6 +941,15 @@ class PatientExtractor:
             re.IGNORECASE,
         ):
             facts.pregnant = False
+        elif re.search(
+            r"\bplanning (?:a |her )?pregnancy|\btrying to (?:conceive|get pregnant)|\bwants? to (?:become|get) pregnant",
+            text,
+            re.IGNORECASE,
+        ):
+            facts.pregnant = False
+            facts.notes.append(
+                "Planning a pregnancy (not pregnant now): drugs harmful in pregnancy need review."
+            )
         elif re.search(
             r"\bpregnan(?:t|cy)\b|\b\d+ weeks'? (?:pregnant|gestation)\b|\bgravid\b", text, re.IGNORECASE
         ):
@@ -1222,7 +1291,9 @@ def _infer(ctx: PatientContext, facts_all: list[_TurnFacts], lexicon: Lexicon) -
     data = ctx.model_copy(deep=True)
     notes = list(data.notes)
     prostate_drugs = any(
-        set(t.classes) & {"ADT", "ARPI", "first_gen_antiandrogen", "PSMA_radioligand"} for t in data.therapies
+        set(t.classes) & {"ADT", "ARPI", "first_gen_antiandrogen", "PSMA_radioligand"}
+        or t.therapy in ("radical_prostatectomy", "salvage_radiotherapy")
+        for t in data.therapies
     )
     if (
         (data.disease_state or prostate_drugs)
@@ -1252,9 +1323,22 @@ def _infer(ctx: PatientContext, facts_all: list[_TurnFacts], lexicon: Lexicon) -
                 notes.append("Disease state read as nmCRPC (castration-resistant, no metastases stated).")
             else:
                 notes.append("Castration-resistant, but whether there are metastases was not stated.")
-        elif any(f.sensitive for f in facts_all) and (any_site or metastatic):
+        elif any_site or metastatic:
             data.disease_state = "mHSPC"
-            notes.append("Disease state read as mHSPC (hormone-sensitive with metastases).")
+            notes.append("Disease state read as mHSPC (metastatic, not stated to be castration-resistant).")
+        elif (
+            rising
+            and not castrated
+            and any(
+                t.therapy in ("radical_prostatectomy", "salvage_radiotherapy", "radiotherapy")
+                and t.status != "planned"
+                for t in data.therapies
+            )
+        ):
+            data.disease_state = "BCR"
+            notes.append(
+                "Disease state read as biochemical recurrence (rising PSA after local treatment, no metastases stated)."
+            )
     if data.disease_state in ("mCRPC", "nmCRPC") and data.castration is None:
         data.castration = "ADT"
         notes.append("Castration assumed to be maintained (CRPC is defined on castrate testosterone).")
@@ -1268,6 +1352,32 @@ def _infer(ctx: PatientContext, facts_all: list[_TurnFacts], lexicon: Lexicon) -
                 t = t.model_copy(update={"status": "progressed"})
             therapies.append(t)
         data.therapies = therapies
+    # KDIGO: eGFR < 60 or albuminuria (UACR >= 30 mg/g) marks CKD; a clinician quoting either means it.
+    egfr = data.labs.get("egfr")
+    uacr = data.labs.get("uacr")
+    if data.comorbidities.get("ckd") is None and (
+        (egfr is not None and egfr.value is not None and egfr.value < 60)
+        or (uacr is not None and uacr.value is not None and uacr.value >= 30)
+        or data.comorbidities.get("albuminuria") == "present"
+        or data.comorbidities.get("dialysis") == "present"
+    ):
+        data.comorbidities["ckd"] = "present"
+        if "ckd" not in data.diagnoses:
+            data.diagnoses.append("ckd")
+        notes.append("Chronic kidney disease read from the kidney values given (eGFR < 60 or albuminuria).")
+    if (
+        any("Planning a pregnancy" in n for n in notes)
+        and data.comorbidities.get("planning_pregnancy") is None
+    ):
+        data.comorbidities["planning_pregnancy"] = "present"
+    # "Albuminuria despite lisinopril" means still on it, not a treatment that failed and must not be repeated:
+    # progression is a cancer concept.
+    fixed = []
+    for t in data.therapies:
+        if t.status == "progressed" and not (set(t.classes) & _ONCOLOGY_CLASSES):
+            t = t.model_copy(update={"status": "ongoing"})
+        fixed.append(t)
+    data.therapies = fixed
     # Medications: what is taken now and is not anticancer treatment.
     meds = []
     for t in data.therapies:
@@ -1364,24 +1474,49 @@ def extract_context(
     return ctx
 
 
+_TOPICS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
+    (re.compile(p, re.IGNORECASE), domains)
+    for p, domains in [
+        (r"anticoagula|\bDOAC|blood thinner|stroke prevention", ("atrial_fibrillation", "vte")),
+        (r"antibiotic|antimicrobial", ("uti", "pneumonia")),
+        (
+            r"lipid|statin|cholesterol|\bLDL",
+            ("hyperlipidemia", "vascular_disease", "coronary_artery_disease"),
+        ),
+        (r"blood pressure|antihypertensive|\bBP\b", ("hypertension",)),
+        (r"glucose|glyc(?:a)?emic|hba1c|diabetes (?:drug|medication)", ("diabetes",)),
+        (r"kidney protection|renal protection|albuminuria|\bCKD\b", ("ckd", "diabetes")),
+        (r"bone health|bone[- ]targeted|skeletal", ("prostate_cancer",)),
+    ]
+]
+
+
 def _focus(ctx: PatientContext, all_facts: list[_TurnFacts]) -> list[str]:
     """What the question is about: conditions named in the question itself, else the first one named.
 
     "65-year-old with pneumonia, COPD and diabetes. Which antibiotic?" is about pneumonia; the
     diabetes rules still run (their warnings and exclusions stand) but their offers are context.
+    Topic words in the question ("which anticoagulant?") add the conditions they belong to.
     """
-    focus: list[str] = []
-    turns_with_dx = [f for f in all_facts if f.dx_positions]
-    if turns_with_dx:
-        last = all_facts[-1]
-        focus.extend(cid for _, cid, asked in sorted(last.dx_positions) if asked)
-        focus.append(min(turns_with_dx[0].dx_positions)[1])
-        if last.dx_positions:
-            focus.append(min(last.dx_positions)[1])
-    if ctx.disease_state and not focus:
-        focus.append("prostate_cancer")
     present = {c for c, v in ctx.comorbidities.items() if v == "present"} | set(ctx.diagnoses)
-    return [c for c in dict.fromkeys(focus) if c in present]
+    focus: list[str] = []
+    primary_turns = [f for f in all_facts if any(cid in _PRIMARY for _, cid, _ in f.dx_positions)]
+    last = all_facts[-1] if all_facts else None
+    if last is not None:
+        focus.extend(cid for _, cid, asked in sorted(last.dx_positions) if asked)
+    if primary_turns:
+        focus.append(min(p for p in primary_turns[0].dx_positions if p[1] in _PRIMARY)[1])
+        if last is not None and any(cid in _PRIMARY for _, cid, _ in last.dx_positions):
+            focus.append(min(p for p in last.dx_positions if p[1] in _PRIMARY)[1])
+    if ctx.disease_state and "prostate_cancer" not in focus and not focus:
+        focus.append("prostate_cancer")
+    focus = [c for c in dict.fromkeys(focus) if c in present]
+    topics: list[str] = []
+    for text in (last.question_text if last is not None else "",):
+        for rx, domains in _TOPICS:
+            if rx.search(text):
+                topics.extend(d for d in domains if d in present or d in ("hyperlipidemia",))
+    return list(dict.fromkeys(focus + topics))
 
 
 def _add_llm_facts(ctx: PatientContext, extra: PatientContext | dict[str, Any] | None) -> PatientContext:

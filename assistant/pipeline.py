@@ -120,6 +120,11 @@ def coverage_summary(knowledge: Any) -> str:
     return ", ".join(topics[:14]) + (" and related drug labels" if len(topics) <= 14 else ", …")
 
 
+def relevance_of(p: RetrievedPassage) -> float:
+    """The retriever's calibrated 0–1 relevance when it set one (RRF scores are rank-based, not calibrated)."""
+    return p.relevance if "relevance" in p.model_fields_set else p.score
+
+
 def _actionable(findings: Sequence[Finding]) -> bool:
     return any(f.kind in ("recommend", "consider", "exclude", "warn") for f in findings)
 
@@ -151,7 +156,7 @@ class Assistant:
         embedder: EmbedderLike | None = None,
         extract_context: Callable[..., PatientContext] | None = None,
         plan_builder: Callable[..., AnswerPlan] | None = None,
-        max_sources: int = 8,
+        max_sources: int = 12,
         repair_policy: str = "auto",
         clock: _Clock = time.perf_counter,
     ) -> None:
@@ -180,6 +185,19 @@ class Assistant:
         self._llm_lock = threading.Lock()
 
     # ------------------------------------------------------------ public API
+    def warm_up(self, *, load_llm: bool = False) -> None:
+        """Pay one-time costs now (index load, JIT, caches; optionally the local model) so the first
+        question's plan arrives within the 1 s budget."""
+        try:
+            self.retriever.retrieve("warm up", k=1)
+        except Exception as exc:  # warming is best-effort; the real question reports real errors
+            log.debug("warm-up retrieval failed: %s", exc)
+        if load_llm and hasattr(self.chat_model, "load"):
+            try:
+                self.chat_model.load()
+            except Exception as exc:
+                log.warning("could not pre-load the language model: %s", exc)
+
     @property
     def backend(self) -> str:
         return "none" if self.chat_model is None else self.settings.llm
@@ -277,7 +295,7 @@ class Assistant:
         refs = list(dict.fromkeys(r for f in findings for r in f.refs))
         by_ref = self.retriever.passages_for_refs(refs) if refs else {}
         hits = self.retriever.retrieve(retrieval_query(q, ctx), k=self.settings.top_k)
-        relevant = [p for p in hits if p.score >= self.settings.min_relevance]
+        relevant = [p for p in hits if relevance_of(p) >= self.settings.min_relevance]
         timings["retrieval"] = self._ms(t)
 
         t = self._clock()
@@ -554,8 +572,11 @@ class Assistant:
 
 
 # ---------------------------------------------------------------- factory
-def build_assistant(settings: Settings) -> Assistant:
-    """The real thing: MiniLM embedder, Chroma store, hybrid retriever, corpus knowledge, rule engine, chat model."""
+def build_assistant(settings: Settings, *, warm: bool = True) -> Assistant:
+    """The real thing: MiniLM embedder, Chroma store, hybrid retriever, corpus knowledge, rule engine, chat model.
+
+    ``warm`` runs one retrieval so the first question does not pay the index's cold start.
+    """
     from assistant.knowledge import load_knowledge
     from assistant.llm.backends import make_chat_model
     from assistant.retrieval import HybridRetriever
@@ -566,7 +587,7 @@ def build_assistant(settings: Settings) -> Assistant:
     embedder = load_embedder(settings)
     store = open_store(settings, embedder)
     knowledge = load_knowledge(settings.corpus_dir)
-    return Assistant(
+    assistant = Assistant(
         settings,
         retriever=HybridRetriever(store, settings),
         engine=RuleEngine(knowledge),
@@ -574,3 +595,6 @@ def build_assistant(settings: Settings) -> Assistant:
         chat_model=make_chat_model(settings),
         embedder=embedder,
     )
+    if warm:
+        assistant.warm_up()
+    return assistant

@@ -36,10 +36,15 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
     for f in findings:
         if f.kind == "exclude" and f.therapy and f.therapy not in all_offered and f.therapy not in excluded:
             excluded.append(f.therapy)
-    must_not: list[str] = list(excluded)
+    # A drug excluded on its own but offered inside a regimen ("olaparib" vs "olaparib+abiraterone") cannot be
+    # banned by name: the verifier could not tell the two apart.
+    components = {p for t in all_offered for p in t.split("+")}
+    must_not: list[str] = [t for t in excluded if t not in components]
     if lexicon is not None:
         offered_names = {n.lower() for t in all_offered for n in lexicon.names_of(t)}
         for t in excluded:
+            if t in components:
+                continue
             for name in lexicon.names_of(t):
                 # A name shared with an offered therapy (a regimen component) must stay sayable.
                 if name.lower() not in offered_names and name not in must_not:

@@ -15,6 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
+from assistant.render import passage_body
 
 # ---------------------------------------------------------------- fixed sentences
 REFUSAL = (
@@ -189,7 +190,7 @@ def format_patient(ctx: PatientContext | None) -> str:
 
 def format_passage(c: Citation, max_chars: int = PASSAGE_MAX_CHARS) -> str:
     head = " · ".join(x for x in (c.organisation, c.year, c.section, c.strength) if x)
-    return f"[{c.number}] {head}\n{_clip(sanitize_passage(c.passage), max_chars)}"
+    return f"[{c.number}] {head}\n{_clip(sanitize_passage(passage_body(c.passage)), max_chars)}"
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,21 @@ def citation_from_passage(p: RetrievedPassage, number: int) -> Citation:
         year=str(p.year or ""),
         section=p.section_path,
         chunk_id=p.chunk_id,
-        passage=p.text,
+        passage=passage_body(p.text),
         url=p.url,
         strength=p.strength,
         rec_id=p.rec_id,
         last_reviewed=p.last_reviewed,
         unverified=bool(p.unverified),
     )
+
+
+_HEADER_LINE = re.compile(r"^[^\n]*(?: › |\[[A-Z][A-Z0-9-]+ · )[^\n]*\n")
+
+
+def passage_body(text: str) -> str:
+    """A chunk's text without the heading-path/recommendation header line ingest prefixes to it."""
+    return _HEADER_LINE.sub("", text, count=1).strip() if "\n" in text else text.strip()
 
 
 def _pref(f: Finding) -> int:
@@ -42,10 +50,14 @@ def number_sources(
     passages_by_ref: Mapping[str, Sequence[RetrievedPassage]],
     retrieved: Sequence[RetrievedPassage],
     *,
-    max_sources: int = 8,
+    max_sources: int = 12,
     per_ref: int = 1,
+    min_retrieved: int = 2,
 ) -> tuple[list[Citation], list[Finding]]:
     """Deduplicate and number the passages: the findings' refs first, then retrieval hits.
+
+    At most ``max_sources`` passages; ``min_retrieved`` slots are kept for retrieval hits that the
+    findings did not already bring (why: they answer the question's wording, not just the rules).
 
     Returns the citations and the findings (same order as given) with ``citations`` set to the numbers
     of the passages that back them. A finding whose refs found no passage keeps an empty list.
@@ -56,10 +68,15 @@ def number_sources(
     # 1. choose which passages survive the cap, by priority
     keep: set[str] = set()
     by_priority = sorted(findings, key=lambda f: (_KEEP_PRIORITY.get(f.kind, 9), _pref(f)))
-    for p in [p for f in by_priority for p in refs_of(f)] + list(retrieved):
+    ref_ids = list(dict.fromkeys(p.chunk_id for f in by_priority for p in refs_of(f)))
+    extra = [p.chunk_id for p in retrieved if p.chunk_id not in set(ref_ids)]
+    n_extra = min(len(extra), min_retrieved)
+    for cid in ref_ids[: max(0, max_sources - n_extra)]:
+        keep.add(cid)
+    for cid in extra:
         if len(keep) >= max_sources:
             break
-        keep.add(p.chunk_id)
+        keep.add(cid)
     # 2. number the survivors in reading order
     number: dict[str, int] = {}
     cites: list[Citation] = []

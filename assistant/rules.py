@@ -181,6 +181,10 @@ class PatientView:
         lab = self.ctx.labs.get(name)
         if lab is not None and lab.value is not None:
             return lab.value
+        # On dialysis the kidney's own clearance is below every dosing threshold (ESKD, < 15 mL/min);
+        # rule thresholds are written for clearance, so read it as such rather than asking.
+        if name in ("crcl", "egfr") and self.conditions.get("dialysis") == "present":
+            return 10.0
         # Kidney function may be given as creatinine only: compute it rather than ask.
         if name == "crcl":
             return self.calc("crcl")[0]

@@ -437,7 +437,9 @@ def inspect_answer(
             # A rule finding is reviewed corpus content that cites its passages, so its reason also
             # counts as support for a sentence citing the same numbers (it carries the patient logic).
             passages = [by_number[n].passage for n in s.citations if n in by_number]
-            passages += [f.reason for f in plan.findings if set(f.citations) & set(s.citations)]
+            passages += [
+                f"{f.title} {f.strength} {f.reason}" for f in plan.findings if set(f.citations) & set(s.citations)
+            ]
             s.support = scorer.score(bare, passages)
             report.support_scores.append(round(s.support, 3))
             if s.support < scorer.threshold:

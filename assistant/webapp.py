@@ -274,8 +274,8 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                     export_md = gr.Button("Export conversation (Markdown)", size="sm", elem_id="gr-export-md")
                     export_json = gr.Button("Export audit record (JSON)", size="sm", elem_id="gr-export-audit")
                 with gr.Row():
-                    md_file = gr.File(label="Conversation (Markdown)", interactive=False, height=90, elem_id="gr-md-file")
-                    audit_file = gr.File(label="Audit record (JSON)", interactive=False, height=90, elem_id="gr-audit-file")
+                    md_file = gr.File(label="Conversation (Markdown)", interactive=False, visible=False, elem_id="gr-md-file")
+                    audit_file = gr.File(label="Audit record (JSON)", interactive=False, visible=False, elem_id="gr-audit-file")
             with gr.Column(scale=2, min_width=360):
                 gr.Markdown("### Rule checks")
                 rules = gr.HTML(empty.rules, label="rule_checks", elem_id="gr-rules")
@@ -312,9 +312,19 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
             btn.click(partial(on_follow_up, i), [audience, state], outs, api_name=f"follow_up_{i + 1}", **answer_opts)
         recompute.click(on_correct, [context_json, added, audience, state], outs, api_name="correct_context", **answer_opts)
         audience.input(on_audience, [audience, state], outs, api_name="set_audience", **answer_opts)
-        new_chat.click(on_new_chat, [state], [*outs, md_file, audit_file, added], api_name="new_chat")
-        export_md.click(on_export_md, [state], md_file, api_name="export_markdown")
-        export_json.click(on_export_audit, [state], audit_file, api_name="export_audit")
+        # the file boxes show only once there is a file (the API endpoints return plain paths)
+        def show_if_set(value: Any) -> Any:
+            return gr.File(visible=value is not None)
+
+        new_chat.click(on_new_chat, [state], [*outs, md_file, audit_file, added], api_name="new_chat").then(
+            lambda: (gr.File(visible=False), gr.File(visible=False)), None, [md_file, audit_file], api_visibility="private"
+        )
+        export_md.click(on_export_md, [state], md_file, api_name="export_markdown").then(
+            show_if_set, md_file, md_file, api_visibility="private"
+        )
+        export_json.click(on_export_audit, [state], audit_file, api_name="export_audit").then(
+            show_if_set, audit_file, audit_file, api_visibility="private"
+        )
     demo.queue(default_concurrency_limit=CONCURRENCY.get(backend, 1))
     demo.guiderail_holder = holder  # launch() warms it up in the background
     return demo

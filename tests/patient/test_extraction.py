@@ -132,7 +132,7 @@ def test_reference_case_reads_every_line(lexicon):
 
 def test_progressing_on_means_still_taking(lexicon):
     ctx = ctx_of("mCRPC progressing on abiraterone; planning radium-223.", lexicon)
-    abi = [t for t in ctx.therapies if t.therapy == "abiraterone"][0]
+    abi = next(t for t in ctx.therapies if t.therapy == "abiraterone")
     assert abi.status == "progressed" and abi.still_taking
 
 
@@ -360,7 +360,7 @@ def test_origin_refined_in_later_turn(lexicon):
     ctx = extract_context(
         "The CHEK2 variant is germline.", history=["mCRPC with a CHEK2 mutation."], lexicon=lexicon
     )
-    chek2 = [b for b in ctx.biomarkers if b.name == "CHEK2"][0]
+    chek2 = next(b for b in ctx.biomarkers if b.name == "CHEK2")
     assert chek2.origin == "germline" and chek2.result == "pathogenic"
 
 
@@ -385,3 +385,134 @@ def test_llm_extractor_adds_but_never_overrides(lexicon):
 def test_llm_extractor_garbage_is_ignored(lexicon):
     ctx = extract_context("mCRPC.", lexicon=lexicon, llm_extractor=lambda _t: {"ecog": "not a number"})
     assert ctx.ecog is None and ctx.disease_state == "mCRPC"
+
+
+# ------------------------------------------------------------------ phrasings found in the dev question set
+@pytest.mark.parametrize(
+    ("text", "therapy", "status"),
+    [
+        ("progressed on docetaxel and then on abiraterone", "abiraterone", "progressed"),
+        ("progressed on enzalutamide and later on docetaxel", "docetaxel", "progressed"),
+        (
+            "progressed on abiraterone and then on olaparib (radiographic progression)",
+            "olaparib",
+            "progressed",
+        ),
+        ("just started abiraterone and prednisone", "abiraterone", "ongoing"),
+        ("Started enzalutamide for mCRPC 8 weeks ago.", "enzalutamide", "ongoing"),
+        ("now needs rifampin-based treatment", "rifampin", "planned"),
+        ("The family asks about radium-223.", "radium223", "planned"),
+        ("Apixaban for AF in an 82-year-old man. Which dose?", "apixaban", "planned"),
+        ("albuminuria despite lisinopril", "lisinopril", "ongoing"),
+    ],
+)
+def test_status_phrasings(text, therapy, status, lexicon):
+    assert status in status_of(ctx_of(text, lexicon), therapy)
+
+
+@pytest.mark.parametrize(
+    ("text", "therapy"),
+    [
+        ("mCRPC after leuprolide alone (no prior ARPI or docetaxel).", "docetaxel"),
+        ("mCRPC progressing on abiraterone; no docetaxel yet.", "docetaxel"),
+        ("Docetaxel-naive mCRPC.", "docetaxel"),
+        ("never received enzalutamide", "enzalutamide"),
+    ],
+)
+def test_negated_therapy_is_not_an_exposure(text, therapy, lexicon):
+    assert therapy not in {t.therapy for t in ctx_of(text, lexicon).therapies}
+
+
+@pytest.mark.parametrize(
+    ("text", "state"),
+    [
+        (
+            "67-year-old after radical prostatectomy, never irradiated. PSA went 0.05 → 0.18 → 0.31 ng/mL.",
+            "BCR",
+        ),
+        (
+            "On leuprolide for 3 years, PSA has risen from 2.1 to 6.8 ng/mL. CT and bone scan negative.",
+            "nmCRPC",
+        ),
+        (
+            "Five years after radical prostatectomy, PSA 4.2 and a bone scan shows pelvic lesions. Starting ADT.",
+            "mHSPC",
+        ),
+        ("Non-metastatic castration-resistant prostate cancer on degarelix.", "nmCRPC"),
+    ],
+)
+def test_state_inferred_from_history(text, state, lexicon):
+    ctx = ctx_of(text, lexicon)
+    assert ctx.disease_state == state
+    assert "prostate_cancer" in ctx.diagnoses
+
+
+def test_psma_negative_visceral_lesions_are_not_psma_positive(lexicon):
+    ctx = ctx_of(
+        "PSMA PET is positive in bone, but two liver metastases show no PSMA uptake and are FDG-avid.",
+        lexicon,
+    )
+    assert next(b for b in ctx.biomarkers if b.name == "PSMA-PET").result == "negative"
+
+
+def test_no_psma_negative_lesions_keeps_positive(lexicon):
+    ctx = ctx_of("PSMA PET shows avid bone and nodal disease with no PSMA-negative lesions.", lexicon)
+    assert next(b for b in ctx.biomarkers if b.name == "PSMA-PET").result == "positive"
+    assert ctx.sites.get("lymph_node") == "present"
+
+
+def test_negated_panel(lexicon):
+    ctx = ctx_of("mCRPC; no HRR alterations on tumour sequencing, MSS.", lexicon)
+    found = {b.name: b.result for b in ctx.biomarkers}
+    assert found.get("HRR") == "negative" and found.get("MSI-H") == "negative"
+
+
+@pytest.mark.parametrize(
+    ("text", "cond", "state"),
+    [
+        ("How should stroke prevention be handled in AF?", "stroke_tia", None),
+        ("magnesium for seizure prophylaxis in pre-eclampsia", "seizure_disorder", None),
+        ("triple-positive antiphospholipid syndrome", "antiphospholipid_syndrome", "present"),
+        ("man on maintenance haemodialysis", "dialysis", "present"),
+        ("type 2 diabetes, eGFR 45", "ckd", "present"),
+        ("type 2 diabetes, UACR 250 mg/g", "ckd", "present"),
+        ("healthy woman with dysuria and frequency", "uti", "present"),
+    ],
+)
+def test_condition_phrasings(text, cond, state, lexicon):
+    assert ctx_of(text, lexicon).comorbidities.get(cond) == state
+
+
+def test_stated_scores_are_kept(lexicon):
+    ctx = ctx_of("Atrial fibrillation, CHA2DS2-VASc 4, HAS-BLED 2.", lexicon)
+    assert ctx.labs["cha2ds2_vasc"].value == 4 and ctx.labs["has_bled"].value == 2
+
+
+def test_planning_pregnancy_is_not_pregnancy(lexicon):
+    ctx = ctx_of("31-year-old woman on lisinopril is planning a pregnancy.", lexicon)
+    assert ctx.pregnant is False and ctx.comorbidities.get("planning_pregnancy") == "present"
+
+
+@pytest.mark.parametrize(
+    ("text", "focus"),
+    [
+        (
+            "65 year old with community-acquired pneumonia, COPD and diabetes. Which antibiotic?",
+            ["pneumonia"],
+        ),
+        (
+            "Man with metastatic prostate cancer on docetaxel develops a DVT. Which anticoagulant?",
+            ["prostate_cancer", "vte"],
+        ),
+        (
+            "Mechanical mitral valve and atrial fibrillation on warfarin. Can we switch to apixaban?",
+            ["atrial_fibrillation"],
+        ),
+        (
+            "58-year-old after a myocardial infarction, LDL-C 96 mg/dL. What next for lipids?",
+            ["vascular_disease", "hyperlipidemia"],
+        ),
+    ],
+)
+def test_focus_of_the_question(text, focus, lexicon):
+    assert ctx_of(text, lexicon).focus == focus
