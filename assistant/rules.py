@@ -18,6 +18,7 @@ Disagreements (one rule offers a therapy another hard-excludes) are never resolv
 from __future__ import annotations
 
 import operator
+import re
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
@@ -679,6 +680,10 @@ def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:
             rest.append(f)
             continue
         key = f.title or f.reason.lower()
+        if key not in asks:
+            # Two rules asking the same thing in other words ("Has MSI/dMMR testing been done?") are one question.
+            words = _ask_words(f.reason)
+            key = next((k for k, a in asks.items() if _similar(words, _ask_words(a.reason))), key)
         if key in asks:
             prev = asks[key]
             asks[key] = prev.model_copy(update={"refs": list(dict.fromkeys(prev.refs + f.refs))})
@@ -700,6 +705,47 @@ def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:
 
     ordered = sorted(rest, key=key)  # stable: rule-file order breaks ties
     return ordered + ask_list
+
+
+_STOP = frozenset(
+    [
+        "a",
+        "an",
+        "the",
+        "is",
+        "are",
+        "was",
+        "were",
+        "has",
+        "have",
+        "been",
+        "done",
+        "be",
+        "of",
+        "on",
+        "or",
+        "and",
+        "to",
+        "for",
+        "in",
+        "it",
+        "its",
+        "this",
+        "that",
+        "what",
+        "which",
+        "with",
+    ]
+)
+
+
+def _ask_words(text: str) -> frozenset[str]:
+    head = text.split("?")[0]  # the question itself, not the explanation after it
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", head.lower()) if w not in _STOP)
+
+
+def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
+    return bool(a and b) and len(a & b) / len(a | b) >= 0.6
 
 
 @dataclass
