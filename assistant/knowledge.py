@@ -593,6 +593,24 @@ def _line_at(data: Any, loc: tuple[Any, ...], default: int) -> int:
     return line
 
 
+def _atom_line(node: Any, atom: str, token: str) -> int | None:
+    """Line of the `atom: token` entry inside a raw condition tree (so a typo points at its own line)."""
+    if isinstance(node, dict):
+        value = node.get(atom)
+        if value == token or (isinstance(value, list) and token in value):
+            return getattr(node, "key_lines", {}).get(atom) or getattr(node, "line", None)
+        children = list(node.values())
+    elif isinstance(node, list):
+        children = list(node)
+    else:
+        return None
+    for child in children:
+        hit = _atom_line(child, atom, token)
+        if hit:
+            return hit
+    return None
+
+
 def _pydantic_problems(exc: ValidationError, data: Any, path: str, what: str) -> list[Problem]:
     out = []
     for err in exc.errors():
@@ -945,10 +963,21 @@ def _check_rule_refs(
 
     def check_token(token: str, what: str, *keys: Any) -> None:
         if lex_ready and not lexicon.is_known(token):
+            subtree = raw
+            for k in keys:
+                subtree = (
+                    subtree[k]
+                    if isinstance(subtree, (dict, list))
+                    and (
+                        (isinstance(subtree, dict) and k in subtree)
+                        or (isinstance(subtree, list) and isinstance(k, int))
+                    )
+                    else subtree
+                )
             report.errors.append(
                 Problem(
                     rel,
-                    where(*keys),
+                    _atom_line(subtree, what, token) or where(*keys),
                     f"rule {rule.id}: {what} {token!r} is not a therapy id or class in the lexicon",
                 )
             )

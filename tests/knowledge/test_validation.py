@@ -225,3 +225,14 @@ def test_module_runs_as_script(corpus):
     )
     assert proc.returncode == 0, proc.stderr
     assert "0 error(s)" in proc.stdout
+
+
+def test_nested_condition_typo_points_at_its_own_line(corpus):
+    rule = GOOD_RULE.replace(
+        "    finding: consider\n",
+        "    eligible_when:\n      all:\n        - received: docetaxel\n        - progressed_on: abirateron\n"
+        "    ineligible_reason: Needs both.\n    finding: consider\n",
+    )
+    write_rule(corpus, rule)
+    hit = [e for e in validate_corpus(corpus).errors if "abirateron" in e.reason]
+    assert hit and hit[0].line == 10, [str(e) for e in hit]
