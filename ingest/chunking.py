@@ -31,7 +31,9 @@ def chunk_id(doc_id: str, section_path: str, text: str) -> str:
     return h[:32]
 
 
-def heading_prefix(meta: DocumentMeta, section: Section, count_tokens: Callable[[str], int], limit: int) -> str:
+def heading_prefix(
+    meta: DocumentMeta, section: Section, count_tokens: Callable[[str], int], limit: int
+) -> str:
     """Short heading context for a chunk, e.g. `Olaparib label › Indications [LBL-OLAPARIB-IND · n/a]`.
 
     The document title is included unless the first heading already repeats it; when the context is
@@ -108,8 +110,25 @@ def _units(text: str, budget: int, count_tokens: Callable[[str], int]) -> list[_
     return out
 
 
-def _pack(units: Sequence[_Unit], budget: int, overlap: int) -> list[list[_Unit]]:
-    """Greedy packing of units into groups ≤ budget, carrying up to `overlap` tokens of tail units."""
+def _tail(unit: _Unit, overlap: int, count_tokens: Callable[[str], int]) -> _Unit | None:
+    """The last sentences of `unit` that fit in `overlap` tokens (context carried into the next chunk)."""
+    sentences = [x for x in _SENT.split(unit.text) if x.strip()]
+    picked: list[str] = []
+    for sentence in reversed(sentences[1:]):  # never the whole unit: that is the normal carry
+        candidate = " ".join([sentence, *picked])
+        if count_tokens(candidate) > overlap:
+            break
+        picked.insert(0, sentence)
+    if not picked:
+        return None
+    text = " ".join(picked)
+    return _Unit(text, "", count_tokens(text))
+
+
+def _pack(
+    units: Sequence[_Unit], budget: int, overlap: int, count_tokens: Callable[[str], int] | None = None
+) -> list[list[_Unit]]:
+    """Greedy packing of units into groups ≤ budget, carrying up to `overlap` tokens of tail text."""
     groups: list[list[_Unit]] = []
     cur: list[_Unit] = []
     size = 0
@@ -120,6 +139,10 @@ def _pack(units: Sequence[_Unit], budget: int, overlap: int) -> list[list[_Unit]
             carried = 0
             for prev in reversed(cur):
                 if carried + prev.tokens > overlap or carried + prev.tokens + u.tokens > budget:
+                    if not carry and overlap and count_tokens is not None:
+                        part = _tail(prev, overlap, count_tokens)
+                        if part is not None and part.tokens + u.tokens <= budget:
+                            carry, carried = [part], part.tokens
                     break
                 carry.insert(0, prev)
                 carried += prev.tokens
@@ -138,7 +161,9 @@ def _join(group: Iterable[_Unit]) -> str:
     return "".join(parts)
 
 
-def section_metadata(meta: DocumentMeta, section: Section, doc_hash: str) -> dict[str, str | int | float | bool]:
+def section_metadata(
+    meta: DocumentMeta, section: Section, doc_hash: str
+) -> dict[str, str | int | float | bool]:
     """Chroma metadata for chunks of one section (strings/ints/bools only; no None)."""
     path = PATH_SEP.join(section.heading_path)
     return {
@@ -212,7 +237,7 @@ def _fit(
         whole = f"{prefix}\n{body}" if prefix else body
         if count_tokens(whole) <= max_tokens:
             return [whole]
-        groups = _pack(_units(body, budget, count_tokens), budget, min(overlap, budget // 3))
+        groups = _pack(_units(body, budget, count_tokens), budget, min(overlap, budget // 3), count_tokens)
         texts = [f"{prefix}\n{_join(g)}" if prefix else _join(g) for g in groups]
         if all(count_tokens(t) <= max_tokens for t in texts):
             return texts

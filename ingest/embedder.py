@@ -32,7 +32,9 @@ class Embedder(Protocol):
 
     name: str  # recorded in the index manifest; a different name means the index must be rebuilt
     dimension: int
-    max_tokens: int  # the model's real input limit in its own tokens (MiniLM: 256 word-pieces incl. [CLS]/[SEP])
+    max_tokens: (
+        int  # the model's real input limit in its own tokens (MiniLM: 256 word-pieces incl. [CLS]/[SEP])
+    )
 
     def embed(self, texts: Sequence[str]) -> list[list[float]]:
         """Unit-normalised vectors, one per text."""
@@ -60,7 +62,9 @@ def bundled_model_dir() -> Path:
 class SentenceTransformerEmbedder:
     """all-MiniLM-L6-v2 (or another local sentence-transformers folder), normalised vectors, lazy load."""
 
-    def __init__(self, model_dir: Path, name: str = MINILM_NAME, batch_size: int = 64, device: str = "cpu") -> None:
+    def __init__(
+        self, model_dir: Path, name: str = MINILM_NAME, batch_size: int = 64, device: str = "cpu"
+    ) -> None:
         if not Path(model_dir).is_dir():
             raise ConfigError(f"embedding model folder not found: {model_dir}")
         self.model_dir = Path(model_dir)
@@ -95,9 +99,14 @@ class SentenceTransformerEmbedder:
                     from sentence_transformers import SentenceTransformer
 
                     log.info("loading embedding model %s from %s", self.name, self.model_dir)
-                    model = SentenceTransformer(str(self.model_dir), device=self.device, local_files_only=True)
+                    model = SentenceTransformer(
+                        str(self.model_dir), device=self.device, local_files_only=True
+                    )
                     self.max_tokens = int(model.max_seq_length or self.max_tokens)
-                    dim_fn = getattr(model, "get_embedding_dimension", None) or model.get_sentence_embedding_dimension
+                    dim_fn = (
+                        getattr(model, "get_embedding_dimension", None)
+                        or model.get_sentence_embedding_dimension
+                    )
                     self.dimension = int(dim_fn() or self.dimension)
                     self._model = model
         return self._model
@@ -178,7 +187,9 @@ def _ef_class() -> type:
     from chromadb.utils.embedding_functions import known_embedding_functions, register_embedding_function
 
     class GuideRailEmbeddingFunction(EmbeddingFunction[Documents]):
-        def __init__(self, embedder: Embedder | None = None, model_dir: str = "", model_name: str = MINILM_NAME):
+        def __init__(
+            self, embedder: Embedder | None = None, model_dir: str = "", model_name: str = MINILM_NAME
+        ):
             if embedder is None:
                 path = Path(model_dir) if model_dir else bundled_model_dir()
                 embedder = SentenceTransformerEmbedder(path, name=model_name)
@@ -208,7 +219,8 @@ def _ef_class() -> type:
         @staticmethod
         def build_from_config(config: dict[str, Any]) -> GuideRailEmbeddingFunction:
             return GuideRailEmbeddingFunction(
-                model_dir=str(config.get("model_dir", "")), model_name=str(config.get("model_name", MINILM_NAME))
+                model_dir=str(config.get("model_dir", "")),
+                model_name=str(config.get("model_name", MINILM_NAME)),
             )
 
         @staticmethod

@@ -57,10 +57,14 @@ def load_file(
         raise IngestError(where, "not a file")
     ext = p.suffix.lower()
     if ext not in SUPPORTED_EXT:
-        raise IngestError(where, f"unsupported file type {ext or '(none)'}; use one of {sorted(SUPPORTED_EXT)}")
+        raise IngestError(
+            where, f"unsupported file type {ext or '(none)'}; use one of {sorted(SUPPORTED_EXT)}"
+        )
     size = p.stat().st_size
     if size > max_file_mb * 1024 * 1024:
-        raise IngestError(where, f"file is {size / 1e6:.1f} MB, above the {max_file_mb:g} MB limit (max_file_mb)")
+        raise IngestError(
+            where, f"file is {size / 1e6:.1f} MB, above the {max_file_mb:g} MB limit (max_file_mb)"
+        )
     if size == 0:
         raise IngestError(where, "file is empty")
     raw = p.read_bytes()
@@ -85,7 +89,9 @@ def load_file(
             fm, body, first = {}, decoded, 1
     if not body.strip():
         raise IngestError(where, "no text found in the file")
-    meta = meta_from_front_matter(fm, fallback_id=fallback_id, pack=pack, path=where, body=body, defaults=defaults)
+    meta = meta_from_front_matter(
+        fm, fallback_id=fallback_id, pack=pack, path=where, body=body, defaults=defaults
+    )
     return Document(meta=meta, text=body, content_hash=digest, body_first_line=first)
 
 
@@ -129,8 +135,16 @@ def meta_from_front_matter(
     url = _s(d.get("url")) or _s(first_src.get("url")) or _s(d.get("doi"))
     kind = _s(d.get("kind"))
     if not kind:
-        tags = [t.lower() for t in d.get("tags", []) if isinstance(t, str)] if isinstance(d.get("tags"), list) else []
-        kind = "pdq" if "pdq" in tags or "pdq" in title.lower() else ("review" if pack != "corpus" else "guideline")
+        tags = (
+            [t.lower() for t in d.get("tags", []) if isinstance(t, str)]
+            if isinstance(d.get("tags"), list)
+            else []
+        )
+        kind = (
+            "pdq"
+            if "pdq" in tags or "pdq" in title.lower()
+            else ("review" if pack != "corpus" else "guideline")
+        )
         kind = "guideline" if pack == "open-medicine" else kind
     topics_raw = d.get("topics") or d.get("cancerTypes") or d.get("tags") or []
     topics = tuple(_s(t) for t in topics_raw if _s(t)) if isinstance(topics_raw, list) else (_s(topics_raw),)
@@ -262,7 +276,9 @@ def _pdf_to_markdown(raw: bytes, where: str) -> tuple[str, str]:
                 except Exception as exc:
                     name = type(exc).__name__
                     if "Password" in name or "Encrypt" in name:
-                        raise IngestError(where, "PDF is encrypted (password protected); decrypt it first") from exc
+                        raise IngestError(
+                            where, "PDF is encrypted (password protected); decrypt it first"
+                        ) from exc
                     raise IngestError(where, f"corrupt PDF page {page.page_number} ({name}: {exc})") from exc
                 for ln in lines:
                     sizes[ln["size"]] += len(ln["text"])
@@ -299,13 +315,19 @@ def _pdf_to_markdown(raw: bytes, where: str) -> tuple[str, str]:
             words = text.split()
             is_heading_size = ln["size"] in level_of
             is_bold_heading = (
-                ln["bold"] and ln["size"] >= body_size * 0.98 and len(words) <= 12 and not text.endswith((".", ","))
+                ln["bold"]
+                and ln["size"] >= body_size * 0.98
+                and len(words) <= 12
+                and not text.endswith((".", ","))
             )
             if (is_heading_size or is_bold_heading) and len(words) <= 20 and re.search(r"[A-Za-z]", text):
                 end_para()
                 level = level_of.get(ln["size"], bold_level)
-                if out and out[-1].startswith("#" * level + " ") and prev_bottom is not None and (
-                    ln["top"] - prev_bottom < ln["size"] * 0.8
+                if (
+                    out
+                    and out[-1].startswith("#" * level + " ")
+                    and prev_bottom is not None
+                    and (ln["top"] - prev_bottom < ln["size"] * 0.8)
                 ):
                     out[-1] += " " + text  # a heading wrapped onto two lines
                 else:
@@ -345,7 +367,9 @@ def _pdf_page(page: Any) -> tuple[list[dict[str, Any]], list[tuple[float, str]]]
             continue
         size = round(Counter(round(c.get("size", 0.0), 1) for c in chars).most_common(1)[0][0], 1)
         bold = sum("bold" in str(c.get("fontname", "")).lower() for c in chars) >= 0.8 * len(chars)
-        lines.append({"text": ln["text"], "size": size, "bold": bold, "top": ln["top"], "bottom": ln["bottom"]})
+        lines.append(
+            {"text": ln["text"], "size": size, "bold": bold, "top": ln["top"], "bottom": ln["bottom"]}
+        )
     return lines, tables
 
 

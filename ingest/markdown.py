@@ -52,7 +52,9 @@ def parse_front_matter(text: str, source: str = "<front matter>") -> tuple[dict[
         data = yaml.safe_load(raw) if raw.strip() else {}
     except yaml.YAMLError as exc:
         line = 2 + _yaml_error_offset(exc, raw)  # line 1 is the opening '---'
-        raise CorpusValidationError(source, line, f"invalid YAML in front matter: {_yaml_problem(exc)}") from exc
+        raise CorpusValidationError(
+            source, line, f"invalid YAML in front matter: {_yaml_problem(exc)}"
+        ) from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -125,7 +127,9 @@ def _as_bool(value: Any) -> bool:
     return str(value).strip().lower() in ("true", "yes", "1")
 
 
-def split_sections(doc_id: str, body: str, body_first_line: int = 1, source: str | None = None) -> list[Section]:
+def split_sections(
+    doc_id: str, body: str, body_first_line: int = 1, source: str | None = None
+) -> list[Section]:
     """Split a Markdown body into Sections by heading; each `::: recommendation` block is its own Section.
 
     Every heading yields a Section (with empty text when it only holds sub-headings or blocks), so a
@@ -152,7 +156,9 @@ def split_sections(doc_id: str, body: str, body_first_line: int = 1, source: str
         nonlocal buf, buf_line, heading_pending
         text = "\n".join(buf).strip()
         if text or (force and heading_pending):
-            sections.append(Section(doc_id=doc_id, heading_path=path(), text=text, slug=slug(), line=buf_line))
+            sections.append(
+                Section(doc_id=doc_id, heading_path=path(), text=text, slug=slug(), line=buf_line)
+            )
             heading_pending = False
         buf = []
         buf_line = 0
@@ -230,7 +236,9 @@ def _parse_recommendation(
         header = yaml.safe_load(header_raw) if header_raw.strip() else {}
     except yaml.YAMLError as exc:
         line = open_line + 1 + _yaml_error_offset(exc, header_raw)
-        raise CorpusValidationError(where, line, f"invalid YAML in recommendation header: {_yaml_problem(exc)}") from exc
+        raise CorpusValidationError(
+            where, line, f"invalid YAML in recommendation header: {_yaml_problem(exc)}"
+        ) from exc
     if not isinstance(header, dict):
         raise CorpusValidationError(where, open_line + 1, "recommendation header must be 'key: value' lines")
     statement = "\n".join(lines[rule + 1 : close]).strip()

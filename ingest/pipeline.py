@@ -39,7 +39,9 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 CHUNKER_VERSION = 1  # bump when chunk text/ids would change for the same input (forces re-chunking)
-ENCODE_BLOCK = 1024  # chunks per encode call: lets the model sort by length over a larger block (less padding)
+ENCODE_BLOCK = (
+    1024  # chunks per encode call: lets the model sort by length over a larger block (less padding)
+)
 
 
 @dataclass(frozen=True)
@@ -60,18 +62,25 @@ class Scope:
 
 
 def chunking_signature(max_tokens: int, overlap: int, embedder: Embedder) -> dict[str, Any]:
-    return {"version": CHUNKER_VERSION, "max_tokens": max_tokens, "overlap": overlap, "embedder": embedder.name}
+    return {
+        "version": CHUNKER_VERSION,
+        "max_tokens": max_tokens,
+        "overlap": overlap,
+        "embedder": embedder.name,
+    }
 
 
-def document_chunks(doc: Document, count_tokens: Callable[[str], int], max_tokens: int, overlap: int) -> list[Chunk]:
+def document_chunks(
+    doc: Document, count_tokens: Callable[[str], int], max_tokens: int, overlap: int
+) -> list[Chunk]:
     """Pure: one loaded document → its chunks."""
     sections = split_sections(doc.meta.doc_id, doc.text, doc.body_first_line, source=doc.meta.path or None)
     return chunk_sections(doc.meta, sections, count_tokens, max_tokens, overlap, doc_hash=doc.content_hash)
 
 
-def resolve_sources(settings: Settings, paths: Sequence[str | Path], pack: str | None) -> tuple[
-    list[SourceFile], list[Scope], list[tuple[str, str]]
-]:
+def resolve_sources(
+    settings: Settings, paths: Sequence[str | Path], pack: str | None
+) -> tuple[list[SourceFile], list[Scope], list[tuple[str, str]]]:
     """Files to ingest, the scopes they make authoritative, and path errors."""
     sources: list[SourceFile] = []
     scopes: list[Scope] = []
@@ -129,7 +138,12 @@ def ingest_paths(
         try:
             docs.append(
                 load_file(
-                    s.path, s.pack, max_file_mb=settings.max_file_mb, root=s.root, doc_id=s.doc_id, defaults=s.defaults
+                    s.path,
+                    s.pack,
+                    max_file_mb=settings.max_file_mb,
+                    root=s.root,
+                    doc_id=s.doc_id,
+                    defaults=s.defaults,
                 )
             )
         except IngestError as exc:
@@ -171,7 +185,9 @@ def ingest_documents(
 
     old = store.manifest()
     if old.docs and old.embedder != embedder.name:
-        log.warning("index was built with %r, now %r: rebuilding it from scratch", old.embedder, embedder.name)
+        log.warning(
+            "index was built with %r, now %r: rebuilding it from scratch", old.embedder, embedder.name
+        )
         store.reset()
         old = store.manifest()
     store.cleanup()  # orphans of an earlier crashed run
@@ -189,7 +205,9 @@ def ingest_documents(
         doc = _settle_id(doc, path_to_id, old, seen)
         meta = doc.meta
         if meta.doc_id in seen:
-            report.errors.append((meta.path, f"document id {meta.doc_id!r} is also used by {seen[meta.doc_id]}"))
+            report.errors.append(
+                (meta.path, f"document id {meta.doc_id!r} is also used by {seen[meta.doc_id]}")
+            )
             continue
         prev = old.docs.get(meta.doc_id)
         if (
@@ -241,8 +259,12 @@ def ingest_documents(
         if reused_meta:  # same text, new ordinal/doc hash: refresh metadata without re-embedding
             for i in range(0, len(reused_meta), 1000):
                 part = reused_meta[i : i + 1000]
-                store.collection.update(ids=[c.chunk_id for c in part], metadatas=[dict(c.metadata) for c in part])
-        manifest = Manifest(embedder=embedder.name, chunking=signature, generation=old.generation, docs=new_docs)
+                store.collection.update(
+                    ids=[c.chunk_id for c in part], metadatas=[dict(c.metadata) for c in part]
+                )
+        manifest = Manifest(
+            embedder=embedder.name, chunking=signature, generation=old.generation, docs=new_docs
+        )
         before = store.live_ids()
         store.commit(manifest, changed_chunks)
         report.chunks_written = len(to_embed)

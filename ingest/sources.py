@@ -116,7 +116,9 @@ def open_medicine_documents(max_file_mb: float = 50.0) -> list[Any]:
     docs = []
     for s in open_medicine_sources():
         try:
-            docs.append(load_file(s.path, s.pack, max_file_mb=max_file_mb, doc_id=s.doc_id, defaults=s.defaults))
+            docs.append(
+                load_file(s.path, s.pack, max_file_mb=max_file_mb, doc_id=s.doc_id, defaults=s.defaults)
+            )
         except IngestError as exc:
             log.warning("open-medicine: %s", exc)
     return docs

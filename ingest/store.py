@@ -48,9 +48,12 @@ Metadata = dict[str, Any]
 
 # ---------------------------------------------------------------- BM25 tokenisation
 _STOP = frozenset(
-    "a an and are as at be by for from has have in is it its of on or that the this to was were which with "
-    "what who whom when where why how should can could would may might do does did not no than then there "
-    "these those their them they he she his her we our you your i me my".split()  # noqa: SIM905 - readable
+    re.findall(
+        r"\S+",
+        "a an and are as at be by for from has have in is it its of on or that the this to was were which with "
+        "what who whom when where why how should can could would may might do does did not no than then there "
+        "these those their them they he she his her we our you your i me my",
+    )
 )
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-/.+][a-z0-9]+)*")
 
@@ -150,7 +153,12 @@ class Manifest:
 
     def to_json(self) -> str:
         return json.dumps(
-            {"embedder": self.embedder, "chunking": self.chunking, "generation": self.generation, "docs": self.docs},
+            {
+                "embedder": self.embedder,
+                "chunking": self.chunking,
+                "generation": self.generation,
+                "docs": self.docs,
+            },
             indent=1,
             sort_keys=True,
         )
@@ -158,7 +166,9 @@ class Manifest:
     @classmethod
     def from_json(cls, text: str) -> Manifest:
         d = json.loads(text)
-        return cls(d.get("embedder", ""), d.get("chunking", {}), int(d.get("generation", 0)), d.get("docs", {}))
+        return cls(
+            d.get("embedder", ""), d.get("chunking", {}), int(d.get("generation", 0)), d.get("docs", {})
+        )
 
 
 def atomic_write(path: Path, text: str) -> None:
@@ -181,7 +191,9 @@ def atomic_write(path: Path, text: str) -> None:
 class Bm25Sidecar:
     """bm25s index + the catalog (text and metadata of every live chunk) for one generation."""
 
-    def __init__(self, ids: list[str], texts: list[str], metas: list[Metadata], retriever: Any | None) -> None:
+    def __init__(
+        self, ids: list[str], texts: list[str], metas: list[Metadata], retriever: Any | None
+    ) -> None:
         self.ids = ids
         self.texts = texts
         self.metas = metas
@@ -321,7 +333,9 @@ class IndexStore:
         """Top-k by cosine similarity; `where` takes the same filters as BM25 (exact ones go to Chroma)."""
         return self.query_dense_vector(self.embedder.embed([text])[0], k, where)
 
-    def query_dense_vector(self, vector: Sequence[float], k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
+    def query_dense_vector(
+        self, vector: Sequence[float], k: int, where: Mapping[str, Any] | None = None
+    ) -> list[Hit]:
         live = self.live_ids()
         if not live or k <= 0:
             return []
@@ -364,7 +378,9 @@ class IndexStore:
             found: list[int] = []
             if "#" in ref:
                 doc_id, slug = ref.split("#", 1)
-                own = [i for i, m in enumerate(sc.metas) if m.get("doc_id") == doc_id and m.get("slug") == slug]
+                own = [
+                    i for i, m in enumerate(sc.metas) if m.get("doc_id") == doc_id and m.get("slug") == slug
+                ]
                 found = own or [
                     i
                     for i, m in enumerate(sc.metas)
@@ -490,8 +506,13 @@ class IndexStore:
             for cid, md in zip(ids, metas, strict=True):
                 d = docs.setdefault(
                     str(md.get("doc_id", "")),
-                    {"hash": md.get("content_hash", ""), "chunk_ids": [], "path": md.get("path", ""),
-                     "pack": md.get("source_pack", ""), "title": md.get("title", "")},
+                    {
+                        "hash": md.get("content_hash", ""),
+                        "chunk_ids": [],
+                        "path": md.get("path", ""),
+                        "pack": md.get("source_pack", ""),
+                        "title": md.get("title", ""),
+                    },
                 )
                 d["chunk_ids"].append(cid)
             m.docs = docs
@@ -505,7 +526,9 @@ class IndexStore:
 
 
 def _clean_meta(md: Mapping[str, Any]) -> Metadata:
-    return {k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in md.items() if v is not None}
+    return {
+        k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in md.items() if v is not None
+    }
 
 
 def remote_meta_dir(settings: Settings) -> Path:

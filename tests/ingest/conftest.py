@@ -41,7 +41,9 @@ Olaparib is considered for CHEK2 or BRCA2 alterations; Lu-177-PSMA-617 for PSMA-
 """
 
 
-def make_pdf(path: Path, heading: str, sub: str, paragraphs: list[str], table: list[list[str]] | None = None) -> Path:
+def make_pdf(
+    path: Path, heading: str, sub: str, paragraphs: list[str], table: list[list[str]] | None = None
+) -> Path:
     """A small real PDF: a large-font heading, a medium subheading, body text and an optional table."""
     from fpdf import FPDF
 
@@ -71,3 +73,30 @@ def guide_md(tmp_path: Path) -> Path:
     p = tmp_path / "demo-apc.md"
     p.write_text(GUIDE_MD, encoding="utf-8")
     return p
+
+
+def write_doc(folder: Path, name: str, doc_id: str, sections: dict[str, str]) -> Path:
+    """A corpus-format Markdown file with one heading per entry of `sections`."""
+    body = "\n\n".join(f"## {h}\n\n{t}" for h, t in sections.items())
+    p = folder / name
+    p.write_text(
+        f"---\nid: {doc_id}\ntitle: {doc_id} title\nissuing_bodies: [TEST]\n---\n# {doc_id}\n\n{body}\n"
+    )
+    return p
+
+
+@pytest.fixture
+def settings(tmp_path: Path):
+    """Settings with an empty corpus and no open-medicine pack, storing under tmp_path."""
+    from assistant.settings import load_settings
+
+    corpus = tmp_path / "corpus"
+    (corpus / "guidelines").mkdir(parents=True)
+    return load_settings(store_dir=tmp_path / "index", corpus_dir=corpus, include_open_medicine=False)
+
+
+@pytest.fixture
+def store(settings, fake_embedder):
+    from ingest.store import open_store
+
+    return open_store(settings, fake_embedder)
