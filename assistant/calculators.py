@@ -102,11 +102,17 @@ def _creatinine_inputs(ctx: PatientContext, need_weight: bool) -> list[str]:
     return missing
 
 
+# On dialysis the formulae mean nothing and the kidneys' own clearance is below every dosing threshold.
+ESKD_CLEARANCE = 10.0
+
+
 def crcl(ctx: PatientContext) -> Result:
     """Cockcroft-Gault creatinine clearance (mL/min); a stated CrCl wins over the calculation."""
     stated = _lab(ctx, "crcl")
     if stated is not None:
         return stated, []
+    if _has(ctx, "dialysis"):
+        return ESKD_CLEARANCE, []
     missing = _creatinine_inputs(ctx, need_weight=True)
     if missing:
         return None, missing
@@ -126,6 +132,8 @@ def egfr_ckd_epi_2021(ctx: PatientContext) -> Result:
     stated = _lab(ctx, "egfr")
     if stated is not None:
         return stated, []
+    if _has(ctx, "dialysis"):
+        return ESKD_CLEARANCE, []
     missing = _creatinine_inputs(ctx, need_weight=False)
     if missing:
         return None, missing

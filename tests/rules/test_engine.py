@@ -408,3 +408,36 @@ def test_benchmark_reports_times(fixture_knowledge):
         fixture_knowledge, [mcrpc(), PatientContext(diagnoses=["atrial_fibrillation"], age=70)], repeat=3
     )
     assert result.runs == 6 and result.rules == len(fixture_knowledge.rules) and result.mean_ms > 0
+
+
+def test_plan_keeps_offers_outside_the_focus_out_of_must_mention(fixture_knowledge):
+    ctx = PatientContext(
+        diagnoses=["atrial_fibrillation", "diabetes"],
+        age=76,
+        sex="male",
+        labs={"egfr": LabValue(name="egfr", value=60)},
+        focus=["atrial_fibrillation"],
+    )
+    findings = RuleEngine(fixture_knowledge).evaluate(ctx)
+    assert {"T-DOAC-AF", "T-METFORMIN"} <= {f.rule_id for f in findings if f.kind == "recommend"}
+    plan = build_plan(findings, ctx, fixture_knowledge.lexicon)
+    assert plan.must_mention == ["apixaban"]
+    planned = ctx.model_copy(update={"therapies": [tx("metformin", "planned")]})
+    assert "metformin" in build_plan(findings, planned).must_mention
+
+
+def test_regimen_component_is_not_banned_by_name(fixture_knowledge):
+    from assistant.models import Finding
+
+    findings = [
+        Finding(rule_id="A", kind="consider", therapy="olaparib+abiraterone", reason="r", refs=["DEMO-PARP"]),
+        Finding(rule_id="B", kind="exclude", therapy="olaparib", reason="r", refs=["DEMO-PARP"]),
+    ]
+    plan = build_plan(findings, mcrpc(), fixture_knowledge.lexicon)
+    assert "olaparib" not in plan.must_not_recommend and "Lynparza" not in plan.must_not_recommend
+
+
+def test_dialysis_reads_as_lowest_clearance(fixture_knowledge):
+    ctx = PatientContext(comorbidities={"dialysis": "present"})
+    view = PatientView.build(ctx, fixture_knowledge.lexicon)
+    assert view.lab("crcl") < 15 and view.calc("crcl")[0] < 15

@@ -350,7 +350,48 @@ CASES = [
         {"GEN-UTI-TMP-SMX": "exclude", "GEN-UTI-NITROFURANTOIN": "recommend"},
         never_offer=("trimethoprim_sulfamethoxazole",),
     ),
+    Case(
+        "af-dialysis",
+        "Atrial fibrillation, CHA2DS2-VASc 4, in a man on maintenance haemodialysis. Which anticoagulant, if any?",
+        {
+            "GEN-AF-APIXABAN": "recommend",
+            "GEN-AF-WARFARIN-ESKD": "consider",
+            "GEN-AF-RIVAROXABAN": "exclude",
+            "GEN-AF-DABIGATRAN": "exclude",
+        },
+        never_offer=("dabigatran", "rivaroxaban", "edoxaban"),
+    ),
+    # ---------------------------------------------------------------- phrasing traps from the dev set
+    Case(
+        "mcrpc-then-on-olaparib",
+        "BRCA2-mutated mCRPC that progressed on abiraterone and then on olaparib (radiographic progression after "
+        "11 months). No chemotherapy so far. Could we switch to rucaparib or talazoparib?",
+        {
+            "PCA-MCRPC-OLAPARIB-BRCA": "exclude",
+            "PCA-MCRPC-RUCAPARIB-BRCA": "exclude",
+            "PCA-MCRPC-DOCETAXEL": "recommend",
+        },
+        never_offer=("olaparib", "rucaparib", "talazoparib+enzalutamide"),
+    ),
+    Case(
+        "mcrpc-first-line-negated-docetaxel",
+        "First-line mCRPC: progressed on leuprolide alone (no prior ARPI or docetaxel), asymptomatic, germline BRCA2 "
+        "pathogenic variant. Which PARP-based options are approved?",
+        {
+            "PCA-MCRPC-NIRAPARIB-ABIRATERONE": "consider",
+            "PCA-MCRPC-OLAPARIB-ABIRATERONE": "consider",
+            "PCA-MCRPC-CABAZITAXEL-AFTER-DOC-ARPI": "exclude",
+            "PCA-MCRPC-DOCETAXEL": "recommend",
+        },
+        never_offer=("cabazitaxel",),
+    ),
     # ---------------------------------------------------------------- renal / metabolic
+    Case(
+        "dkd-finerenone-despite-rasi",
+        "Type 2 diabetes and CKD: eGFR 45, UACR 450 mg/g despite maximum-dose lisinopril and empagliflozin; "
+        "potassium 4.6. What can be added for kidney protection?",
+        {"GEN-DKD-FINERENONE": "consider", "GEN-CKD-EMPAGLIFLOZIN": "recommend"},
+    ),
     Case(
         "metformin-egfr-25-trap",
         "Type 2 diabetes, CKD, eGFR 25, on metformin. Continue metformin?",
