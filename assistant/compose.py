@@ -15,7 +15,8 @@ from dataclasses import dataclass, field
 
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
 from assistant.prompts import EMPTY_CONTEXT_NOTE, section_titles, therapy_label
-from assistant.render import cite_marks
+from assistant.render import cite_marks, plain_text
+from assistant.verify import lexical_support
 
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
 _MONITOR = re.compile(
@@ -77,15 +78,20 @@ def _end(text: str) -> str:
 
 def _sentences(text: str) -> list[str]:
     text = re.sub(r"\s+", " ", text).strip()
-    return [s.strip() for s in _SENTENCE.split(text) if len(s.strip()) > 20]
+    # Very long "sentences" are flattened tables or lists: unreadable as a quote.
+    return [s.strip() for s in _SENTENCE.split(text) if 20 < len(s.strip()) <= 320]
 
 
-def _passage_sentences(citations: Sequence[Citation], pattern: re.Pattern[str], limit: int) -> list[tuple[str, int]]:
-    """Sentences from the given passages that match ``pattern`` (quoted, so support is exact)."""
+def _passage_sentences(
+    citations: Sequence[Citation], pattern: re.Pattern[str], limit: int, seen: set[str] | None = None
+) -> list[tuple[str, int]]:
+    """Sentences from the given passages that match ``pattern`` (quoted, so support is exact).
+
+    ``seen`` is shared across sections so one quote never appears twice in an answer."""
     out: list[tuple[str, int]] = []
-    seen: set[str] = set()
+    seen = set() if seen is None else seen
     for c in citations:
-        for s in _sentences(c.passage):
+        for s in _sentences(plain_text(c.passage)):
             key = s.lower()
             if pattern.search(s) and key not in seen:
                 seen.add(key)
@@ -93,6 +99,24 @@ def _passage_sentences(citations: Sequence[Citation], pattern: re.Pattern[str], 
                 break  # one sentence per passage keeps the section short
         if len(out) >= limit:
             break
+    return out
+
+
+def _merge_by_therapy(findings: list[Finding]) -> list[Finding]:
+    """One entry per therapy: several rules excluding the same drug become one bullet (reasons joined)."""
+    out: list[Finding] = []
+    by_therapy: dict[str, int] = {}
+    for f in findings:
+        key = f.therapy or f.rule_id
+        if key in by_therapy:
+            i = by_therapy[key]
+            prev = out[i]
+            reason = prev.reason if f.reason.strip() in prev.reason else f"{_end(prev.reason)} {f.reason}"
+            cites = list(dict.fromkeys([*prev.citations, *f.citations]))
+            out[i] = prev.model_copy(update={"reason": reason, "citations": cites})
+        else:
+            by_therapy[key] = len(out)
+            out.append(f)
     return out
 
 
@@ -165,10 +189,11 @@ def compose_answer(
     valid = {c.number for c in citations}
     findings = [f.model_copy(update={"citations": [n for n in f.citations if n in valid]}) for f in findings]
     options = _ordered(findings, ("recommend", "consider"))
-    excluded = _ordered(findings, ("exclude",))
+    excluded = _merge_by_therapy(_ordered(findings, ("exclude",)))
     warns = _ordered(findings, ("warn",))
     asks = _ordered(findings, ("ask",))
     lines: list[str] = []
+    quoted: set[str] = set()
 
     # Bottom line
     lines.append(f"## {titles[0]}")
@@ -180,10 +205,16 @@ def compose_answer(
         else:
             lines.append(_cited(f"For this patient, {_label(top)} {verb}: {_lc(top.reason)}", top))
     elif citations:
-        first = _sentences(citations[0].passage)
-        if first:
+        # No rule applies: lead with the passage sentence closest to the question's own words.
+        best = max(
+            ((s, c.number) for c in citations for s in _sentences(plain_text(c.passage))),
+            key=lambda sn: lexical_support(question, sn[0]),
+            default=None,
+        )
+        if best:
             lead = "The most relevant guidance says" if not patient else "The guideline closest to your question says"
-            lines.append(f"{lead}: “{first[0].rstrip('.')}.” [{citations[0].number}]")
+            lines.append(f"{lead}: “{best[0].rstrip('.')}.” [{best[1]}]")
+            quoted.add(best[0].lower())
     if excluded:
         names = ", ".join(_label(f) for f in excluded)
         if patient:
@@ -202,9 +233,10 @@ def compose_answer(
             lines.append(f"{i}. **{_label(f)}**{kind}{strength}: {_cited(f.reason, f)}")
     else:
         lines.append("_No therapy rule matched this patient; see the cited passages below._")
-        for c in citations[:3]:
-            sents = _sentences(c.passage)
+        for c in citations[:4]:
+            sents = [x for x in _sentences(plain_text(c.passage)) if x.lower() not in quoted]
             if sents:
+                quoted.add(sents[0].lower())
                 lines.append(f"- “{sents[0].rstrip('.')}.” [{c.number}]")
 
     # Not recommended
@@ -221,7 +253,7 @@ def compose_answer(
         sev = f" ({f.severity})" if f.severity and not patient else ""
         lines.append(f"- **Warning{sev}:** {_cited(f.reason, f)}")
     if not warns:
-        pit = _passage_sentences(citations, _PITFALL, 2)
+        pit = _passage_sentences(citations, _PITFALL, 2, quoted)
         for s, n in pit:
             lines.append(f"- “{s.rstrip('.')}.” [{n}]")
         if not pit:
@@ -231,7 +263,7 @@ def compose_answer(
     lines.append(f"\n## {titles[4]}")
     option_nums = [n for f in options for n in f.citations]
     ranked = sorted(citations, key=lambda c: (c.number not in option_nums, c.number))
-    mon = _passage_sentences(ranked, _MONITOR, 2)
+    mon = _passage_sentences(ranked, _MONITOR, 2, quoted)
     for s, n in mon:
         lines.append(f"- “{s.rstrip('.')}.” [{n}]")
     if not mon:
@@ -241,8 +273,14 @@ def compose_answer(
     lines.append(f"\n## {titles[5]}")
     for f in asks:
         prefix = "Your care team may ask" if patient else "Clarify"
-        lines.append(f"- {prefix}: {_cited(_lc(f.reason), f)}")
-    trials = _passage_sentences(citations, _TRIAL, 1)
+        if f.citations:
+            lines.append(f"- {prefix}: {_cited(_lc(f.reason), f)}")
+        else:
+            # No passage backs the rationale: ask the question, keep the why as a marked note.
+            question, _, why = _lc(f.reason).partition("? ")
+            note = f" _{_end(why)}_" if why.strip() else ""
+            lines.append(f"- {prefix}: {question.rstrip('?')}?{note}")
+    trials = _passage_sentences(citations, _TRIAL, 1, quoted)
     for s, n in trials:
         lines.append(f"- “{s.rstrip('.')}.” [{n}]")
     if not asks and not trials:

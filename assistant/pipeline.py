@@ -120,6 +120,33 @@ def coverage_summary(knowledge: Any) -> str:
     return ", ".join(topics[:14]) + (" and related drug labels" if len(topics) <= 14 else ", …")
 
 
+# Words that say nothing about a question's topic; the rest must be found in the passages.
+_GENERIC_TEXT = (
+    "treat treatment treating manage management managing best option options therapy therapies patient patients "
+    "recommend recommended recommendation guideline guidelines approach first line next should would could "
+    "what which when how why does do can is are the for with in of a an and or to on my his her their"
+)
+_GENERIC = frozenset(_GENERIC_TEXT.split())
+
+
+def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:
+    """Share of the question's topical words (stemmed) found in the retrieved passages (1.0 if none)."""
+    from assistant.verify import _stem, content_words
+
+    generic = {_stem(w) for w in _GENERIC}
+    words = [w for w in dict.fromkeys(content_words(question)) if w not in generic and len(w) > 2]
+    if not words:
+        return 1.0
+    found = set(content_words(" ".join(p.text for p in passages)))
+    prefixes = {w[:5] for w in found if len(w) >= 5}
+    hit = sum(1 for w in words if w in found or (len(w) >= 5 and w[:5] in prefixes))
+    return hit / len(words)
+
+
+MIN_QUESTION_COVERAGE = 0.5
+"""Below this share of topical words found in the passages (and with no rule finding) the assistant abstains."""
+
+
 def relevance_of(p: RetrievedPassage) -> float:
     """The retriever's calibrated 0–1 relevance when it set one (RRF scores are rank-based, not calibrated)."""
     return p.relevance if "relevance" in p.model_fields_set else p.score
@@ -156,7 +183,7 @@ class Assistant:
         embedder: EmbedderLike | None = None,
         extract_context: Callable[..., PatientContext] | None = None,
         plan_builder: Callable[..., AnswerPlan] | None = None,
-        max_sources: int = 12,
+        max_sources: int = 20,
         repair_policy: str = "auto",
         clock: _Clock = time.perf_counter,
     ) -> None:
@@ -305,7 +332,10 @@ class Assistant:
         # Abstain when nothing in the corpus speaks to the question: no relevant passage and no rule
         # finding that the corpus backs (ask-only findings are not an answer).
         backed = _actionable(numbered) and any(f.citations for f in numbered)
-        abstain = not citations or (not relevant and not backed)
+        coverage = question_coverage(q, relevant)
+        timings["question_coverage"] = round(coverage, 3)
+        off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
+        abstain = not citations or (off_topic and not backed)
         return _Prepared(question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings)
 
     def _abstain(self, prep: _Prepared, audience: str, t0: float) -> Answer:

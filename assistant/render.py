@@ -9,10 +9,10 @@ from collections.abc import Iterable, Mapping, Sequence
 from assistant.models import Citation, Finding, RetrievedPassage
 
 # Sources are numbered in reading order (options, exclusions, warnings, questions, then retrieval
-# hits), but when the cap bites, the passages behind exclusions and warnings are kept first (why: the
-# "Not recommended" and "Pitfalls" sections must stay cited).
+# hits); when the cap bites, recommendations, exclusions and warnings keep their passages first (why:
+# the options, "Not recommended" and "Pitfalls" sections must stay cited).
 _READING_ORDER = {"recommend": 0, "consider": 1, "exclude": 2, "warn": 3, "ask": 4}
-_KEEP_PRIORITY = {"exclude": 0, "warn": 1, "recommend": 2, "consider": 3, "ask": 4}
+_KEEP_PRIORITY = {"recommend": 0, "exclude": 1, "warn": 2, "consider": 3, "ask": 4}
 
 
 def citation_from_passage(p: RetrievedPassage, number: int) -> Citation:
@@ -41,6 +41,18 @@ def passage_body(text: str) -> str:
     return _HEADER_LINE.sub("", text, count=1).strip() if "\n" in text else text.strip()
 
 
+def plain_text(text: str) -> str:
+    """Passage text fit for quoting in prose: no code fences, emphasis, arrows or list markers."""
+    text = passage_body(text)
+    text = re.sub(r"```\w*", " ", text)
+    text = re.sub(r"(\*\*|__|`)", "", text)
+    text = re.sub(r"-->|->|=>", ";", text)
+    text = re.sub(r"(?m)^\s*(?:[-*+]|\d+[.)])\s+", "", text)
+    text = re.sub(r"(?m)^#+\s*", "", text)
+    text = re.sub(r"\s*\n\s*", " ", text)
+    return re.sub(r"\s{2,}", " ", text).strip()
+
+
 def _pref(f: Finding) -> int:
     return f.preference if f.preference is not None else 99
 
@@ -50,9 +62,10 @@ def number_sources(
     passages_by_ref: Mapping[str, Sequence[RetrievedPassage]],
     retrieved: Sequence[RetrievedPassage],
     *,
-    max_sources: int = 12,
+    max_sources: int = 20,
     per_ref: int = 1,
-    min_retrieved: int = 2,
+    min_retrieved: int = 4,
+    refs_per_finding: int = 2,
 ) -> tuple[list[Citation], list[Finding]]:
     """Deduplicate and number the passages: the findings' refs first, then retrieval hits.
 
@@ -63,20 +76,29 @@ def number_sources(
     of the passages that back them. A finding whose refs found no passage keeps an empty list.
     """
     def refs_of(f: Finding) -> list[RetrievedPassage]:
-        return [p for ref in f.refs for p in list(passages_by_ref.get(ref, ()))[:per_ref]]
+        # A rule lists its primary sources first; two per finding keep the Sources list readable.
+        limit = 1 if f.kind == "ask" else refs_per_finding
+        found = [p for ref in f.refs for p in list(passages_by_ref.get(ref, ()))[:per_ref]]
+        return found[:limit]
 
-    # 1. choose which passages survive the cap, by priority
-    keep: set[str] = set()
+    # 1. choose which passages survive the cap: round-robin over findings by priority, so every
+    #    finding gets its first passage before any gets a second; keep slots for retrieval hits.
+    keep: list[str] = []
     by_priority = sorted(findings, key=lambda f: (_KEEP_PRIORITY.get(f.kind, 9), _pref(f)))
-    ref_ids = list(dict.fromkeys(p.chunk_id for f in by_priority for p in refs_of(f)))
-    extra = [p.chunk_id for p in retrieved if p.chunk_id not in set(ref_ids)]
-    n_extra = min(len(extra), min_retrieved)
-    for cid in ref_ids[: max(0, max_sources - n_extra)]:
-        keep.add(cid)
+    per_finding = [[p.chunk_id for p in refs_of(f)] for f in by_priority]
+    ref_ids = {cid for ids in per_finding for cid in ids}
+    extra = [p.chunk_id for p in retrieved if p.chunk_id not in ref_ids]
+    budget = max(0, max_sources - min(len(extra), min_retrieved))
+    depth = max((len(ids) for ids in per_finding), default=0)
+    for level in range(depth):
+        for ids in per_finding:
+            if level < len(ids) and ids[level] not in keep and len(keep) < budget:
+                keep.append(ids[level])
     for cid in extra:
         if len(keep) >= max_sources:
             break
-        keep.add(cid)
+        if cid not in keep:
+            keep.append(cid)
     # 2. number the survivors in reading order
     number: dict[str, int] = {}
     cites: list[Citation] = []

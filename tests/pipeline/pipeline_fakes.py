@@ -8,9 +8,9 @@ open question — enough to exercise every check. Passage texts are written for 
 from __future__ import annotations
 
 import threading
-from types import SimpleNamespace
 import time
 from collections.abc import Iterator
+from types import SimpleNamespace
 from typing import Any, ClassVar
 
 from langchain_core.language_models.chat_models import BaseChatModel

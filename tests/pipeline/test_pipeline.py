@@ -117,6 +117,12 @@ def test_abstains_when_nothing_relevant(make_assistant):
     assert "guiderail ingest" in a.answer_markdown
 
 
+def test_abstention_uses_calibrated_relevance_not_the_fused_rank_score(make_assistant):
+    weak = [PASSAGES["REC-GEN"].model_copy(update={"score": 0.9, "relevance": 0.05})]
+    a = make_assistant(retriever=FakeRetriever(hits=weak), engine=FakeEngine([])).ask("Anything about knees?")
+    assert a.abstained
+
+
 def test_ask_only_findings_without_relevant_passages_abstain(make_assistant):
     ask = [Finding(rule_id="A", kind="ask", reason="Which disease state?", refs=["REC-GEN"])]
     a = make_assistant(retriever=FakeRetriever(hits=[]), engine=FakeEngine(ask)).ask("Something unrelated?")
