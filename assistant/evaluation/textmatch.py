@@ -19,6 +19,7 @@ _CLAUSE_SPLIT = re.compile(
     r"and then)\b",
     re.IGNORECASE,
 )
+_QUOTED = re.compile(r"\u201c[^\u201d]*\u201d?|\"[^\"\n]{12,}\"")
 _HEADING = re.compile(r"^\s{0,3}(#{1,6}\s+|\*\*[^*]+\*\*\s*:?\s*$|__[^_]+__\s*:?\s*$)")
 
 # Words that negate or rule out whatever their clause mentions. Multi-word cues are matched as phrases
@@ -112,8 +113,9 @@ def sentences(markdown: str) -> list[Sentence]:
     out: list[Sentence] = []
     excluded = neutral = False
     for raw_line in markdown.splitlines():
-        line = raw_line.strip()
-        if not line:
+        # quoted guideline text (blockquotes, “…” spans) is evidence shown to the reader, not the answer's own claim
+        line = _QUOTED.sub(" ", raw_line).strip()
+        if not line or line.startswith(">"):
             continue
         if _HEADING.match(line):
             # a heading opens a section; an exclusion heading marks everything under it as ruled out

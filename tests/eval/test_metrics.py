@@ -214,3 +214,9 @@ def test_score_case_and_summary():
 )
 def test_recommended_therapy_context_rules(text, expected):
     assert recommended_therapies(sentences(text), LEX) == expected
+
+
+def test_quoted_evidence_is_not_an_assertion():
+    text = "- \u201cOffer apalutamide to nmCRPC with PSADT of 10 months or less.\u201d [1]\n> Offer apalutamide.\nObserve."
+    assert forbidden_hits(text, [fc("offer apalutamide")]) == []
+    assert keypoint_recall(text, [kp("apalutamide")])[0] == 1.0  # coverage still counts quoted text
