@@ -51,6 +51,9 @@ _CSS = """
 .gr-badge{font-size:.75em;border-radius:8px;padding:0 6px;margin-left:4px;font-weight:600}
 .gr-unverified{background:#fde2e1;color:#8a1c1c;border:1px solid #e6a1a1}
 .gr-outdated{background:#fff0d6;color:#7a4b00;border:1px solid #e3b766}
+.gr-rules-list{max-height:560px;overflow-y:auto;padding-right:4px}
+.gr-group>summary{cursor:pointer;font-weight:700;font-size:.92em;margin:4px 0}
+.gr-count{color:#666;font-weight:400}
 #gr-rules ul.gr-findings{list-style:none !important;padding:0 !important;margin:0 !important}
 #gr-rules li.gr-finding{list-style:none !important;margin-left:0 !important}
 .gr-finding{border-radius:6px;padding:5px 8px;margin:0 0 6px 0;font-size:.9em;color:#1f2d3d}
@@ -88,6 +91,17 @@ if (!window.__guiderailCites) {{
     setTimeout(function () {{ card.classList.remove('gr-flash'); }}, 1600);
   }}, true);
 }}
+"""
+
+
+# After an answer, show its beginning (the bottom line), not the end of a long answer.
+_SHOW_ANSWER_START_JS = """
+() => {
+  const users = document.querySelectorAll('#gr-chat [data-testid="user"]');
+  const last = users[users.length - 1];
+  if (last) last.scrollIntoView({block: 'start'});
+  window.scrollTo({top: 0});
+}
 """
 
 
@@ -238,7 +252,8 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                 chat = gr.Chatbot(
                     label="Chat",
                     elem_id="gr-chat",
-                    height=600,
+                    height=640,
+                    autoscroll=False,
                     sanitize_html=True,
                     allow_tags=False,
                     latex_delimiters=[],
@@ -306,12 +321,18 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
             "concurrency_id": "answer",
             "show_progress": "minimal",
         }
-        send.click(on_ask, [question, audience, state], outs, api_name="ask", **answer_opts)
-        question.submit(on_ask, [question, audience, state], outs, api_visibility="private", **answer_opts)
-        for i, btn in enumerate(follow):
-            btn.click(partial(on_follow_up, i), [audience, state], outs, api_name=f"follow_up_{i + 1}", **answer_opts)
-        recompute.click(on_correct, [context_json, added, audience, state], outs, api_name="correct_context", **answer_opts)
-        audience.input(on_audience, [audience, state], outs, api_name="set_audience", **answer_opts)
+        answer_events = [
+            send.click(on_ask, [question, audience, state], outs, api_name="ask", **answer_opts),
+            question.submit(on_ask, [question, audience, state], outs, api_visibility="private", **answer_opts),
+            *[
+                btn.click(partial(on_follow_up, i), [audience, state], outs, api_name=f"follow_up_{i + 1}", **answer_opts)
+                for i, btn in enumerate(follow)
+            ],
+            recompute.click(on_correct, [context_json, added, audience, state], outs, api_name="correct_context", **answer_opts),
+            audience.input(on_audience, [audience, state], outs, api_name="set_audience", **answer_opts),
+        ]
+        for event in answer_events:
+            event.then(None, None, None, js=_SHOW_ANSWER_START_JS, api_visibility="private")
         # the file boxes show only once there is a file (the API endpoints return plain paths)
         def show_if_set(value: Any) -> Any:
             return gr.File(visible=value is not None)

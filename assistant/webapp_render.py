@@ -222,43 +222,53 @@ def sources_html(citations: Sequence[Citation], answer_md: str = "", today: date
 
 
 # ---------------------------------------------------------------- rule-check panel
-KIND_STYLE: Mapping[str, tuple[str, str]] = {
-    "recommend": ("✔", "recommend"),
-    "consider": ("◐", "consider"),
-    "exclude": ("✖", "exclude"),
-    "warn": ("⚠", "warn"),
-    "ask": ("?", "ask"),
+KIND_STYLE: Mapping[str, tuple[str, str, str]] = {
+    "recommend": ("✔", "recommend", "Recommended options"),
+    "consider": ("◐", "consider", "Options to consider"),
+    "exclude": ("✖", "exclude", "Not recommended for this patient"),
+    "warn": ("⚠", "warn", "Warnings"),
+    "ask": ("?", "ask", "Open questions"),
 }
-_KIND_ORDER = {"exclude": 0, "warn": 1, "recommend": 2, "consider": 3, "ask": 4}
+"""Icon, CSS class and group heading per finding kind, in the order the panel shows them."""
+
+
+def _finding_row(f: Finding) -> str:
+    icon, label, _ = KIND_STYLE.get(f.kind, ("•", f.kind, f.kind))
+    name = f.title or (f.therapy or "").replace("_", " ")
+    extra = []
+    if f.strength:
+        extra.append(esc(f.strength))
+    if f.severity:
+        extra.append(f"severity {esc(f.severity)}")
+    if f.unverified:
+        extra.append('<span class="gr-badge gr-unverified">unverified</span>')
+    extra.append(f"rule <code>{esc(f.rule_id)}</code>")
+    cites = _cite_links(f.citations) if f.citations else '<span class="gr-nocite">no passage cited</span>'
+    head = f"<b>{esc(name)}</b> — " if name else ""
+    return (
+        f'<li class="gr-finding gr-{esc(label)}" data-kind="{esc(f.kind)}">'
+        f'<span class="gr-kind">{icon} {esc(label)}</span> {head}{esc(f.reason)} {cites}'
+        f'<div class="gr-fmeta">{" · ".join(extra)}</div></li>'
+    )
 
 
 def findings_html(findings: Sequence[Finding]) -> str:
-    """The rule checks that constrained the answer, most safety-relevant first."""
+    """The rule checks that constrained the answer, grouped by kind: what to do, what not, what to ask."""
     if not findings:
         return '<div class="gr-empty">No rule fired for the details given (rule checks appear here).</div>'
-    rows: list[str] = []
-    ordered = sorted(findings, key=lambda f: (_KIND_ORDER.get(f.kind, 9), f.preference or 99))
-    for f in ordered:
-        icon, label = KIND_STYLE.get(f.kind, ("•", f.kind))
-        name = f.title or (f.therapy or "").replace("_", " ")
-        extra = []
-        if f.strength:
-            extra.append(esc(f.strength))
-        if f.severity:
-            extra.append(f"severity {esc(f.severity)}")
-        if f.unverified:
-            extra.append('<span class="gr-badge gr-unverified">unverified</span>')
-        cites = _cite_links(f.citations) if f.citations else '<span class="gr-nocite">no passage cited</span>'
-        rows.append(
-            f'<li class="gr-finding gr-{esc(label)}" data-kind="{esc(f.kind)}">'
-            f'<span class="gr-kind">{icon} {esc(label)}</span> '
-            + (f"<b>{esc(name)}</b> — " if name else "")
-            + f"{esc(f.reason)} {cites}"
-            + (f'<div class="gr-fmeta">{" · ".join(extra)} · rule <code>{esc(f.rule_id)}</code></div>' if extra else
-               f'<div class="gr-fmeta">rule <code>{esc(f.rule_id)}</code></div>')
-            + "</li>"
+    groups: list[str] = []
+    kinds = [*KIND_STYLE, *sorted({f.kind for f in findings} - set(KIND_STYLE))]
+    for kind in kinds:
+        members = sorted((f for f in findings if f.kind == kind), key=lambda f: f.preference or 99)
+        if not members:
+            continue
+        icon, label, heading = KIND_STYLE.get(kind, ("•", kind, kind))
+        groups.append(
+            f'<details class="gr-group gr-group-{esc(label)}" open><summary>{icon} {esc(heading)} '
+            f'<span class="gr-count">({len(members)})</span></summary>'
+            f'<ul class="gr-findings">{"".join(_finding_row(f) for f in members)}</ul></details>'
         )
-    return '<ul class="gr-findings">' + "".join(rows) + "</ul>"
+    return '<div class="gr-rules-list">' + "".join(groups) + "</div>"
 
 
 # ---------------------------------------------------------------- patient context

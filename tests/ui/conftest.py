@@ -159,7 +159,8 @@ def served_app(tmp_path):
         from assistant.settings import load_settings
         from assistant.webapp import build_app
 
-        settings = load_settings("rules-only", data_dir=tmp_path / "data", port=free_port(), **overrides)
+        values = {"data_dir": tmp_path / "data", "port": free_port(), **overrides}
+        settings = load_settings("rules-only", **values)
         demo = build_app(factory, settings)
         demo.launch(server_name="127.0.0.1", server_port=settings.port, prevent_thread_lock=True, quiet=True,
                     show_error=False, ssr_mode=False)

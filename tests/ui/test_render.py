@@ -133,7 +133,8 @@ def test_rule_panel_lists_each_kind_with_reason_and_citation_links():
     ]
     html = R.findings_html(findings)
     kinds = re.findall(r'data-kind="(\w+)"', html)
-    assert kinds == ["exclude", "warn", "recommend", "consider", "ask"], "safety findings first"
+    assert kinds == ["recommend", "consider", "exclude", "warn", "ask"], "grouped: do, consider, don't, warn, ask"
+    assert "Not recommended for this patient <span class=\"gr-count\">(1)</span>" in html
     assert f'href="#{R.ANCHOR_PREFIX}2"' in html and f'href="#{R.ANCHOR_PREFIX}3"' in html
     assert "no passage cited" in html and "severity high" in html and "unverified" in html
     assert "cabazitaxel" in html and "After docetaxel." in html
