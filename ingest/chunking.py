@@ -80,7 +80,8 @@ def _units(text: str, budget: int, count_tokens: Callable[[str], int]) -> list[_
         piece = piece.strip()
         if not piece:
             return
-        n = count_tokens(piece)
+        # A word-piece rarely spans more than ~20 characters: far longer pieces need no measuring to split.
+        n = budget + 1 if len(piece) > 25 * budget else count_tokens(piece)
         if n <= budget:
             out.append(_Unit(piece, sep, n))
             return
@@ -235,7 +236,7 @@ def _fit(
     """Pack `body` under `prefix` so every resulting text measures ≤ max_tokens (re-packs tighter if not)."""
     for _ in range(8):
         whole = f"{prefix}\n{body}" if prefix else body
-        if count_tokens(whole) <= max_tokens:
+        if len(whole) <= 25 * max_tokens and count_tokens(whole) <= max_tokens:
             return [whole]
         groups = _pack(_units(body, budget, count_tokens), budget, min(overlap, budget // 3), count_tokens)
         texts = [f"{prefix}\n{_join(g)}" if prefix else _join(g) for g in groups]

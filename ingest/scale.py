@@ -8,6 +8,7 @@ with nothing changed. Used by `scripts/scale_ingest.py` and callable from `guide
 from __future__ import annotations
 
 import logging
+import os
 import random
 import resource
 import statistics
@@ -27,6 +28,11 @@ def _dir_size(path: Path) -> int:
 
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux reports KiB
+
+
+def _cpu_s() -> float:
+    r = resource.getrusage(resource.RUSAGE_SELF)
+    return r.ru_utime + r.ru_stime
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -85,20 +91,20 @@ def measure_ingest(
     model_load_s = time.perf_counter() - t
     store = open_store(s, embedder)
 
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_s()
     report = ingest_paths(store, s, [nci_dir], pack="nci", progress=progress)
-    ingest_s = time.perf_counter() - t
+    ingest_s, ingest_cpu = time.perf_counter() - t, _cpu_s() - c
     log.info("full ingest: %s", report.summary())
 
     sc = store.sidecar()
     rng = random.Random(13)  # noqa: S311 - sampling, not security
     idx = sorted(rng.sample(range(len(sc.texts)), min(encode_sample, len(sc.texts))))
     sample = [sc.texts[i] for i in idx]
-    t = time.perf_counter()
+    t, c = time.perf_counter(), _cpu_s()
     embedder.model.encode(
         sample, batch_size=s.embed_batch_size, normalize_embeddings=True, show_progress_bar=False
     )
-    raw_s = time.perf_counter() - t
+    raw_s, raw_cpu = time.perf_counter() - t, _cpu_s() - c
     raw_cps = len(sample) / raw_s if raw_s else 0.0
     ingest_cps = report.chunks_written / ingest_s if ingest_s else 0.0
     tokens = embedder.count_tokens_batch(sample) if hasattr(embedder, "count_tokens_batch") else []
@@ -140,6 +146,14 @@ def measure_ingest(
         "ingest_chunks_per_s": round(ingest_cps, 1),
         "raw_encode_chunks_per_s": round(raw_cps, 1),
         "raw_encode_sample": len(sample),
+        # CPU-seconds based rates: robust when other processes share the cores (wall rates are not)
+        "ingest_chunks_per_cpu_s": round(report.chunks_written / ingest_cpu, 2) if ingest_cpu else None,
+        "raw_encode_chunks_per_cpu_s": round(len(sample) / raw_cpu, 2) if raw_cpu else None,
+        "ingest_vs_raw_encode_cpu": round((report.chunks_written / ingest_cpu) / (len(sample) / raw_cpu), 3)
+        if ingest_cpu and raw_cpu
+        else None,
+        "load_average_1m_at_end": round(os.getloadavg()[0], 1),
+        "cpu_count": os.cpu_count(),
         "ingest_vs_raw_encode": round(ingest_cps / raw_cps, 3) if raw_cps else None,
         "reingest_unchanged_s": round(reingest_s, 2),
         "reingest_vs_full": round(reingest_s / ingest_s, 4) if ingest_s else None,
