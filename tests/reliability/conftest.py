@@ -2,25 +2,16 @@
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
-import os
-import shutil
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import httpx
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 HERE = Path(__file__).resolve().parent
 PY = sys.executable
-CHROMA = Path(PY).with_name("chroma")
 
 
 def _load_sibling(name: str):
@@ -33,27 +24,8 @@ def _load_sibling(name: str):
 
 
 stub_llm = _load_sibling("stub_llm")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def child_env(**extra: str) -> dict[str, str]:
-    """Environment for subprocesses: offline, no telemetry, no GUIDERAIL_* leaking in from the caller."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith("GUIDERAIL_")}
-    env.update(
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        GRADIO_ANALYTICS_ENABLED="False",
-        ANONYMIZED_TELEMETRY="False",
-        PYTHONUNBUFFERED="1",
-        PYTHONPATH=str(ROOT),
-    )
-    env.update(extra)
-    return env
+servers = _load_sibling("servers")
+free_port, child_env, ChromaServer = servers.free_port, servers.child_env, servers.ChromaServer
 
 
 # ---------------------------------------------------------------- stub LLM
@@ -63,54 +35,6 @@ def stub_server() -> Iterator[object]:
     yield server
     server.shutdown()
     server.server_close()
-
-
-# ---------------------------------------------------------------- Chroma server
-class ChromaServer:
-    """`chroma run` on 127.0.0.1 that a test can stop and start again on the same port and data."""
-
-    def __init__(self, path: Path, port: int | None = None) -> None:
-        self.path, self.port = path, port or free_port()
-        self.proc: subprocess.Popen | None = None
-        self.log = path.parent / f"chroma-{self.port}.log"
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def start(self, timeout: float = 60.0) -> ChromaServer:
-        if shutil.which(str(CHROMA)) is None:
-            pytest.skip(f"chroma CLI not found at {CHROMA}")
-        self.path.mkdir(parents=True, exist_ok=True)
-        with open(self.log, "ab") as log:
-            self.proc = subprocess.Popen(
-                [str(CHROMA), "run", "--path", str(self.path), "--host", "127.0.0.1", "--port", str(self.port)],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                env=child_env(),
-                start_new_session=True,
-            )
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.proc.poll() is not None:
-                raise RuntimeError(f"chroma run exited {self.proc.returncode}: {self.log.read_text()[-2000:]}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/api/v2/heartbeat", timeout=1.0).status_code == 200:
-                    return self
-            time.sleep(0.2)
-        self.stop()
-        raise RuntimeError(f"chroma run did not answer within {timeout} s")
-
-    def stop(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            # by PID (and its own session), never by name: other engineers run servers on this machine
-            os.killpg(self.proc.pid, signal.SIGTERM)
-            try:
-                self.proc.wait(15)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(5)
-        self.proc = None
 
 
 @pytest.fixture
