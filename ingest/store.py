@@ -199,6 +199,36 @@ class Bm25Sidecar:
         self.metas = metas
         self.retriever = retriever
         self.pos = {cid: i for i, cid in enumerate(ids)}
+        self._masks: dict[str, Any] = {}  # filter → numpy mask, cached (the catalog never changes in place)
+        self._by_rec: dict[str, list[int]] | None = None
+        self._by_doc: dict[str, list[int]] | None = None
+
+    def rec_index(self) -> dict[str, list[int]]:
+        if self._by_rec is None:
+            self._by_rec = {}
+            for i, m in enumerate(self.metas):
+                if m.get("rec_id"):
+                    self._by_rec.setdefault(str(m["rec_id"]), []).append(i)
+        return self._by_rec
+
+    def doc_index(self) -> dict[str, list[int]]:
+        if self._by_doc is None:
+            self._by_doc = {}
+            for i, m in enumerate(self.metas):
+                self._by_doc.setdefault(str(m.get("doc_id", "")), []).append(i)
+        return self._by_doc
+
+    def mask(self, filters: Mapping[str, Any]) -> Any:
+        import numpy as np
+
+        key = json.dumps(filters, sort_keys=True, default=str)
+        if key not in self._masks:
+            if len(self._masks) > 64:
+                self._masks.clear()
+            self._masks[key] = np.fromiter(
+                (matches(m, filters) for m in self.metas), dtype=bool, count=len(self.metas)
+            )
+        return self._masks[key]
 
     @classmethod
     def build(cls, ids: list[str], texts: list[str], metas: list[Metadata]) -> Bm25Sidecar:
@@ -242,8 +272,7 @@ class Bm25Sidecar:
             return []
         scores = self.retriever.get_scores(toks)
         if filters:
-            mask = np.fromiter((matches(m, filters) for m in self.metas), dtype=bool, count=len(self.metas))
-            scores = np.where(mask, scores, 0.0)
+            scores = np.where(self.mask(filters), scores, 0.0)
         k = min(k, len(scores))
         top = np.argpartition(-scores, k - 1)[:k]
         top = top[np.argsort(-scores[top], kind="stable")]
@@ -378,16 +407,11 @@ class IndexStore:
             found: list[int] = []
             if "#" in ref:
                 doc_id, slug = ref.split("#", 1)
-                own = [
-                    i for i, m in enumerate(sc.metas) if m.get("doc_id") == doc_id and m.get("slug") == slug
-                ]
-                found = own or [
-                    i
-                    for i, m in enumerate(sc.metas)
-                    if m.get("doc_id") == doc_id and f"/{slug}/" in str(m.get("slug_path", ""))
-                ]
+                in_doc = sc.doc_index().get(doc_id, [])
+                own = [i for i in in_doc if sc.metas[i].get("slug") == slug]
+                found = own or [i for i in in_doc if f"/{slug}/" in str(sc.metas[i].get("slug_path", ""))]
             else:
-                found = [i for i, m in enumerate(sc.metas) if m.get("rec_id") == ref]
+                found = list(sc.rec_index().get(ref, []))
             found.sort(key=lambda i: (sc.metas[i].get("doc_id", ""), int(sc.metas[i].get("ordinal", 0))))
             out[ref] = [Hit(sc.ids[i], sc.texts[i], sc.metas[i], 1.0, r + 1) for r, i in enumerate(found)]
         return out
