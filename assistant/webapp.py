@@ -203,12 +203,21 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         yield from run(make, session)
 
     def on_correct(context_text: str, added: str, audience: str, session: S.ChatSession | None):
-        yield from run(
+        session = session or S.ChatSession()
+        n_turns = len(session.turns)
+        pending: tuple[Any, ...] | None = None  # one step behind, so the last step can also clear the box
+        for out in run(
             lambda a, s: S.recompute(
                 a, s, context_text, added, configured_backend=backend, audience=audience, max_chars=max_chars
             ),
             session,
-        )
+        ):
+            if pending is not None:
+                yield (*pending, gr.skip())
+            pending = out
+        if pending is not None:
+            applied = len(session.turns) > n_turns  # then empty the "add a fact" box
+            yield (*pending, "" if applied else gr.skip())
 
     def on_audience(audience: str, session: S.ChatSession | None):
         yield from run(lambda a, s: S.reword(a, s, audience, configured_backend=backend, max_chars=max_chars), session)
@@ -328,7 +337,9 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                 btn.click(partial(on_follow_up, i), [audience, state], outs, api_name=f"follow_up_{i + 1}", **answer_opts)
                 for i, btn in enumerate(follow)
             ],
-            recompute.click(on_correct, [context_json, added, audience, state], outs, api_name="correct_context", **answer_opts),
+            recompute.click(
+                on_correct, [context_json, added, audience, state], [*outs, added], api_name="correct_context", **answer_opts
+            ),
             audience.input(on_audience, [audience, state], outs, api_name="set_audience", **answer_opts),
         ]
         for event in answer_events:

@@ -22,7 +22,11 @@ OUT = ("chat", "sources", "rules", "context", "context_json", "status", "follow_
 
 
 def as_dict(result) -> dict:
-    return dict(zip(OUT, result, strict=True))
+    """Outputs by name; /correct_context has one more (the "add a fact" box, emptied once applied)."""
+    named = dict(zip(OUT, result[: len(OUT)], strict=True))
+    if len(result) > len(OUT):
+        named["added_box"] = result[len(OUT)]
+    return named
 
 
 def last_text(chat) -> str:
@@ -53,6 +57,7 @@ def test_full_flow_through_the_api(served_app, tmp_path):
                                api_name="/correct_context"))
     assert "olaparib" in last_text(r["chat"]), "correcting a fact recomputes the answer"
     assert "BRCA2" in r["context"] and fake.calls[-1]["patient"] == "germline BRCA2 pathogenic variant"
+    assert r["added_box"] == "", "an applied correction empties the box"
 
     md = Path(client.predict(api_name="/export_markdown")).read_text()
     assert QUESTION in md and "olaparib" in md

@@ -221,6 +221,9 @@ def test_planted_html_and_script_stay_inert_in_chromium(browser, served_app):
     driver = browser
     driver.get(url)
     wait_until(driver, "document.querySelector('#gr-question textarea')", 60, "page load")
+    driver.find_element(By.ID, "gr-send").click()  # empty question: a warning toast, no traceback
+    wait_until(driver, "Array.from(document.querySelectorAll('[data-testid=\"toast-body\"]'))"
+                       ".some(t => t.innerText.includes('Type a question first'))", 20, "warning toast")
     ask(driver, "mCRPC with CHEK2 <script>window.__pwned=8</script> <img src=x onerror=\"window.__pwned=9\"> "
                 "[x](javascript:window.__pwned=10)")
     wait_until(driver, f"{FINAL} && {BOT_TEXTS}.length === 1", 60, "answer")
