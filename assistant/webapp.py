@@ -69,6 +69,7 @@ a.gr-cite{text-decoration:none;font-weight:600}
 #gr-context table.gr-context th,#gr-context table.gr-context td{border:none !important;border-bottom:1px solid #e6e9ef !important;padding:3px 6px !important}
 .gr-context th{text-align:left;padding:2px 8px 2px 0;color:#555;font-weight:600;white-space:nowrap;vertical-align:top}
 .gr-context td{padding:2px 0}
+.gr-hint{font-size:.85em;color:#555}
 .gr-fixes{font-size:.85em;margin-top:6px;color:#5a3b00}
 """
 
@@ -306,6 +307,11 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
                 gr.Markdown("### Patient context")
                 context = gr.HTML(empty.context, label="patient_context", elem_id="gr-context")
                 with gr.Accordion("Correct or add a patient fact", open=False, elem_id="gr-correct"):
+                    gr.Markdown(
+                        "Add a fact in words, or edit the extracted facts below, then recompute: the last "
+                        "question is answered again with the corrected facts, and they carry into later questions.",
+                        elem_classes=["gr-hint"],
+                    )
                     added = gr.Textbox(
                         label="Add or correct a fact in words",
                         placeholder="e.g. germline BRCA2 pathogenic variant; ECOG 1; no visceral metastases",

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import traceback
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -244,9 +245,10 @@ def stream_answer(
         log.warning("answer failed: %s", type(exc).__name__)
         yield view_of(session, configured_backend, warning=str(exc))
         return
-    except Exception:
-        # never a traceback in the browser; the log has it (without patient text)
-        log.exception("unexpected error while answering")
+    except Exception as exc:
+        # never a traceback in the browser; the log gets the code path but not the message, which
+        # may quote patient text (validation errors echo their input)
+        log.error("unexpected %s while answering:\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
         yield view_of(session, configured_backend, warning="Unexpected error while answering; see the server log.")
         return
     if final is None:

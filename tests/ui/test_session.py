@@ -172,3 +172,12 @@ def test_describe_correction_names_changed_fields():
     assert S.describe_correction(old, new, "") == "edited ecog"
     assert S.describe_correction(old, old, "") == "recomputed with the same facts"
     assert "added “no visceral disease”" in S.describe_correction(None, PatientContext(), "no visceral disease")
+
+
+def test_unexpected_error_log_has_the_code_path_but_not_the_patient_text(fake_assistant, caplog):
+    fake_assistant.fail_with = ValueError("patient John Doe, 71, BRCA2")
+    with caplog.at_level("ERROR", logger="guiderail.webapp"):
+        ask(fake_assistant, S.ChatSession())
+    logged = caplog.text
+    assert "ValueError" in logged and "ask_stream" in logged
+    assert "John Doe" not in logged
