@@ -216,11 +216,13 @@ def test_planted_html_and_script_stay_inert_in_chromium(browser, served_app):
     from selenium.common.exceptions import NoAlertPresentException
     from selenium.webdriver.common.by import By
 
-    fake = FakeAssistant(passage_extra=XSS_PASSAGE, answer_extra=XSS_ANSWER)
-    _, url = served_app(lambda settings: fake)
+    fake = FakeAssistant(passage_extra=XSS_PASSAGE, answer_extra=XSS_ANSWER, backend="none",
+                         banner="The language model timed out <b>after 120 s</b>; written from the rule checks.")
+    _, url = served_app(lambda settings: fake, llm="local")
     driver = browser
     driver.get(url)
     wait_until(driver, "document.querySelector('#gr-question textarea')", 60, "page load")
+    assert "local model" in inner_text(driver, "#gr-status"), "configured backend shown before any answer"
     driver.find_element(By.ID, "gr-send").click()  # empty question: a warning toast, no traceback
     wait_until(driver, "Array.from(document.querySelectorAll('[data-testid=\"toast-body\"]'))"
                        ".some(t => t.innerText.includes('Type a question first'))", 20, "warning toast")
@@ -245,6 +247,10 @@ def test_planted_html_and_script_stay_inert_in_chromium(browser, served_app):
             panel,
         )
         assert not [h for h in hrefs if h.strip().lower().startswith(("javascript:", "data:"))], (panel, hrefs)
+    # the fallback is announced prominently, and the backend that actually answered is shown
+    banner = inner_text(driver, "#gr-status .gr-banner")
+    assert "Fallback used" in banner and "<b>after 120 s</b>" in banner, banner
+    assert "rules-only" in inner_text(driver, "#gr-status .gr-backend")
     # the text is still there for the reader, shown as text
     assert "<script>window.__pwned=1</script>" in inner_text(driver, "#gr-sources")
     assert "window.__pwned=8" in inner_text(driver, "#gr-chat")
