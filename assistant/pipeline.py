@@ -147,6 +147,23 @@ MIN_QUESTION_COVERAGE = 0.5
 """Below this share of topical words found in the passages (and with no rule finding) the assistant abstains."""
 
 
+def prompt_passage_order(plan: AnswerPlan, citations: Sequence[Citation]) -> list[int]:
+    """Which passages the model sees first: the top options' sources, then passages no finding
+    brought (the question's own retrieval hits), then warnings', exclusions' and questions' sources."""
+    order: list[int] = []
+    rank = {"recommend": 0, "consider": 1, "warn": 3, "exclude": 4, "ask": 5}
+    findings = sorted(plan.findings, key=lambda f: (rank.get(f.kind, 9), f.preference if f.preference is not None else 99))
+    from_findings = {n for f in plan.findings for n in f.citations}
+    for f in findings:
+        if f.kind in ("recommend", "consider"):
+            order.extend(f.citations[:1])
+    order.extend(c.number for c in citations if c.number not in from_findings)
+    for f in findings:
+        order.extend(f.citations)
+    order.extend(c.number for c in citations)
+    return list(dict.fromkeys(order))
+
+
 def relevance_of(p: RetrievedPassage) -> float:
     """The retriever's calibrated 0–1 relevance when it set one (RRF scores are rank-based, not calibrated)."""
     return p.relevance if "relevance" in p.model_fields_set else p.score
@@ -384,6 +401,7 @@ class Assistant:
                     audience=audience,
                     count_tokens=self._token_counter(),
                     budget=self._prompt_budget(),
+                    passage_order=prompt_passage_order(prep.plan, prep.citations),
                 )
                 if built.prompt_tokens is not None:
                     prep.timings["prompt_tokens"] = float(built.prompt_tokens)

@@ -179,6 +179,23 @@ def make_chat_model(settings: Settings) -> BaseChatModel | None:
     raise ConfigError(f"unknown llm backend {settings.llm!r}; choose local, openai or none")
 
 
+def local_token_counter(settings: Settings) -> Callable[[str], int]:
+    """Exact token counts in the local model's own tokenizer, loading only its vocabulary (~0.3 s, no
+    weights): for prompt budgeting in tests and benchmarks without paying for the 1 GB model."""
+    from assistant.llm.assets import ensure_model
+
+    try:
+        from llama_cpp import Llama
+    except ImportError as exc:
+        raise LLMError("llama-cpp-python is not installed; run `make setup`") from exc
+    vocab = Llama(model_path=str(ensure_model(settings)), vocab_only=True, verbose=False)
+
+    def count(text: str) -> int:
+        return len(vocab.tokenize(text.encode("utf-8"), add_bos=False, special=True))
+
+    return count
+
+
 def model_label(model: BaseChatModel | None) -> str:
     """A short name for reports: the model name when known, else the class name."""
     if model is None:
