@@ -177,6 +177,20 @@ def _first_heading(body: str) -> str:
 # ---------------------------------------------------------------- text decoding
 def _decode(raw: bytes, where: str) -> str:
     """UTF-8 first; else cp1252, else latin-1 (with a warning). Binary content is refused."""
+    # A byte-order mark names the encoding outright (UTF-16/32 text is full of NUL bytes, so check first).
+    for bom, enc in (
+        (b"\xff\xfe\x00\x00", "utf-32"),
+        (b"\x00\x00\xfe\xff", "utf-32"),
+        (b"\xff\xfe", "utf-16"),
+        (b"\xfe\xff", "utf-16"),
+    ):
+        if raw.startswith(bom):
+            try:
+                return raw.decode(enc).replace("\r\n", "\n").replace("\r", "\n")
+            except UnicodeDecodeError as exc:
+                raise IngestError(
+                    where, f"starts with a {enc} byte-order mark but does not decode as {enc}"
+                ) from exc
     head = raw[:8192]
     if b"\x00" in head:
         raise IngestError(where, "binary content (NUL bytes) in a text file; is the extension wrong?")
@@ -257,10 +271,9 @@ def _pdf_to_markdown(raw: bytes, where: str) -> tuple[str, str]:
     try:
         pdf = pdfplumber.open(io.BytesIO(raw))
     except Exception as exc:  # pdfminer raises many types: syntax, encryption, EOF …
-        name = type(exc).__name__
-        if "Password" in name or "Encrypt" in name:
+        if _is_encryption_error(exc, raw):
             raise IngestError(where, "PDF is encrypted (password protected); decrypt it first") from exc
-        raise IngestError(where, f"not a readable PDF ({name}: {exc})") from exc
+        raise IngestError(where, f"not a readable PDF ({type(exc).__name__}: {exc})") from exc
     try:
         with pdf:
             try:
@@ -275,7 +288,7 @@ def _pdf_to_markdown(raw: bytes, where: str) -> tuple[str, str]:
                     lines, tbls = _pdf_page(page)
                 except Exception as exc:
                     name = type(exc).__name__
-                    if "Password" in name or "Encrypt" in name:
+                    if _is_encryption_error(exc, raw):
                         raise IngestError(
                             where, "PDF is encrypted (password protected); decrypt it first"
                         ) from exc
@@ -341,6 +354,20 @@ def _pdf_to_markdown(raw: bytes, where: str) -> tuple[str, str]:
         for _, t in pending_tables:
             out.append(t)
     return "\n\n".join(out), title
+
+
+def _is_encryption_error(exc: BaseException, raw: bytes) -> bool:
+    """pdfplumber wraps pdfminer's PDFPasswordIncorrect in a generic exception: look down the chain."""
+    seen: BaseException | None = exc
+    for _ in range(6):
+        if seen is None:
+            break
+        text = f"{type(seen).__name__} {seen}".lower()
+        if "password" in text or "encrypt" in text:
+            return True
+        inner = seen.args[0] if seen.args and isinstance(seen.args[0], BaseException) else None
+        seen = seen.__cause__ or seen.__context__ or inner
+    return b"/Encrypt" in raw[-4096:] or b"/Encrypt" in raw[:4096]
 
 
 def _pdf_page(page: Any) -> tuple[list[dict[str, Any]], list[tuple[float, str]]]:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import CorpusValidationError, IngestError
+from assistant.errors import CorpusValidationError, IngestError, StoreError
 from ingest.chunking import chunk_sections
 from ingest.loaders import load_file
 from ingest.markdown import split_sections
@@ -197,6 +197,8 @@ def ingest_documents(
     new_docs = {k: dict(v) for k, v in old.docs.items()}
     path_to_id = {str(v.get("path", "")): k for k, v in old.docs.items()}
     seen: dict[str, str] = {}  # doc_id → path in this run
+    # identical files (a copy in another folder) are indexed once; the first path seen keeps it
+    by_hash = {str(v.get("hash")): str(v.get("path", "")) for v in old.docs.values()}
     changed_chunks: dict[str, Chunk] = {}
     to_embed: list[Chunk] = []
     reused_meta: list[Chunk] = []
@@ -219,6 +221,11 @@ def ingest_documents(
             owner = f"{prev.get('path')} ({prev.get('pack')})"
             report.errors.append((meta.path, f"document id {meta.doc_id!r} already belongs to {owner}"))
             continue
+        twin = by_hash.get(doc.content_hash)
+        if twin and twin != meta.path and Path(twin).exists():
+            report.errors.append((meta.path, f"duplicate: same content as {twin}; indexed once"))
+            continue
+        by_hash[doc.content_hash] = meta.path
         seen[meta.doc_id] = meta.path
         if prev and prev.get("hash") == doc.content_hash and not rechunk_all:
             report.unchanged += 1
@@ -255,18 +262,25 @@ def ingest_documents(
             report.removed += 1
 
     if report.added or report.updated or report.removed or rechunk_all:
-        _embed_and_write(store, to_embed, progress)
-        if reused_meta:  # same text, new ordinal/doc hash: refresh metadata without re-embedding
-            for i in range(0, len(reused_meta), 1000):
-                part = reused_meta[i : i + 1000]
-                store.collection.update(
-                    ids=[c.chunk_id for c in part], metadatas=[dict(c.metadata) for c in part]
-                )
         manifest = Manifest(
             embedder=embedder.name, chunking=signature, generation=old.generation, docs=new_docs
         )
         before = store.live_ids()
-        store.commit(manifest, changed_chunks)
+        try:
+            _embed_and_write(store, to_embed, progress)
+            if reused_meta:  # same text, new ordinal/doc hash: refresh metadata without re-embedding
+                for i in range(0, len(reused_meta), 1000):
+                    part = reused_meta[i : i + 1000]
+                    store.collection.update(
+                        ids=[c.chunk_id for c in part], metadatas=[dict(c.metadata) for c in part]
+                    )
+            store.commit(manifest, changed_chunks)
+        except OSError as exc:  # disk full, permissions …: the previous index is still the committed one
+            reason = exc.strerror or str(exc)
+            raise StoreError(
+                f"writing the index under {store.meta_dir} failed: {reason}. The previous index is intact; "
+                "fix the cause (e.g. free disk space) and run ingest again."
+            ) from exc
         report.chunks_written = len(to_embed)
         report.chunks_deleted = len(before - store.live_ids())
     report.total_chunks = store.count()
@@ -301,12 +315,18 @@ def _embed_and_write(store: IndexStore, chunks: Sequence[Chunk], progress: bool)
     if not chunks:
         return
     bar = _bar(len(chunks), "embedding", progress, unit="chunk")
+    encode_s = write_s = 0.0
     for i in range(0, len(chunks), ENCODE_BLOCK):
         block = chunks[i : i + ENCODE_BLOCK]
+        t = time.perf_counter()
         vectors = store.embedder.embed([c.text for c in block])
+        t2 = time.perf_counter()
         store.add_chunks(block, vectors)
+        encode_s += t2 - t
+        write_s += time.perf_counter() - t2
         bar.update(len(block))
     bar.close()
+    log.info("embedded %d chunks: encode %.1f s, Chroma writes %.1f s", len(chunks), encode_s, write_s)
 
 
 class _NoBar:
