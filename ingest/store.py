@@ -321,7 +321,21 @@ class IndexStore:
                     raise StoreError(f"index manifest {self.manifest_path} is unreadable: {exc}") from exc
             else:
                 self._manifest = Manifest(embedder=self.embedder.name)
+                if self._collection_count() > 0:
+                    # Chunks without a manifest: another machine's index on a shared Chroma server, or a
+                    # lost index folder. Adopt them (rebuild manifest + BM25 from the collection) rather than
+                    # treating them as orphans to delete.
+                    log.warning(
+                        "no manifest at %s but the collection has chunks: rebuilding it", self.manifest_path
+                    )
+                    self.rebuild_sidecar()
         return self._manifest
+
+    def _collection_count(self) -> int:
+        try:
+            return int(self.collection.count())
+        except Exception:  # counting is best-effort here; a dead server fails loudly on the next real call
+            return 0
 
     def sidecar_dir(self, generation: int) -> Path:
         return self.meta_dir / f"bm25-{generation}"

@@ -163,7 +163,8 @@ def test_sidecar_rebuilt_from_collection(tmp_path: Path, settings, fake_embedder
     for p in store.meta_dir.glob("bm25-*"):
         shutil.rmtree(p)
     (store.meta_dir / "manifest.json").unlink()
-    again = open_store(settings, fake_embedder)
-    again.rebuild_sidecar()
+    again = open_store(settings, fake_embedder)  # no manifest, no sidecar: adopted from the collection
     assert set(again.manifest().docs) == {"doc-a"}
     assert again.query_bm25("olaparib", 1)[0].metadata["doc_id"] == "doc-a"
+    r = ingest_paths(again, settings, [docs])  # chunking signature unknown: re-chunked, nothing re-embedded
+    assert r.chunks_written == 0 and orphans_and_dupes(again) == (0, 0)
