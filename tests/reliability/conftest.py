@@ -114,6 +114,7 @@ def helpers():
         child_env=child_env,
         ChromaServer=ChromaServer,
         stub_llm=stub_llm,
+        servers=servers,
         ROOT=ROOT,
         PY=PY,
     )
@@ -198,3 +199,26 @@ def assistants():
     from types import SimpleNamespace
 
     return SimpleNamespace(build_corpus_index=build_corpus_index, make_assistant=make_assistant)
+
+
+REAL_INDEX_FILES = ("guidelines/prostate/aua-suo-advanced-prostate.md", "labels/olaparib.md", "labels/enzalutamide.md")
+
+
+@pytest.fixture(scope="session")
+def real_index(tmp_path_factory) -> Path:
+    """A small index built by `guiderail ingest` with the real MiniLM (for CLI/app subprocess tests)."""
+    import shutil
+    import subprocess
+
+    base = tmp_path_factory.mktemp("real-index")
+    docs = base / "docs"
+    docs.mkdir()
+    for rel in REAL_INDEX_FILES:
+        shutil.copy(ROOT / "corpus" / rel, docs / Path(rel).name)
+    store = base / "index"
+    done = subprocess.run(
+        [PY, "-m", "assistant.cli", "ingest", str(docs), "--store", str(store), "--no-progress"],
+        capture_output=True, text=True, timeout=600, env=child_env(), cwd=ROOT,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    return store

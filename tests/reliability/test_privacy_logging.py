@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import logging
+from pathlib import Path
 
 import pytest
 
@@ -140,3 +141,78 @@ def test_malformed_log_call_does_not_crash_or_leak(captured):
     logger.info("two args %s %s", PATIENT)  # wrong arity: logging would print a traceback to stderr
     out = stream.getvalue()
     assert "Ashford" not in out and "two args" in out
+
+
+# ---------------------------------------------------------------- the product, end to end
+SECRET_NAME = "Quigglesworth"
+SECRET_PLACE = "Ashfordshire"
+
+
+@pytest.mark.integration
+@pytest.mark.slow
+def test_verbose_cli_ask_does_not_log_patient_text(tmp_path, helpers, real_index):
+    """`guiderail -v ask` at DEBUG, through a (stub) model server: stderr carries no patient words."""
+    server = helpers.servers.StubLLMProcess().start()
+    try:
+        env = helpers.child_env(
+            GUIDERAIL_STORE_DIR=str(real_index), GUIDERAIL_OPENAI_BASE_URL=server.base_url("ok")
+        )
+        import subprocess
+
+        done = subprocess.run(
+            [helpers.PY, "-m", "assistant.cli", "-v", "ask",
+             f"Mr {SECRET_NAME}, 71, mCRPC progressed on enzalutamide, BRCA2 pathogenic. Options?",
+             "--patient", f"lives in {SECRET_PLACE}, creatinine clearance 38", "--llm", "openai"],
+            capture_output=True, text=True, timeout=300, env=env, cwd=helpers.ROOT,
+        )
+    finally:
+        server.stop()
+    assert "DEBUG" in done.stderr, "the run must actually log at DEBUG for this test to mean anything"
+    assert SECRET_NAME not in done.stderr and SECRET_PLACE not in done.stderr, [
+        ln for ln in done.stderr.splitlines() if SECRET_NAME in ln or SECRET_PLACE in ln
+    ][:5]
+
+
+def _files_mentioning(roots: list, needle: str) -> list[str]:
+    hits = []
+    for root in roots:
+        for path in root.rglob("*") if root.exists() else []:
+            if path.is_file():
+                try:
+                    if needle in path.read_text(encoding="utf-8", errors="ignore"):
+                        hits.append(str(path))
+                except OSError:
+                    pass
+    return hits
+
+
+@pytest.mark.integration
+def test_audit_record_is_written_only_on_request(tmp_path, monkeypatch, helpers, rules_assistant):
+    """Through the real Gradio app and API: asking writes no file with the patient's words; the audit
+    export writes exactly one, when asked for."""
+    import tempfile
+
+    from gradio_client import Client
+
+    from assistant.settings import load_settings
+    from assistant.webapp import build_app
+
+    gradio_tmp = tmp_path / "gradio"
+    monkeypatch.setenv("GRADIO_TEMP_DIR", str(gradio_tmp))
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "tmp"))
+    (tmp_path / "tmp").mkdir()
+    settings = load_settings(llm="none", data_dir=tmp_path / "data", port=helpers.free_port())
+    demo = build_app(lambda s: rules_assistant, settings)
+    demo.launch(server_name="127.0.0.1", server_port=settings.port, prevent_thread_lock=True, quiet=True)
+    try:
+        client = Client(f"http://127.0.0.1:{settings.port}", verbose=False)
+        client.predict(f"Mr {SECRET_NAME}, mCRPC after enzalutamide, BRCA2 pathogenic: options?", "clinician", api_name="/ask")
+        roots = [tmp_path, helpers.ROOT / ".data", helpers.ROOT / "runs"]
+        assert _files_mentioning(roots, SECRET_NAME) == [], "patient text was written to disk without a request"
+        path = client.predict(api_name="/export_audit")
+        written = _files_mentioning([tmp_path], SECRET_NAME)
+        # the export itself, plus the copy Gradio serves for download (deleted by the app's cache timer)
+        assert written and all(Path(w).name.startswith("guiderail-audit-") for w in written), written
+        assert path and str(path).endswith(".json")
+    finally:
+        demo.close()
