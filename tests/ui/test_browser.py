@@ -189,23 +189,30 @@ def test_clinician_flow_in_chromium_on_the_real_pipeline(browser, served_app, re
     assert "olaparib" in recommended, f"BRCA2 after an ARPI makes a PARP inhibitor a recommended option:\n{after_rules}"
     shot(driver, "04-corrected")
 
-    # 5. export the conversation (Markdown) and the audit record (JSON)
+    # 5. patient wording: the same question and facts, reworded
+    driver.find_element(By.CSS_SELECTOR, "#gr-audience input[value='patient']").click()
+    wait_until(driver, f"{FINAL} && {BOT_TEXTS}.length === 2 && {BOT_TEXTS}[1].includes('Reworded for the patient')",
+               120, "patient wording")
+    assert "In short" in bot_texts(driver)[-1], "patient headings"
+    shot(driver, "05-patient-wording")
+
+    # 6. export the conversation (Markdown) and the audit record (JSON)
     driver.find_element(By.ID, "gr-export-md").click()
     md_link = wait_until(driver, "document.querySelector('#gr-md-file a[data-testid=\"download-link\"]')", 30, "md export")
     driver.find_element(By.ID, "gr-export-audit").click()
     json_link = wait_until(driver, "document.querySelector('#gr-audit-file a[data-testid=\"download-link\"]')", 30,
                            "audit export")
     md = fetch(md_link.get_attribute("href"))
-    assert question[:60] in md and "Recomputed after a correction" in md
+    assert question[:60] in md and "Reworded for the patient" in md
     audit = json.loads(fetch(json_link.get_attribute("href")))
     last = audit["turns"][-1]
     assert last["passages"] and all(p["chunk_id"] and "edition_year" in p for p in last["passages"])
     assert last["findings"] and last["verification"]["checked"] and last["corpus_version"] is not None
     assert any(b["name"] == "BRCA2" for b in last["patient_context"]["biomarkers"])
     driver.execute_script("document.querySelector('#gr-md-file').scrollIntoView({block: 'center'})")
-    shot(driver, "05-exported")
+    shot(driver, "06-exported")
 
-    # 6. new chat clears the conversation and the context
+    # 7. new chat clears the conversation and the context
     driver.find_element(By.ID, "gr-new-chat").click()
     wait_until(driver, f"{BOT_TEXTS}.length === 0 && !document.querySelector('#gr-context').innerText.includes('CHEK2')",
                30, "new chat")
@@ -230,7 +237,7 @@ def test_planted_html_and_script_stay_inert_in_chromium(browser, served_app):
                 "[x](javascript:window.__pwned=10)")
     wait_until(driver, f"{FINAL} && {BOT_TEXTS}.length === 1", 60, "answer")
     time.sleep(0.5)  # let any injected handler (there must be none) fire
-    shot(driver, "06-xss-inert")
+    shot(driver, "07-xss-inert")
     assert driver.execute_script("return window.__pwned === undefined"), "planted script ran"
     with pytest.raises(NoAlertPresentException):
         driver.switch_to.alert.text
