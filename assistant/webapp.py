@@ -15,6 +15,7 @@ import logging
 import os
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -31,6 +32,12 @@ AssistantFactory = Callable[[Settings], S.AssistantLike]
 
 # One local GGUF model decodes one answer at a time; a server or the rules-only composer can overlap.
 CONCURRENCY = {"local": 1, "openai": 4, "none": 8}
+QUEUE_MAX = 200
+"""Requests waiting beyond this are refused with a clear "queue full" message instead of piling up."""
+SESSION_TTL_S = 8 * 3600
+"""A session's conversation and patient facts are dropped this long after its last change (privacy)."""
+EXPORT_TTL_S = 3600
+"""Exported files (patient data) are deleted from the server's temp folder after this long."""
 
 _CSS = """
 #gr-disclaimer .gr-disclaimer{background:#f5f7fb;border-left:4px solid #4a6fa5;padding:6px 10px;font-size:.9em;color:#1f2d3d}
@@ -137,6 +144,16 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
     }
 
 
+def _purge_old_exports(folder: Path, max_age_s: float = EXPORT_TTL_S) -> None:
+    cutoff = time.time() - max_age_s
+    for path in folder.glob("guiderail-*"):
+        try:
+            if path.stat().st_mtime < cutoff:
+                path.unlink()
+        except OSError:  # another worker removed it first
+            continue
+
+
 def _app_version() -> str:
     try:
         from importlib.metadata import version
@@ -228,6 +245,7 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         return (*outputs_of(S.view_of(fresh, backend), fresh)[:-1], "", None, None, "")
 
     def on_export_md(session: S.ChatSession | None):
+        _purge_old_exports(export_dir)
         try:
             return str(S.export_markdown(session or S.ChatSession(), export_dir))
         except GuideRailError as exc:
@@ -235,6 +253,7 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
             return None
 
     def on_export_audit(session: S.ChatSession | None):
+        _purge_old_exports(export_dir)
         try:
             path = S.export_audit(
                 session or S.ChatSession(),
@@ -256,7 +275,7 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         status = gr.HTML(empty.status, label="status", elem_id="gr-status")
         # the suggestions as data, for API clients (the buttons carry them for people)
         follow_data = gr.JSON(value=["", "", ""], label="follow_ups", visible=False)
-        state = gr.State(None)
+        state = gr.State(None, time_to_live=SESSION_TTL_S)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 chat = gr.Chatbot(
@@ -363,7 +382,7 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         export_json.click(on_export_audit, [state], audit_file, api_name="export_audit").then(
             show_if_set, audit_file, audit_file, api_visibility="private"
         )
-    demo.queue(default_concurrency_limit=CONCURRENCY.get(backend, 1))
+    demo.queue(default_concurrency_limit=CONCURRENCY.get(backend, 1), max_size=QUEUE_MAX)
     demo.guiderail_holder = holder  # launch() warms it up in the background
     return demo
 
