@@ -1,0 +1,87 @@
+"""Reviewer findings on the prostate rules, each pinned by a clinical scenario against the shipped corpus.
+
+The scenarios are disease situations, not one patient's wording: each states the population a trial or
+label covers and checks the rules neither over- nor under-reach it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.knowledge import load_knowledge
+from assistant.models import Biomarker, LabValue, PatientContext, TherapyExposure
+from assistant.rules import RuleEngine
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+@pytest.fixture(scope="module")
+def knowledge():
+    return load_knowledge(CORPUS)
+
+
+@pytest.fixture(scope="module")
+def engine(knowledge) -> RuleEngine:
+    return RuleEngine(knowledge)
+
+
+def ctx(state: str, therapies=(), labs=None, biomarkers=(), **kw) -> PatientContext:
+    return PatientContext(
+        diagnoses=["prostate_cancer"],
+        disease_state=state,
+        therapies=[TherapyExposure(therapy=t, status=s) for t, s in therapies],
+        labs={n: LabValue(name=n, value=v) for n, v in (labs or {}).items()},
+        biomarkers=[Biomarker(name=n, result=r, origin=o) for n, r, o in biomarkers],
+        sex="male",
+        **kw,
+    )
+
+
+def kinds(findings, therapy: str) -> set[str]:
+    return {f.kind for f in findings if f.therapy == therapy and f.kind in ("recommend", "consider", "exclude")}
+
+
+def by_rule(findings, rule_id: str):
+    return [f for f in findings if f.rule_id == rule_id]
+
+
+def asks(findings) -> str:
+    return " ".join(f.reason for f in findings if f.kind == "ask").lower()
+
+
+# ------------------------------------------------------------------ 1. EMBARK population
+RP = ("radical_prostatectomy", "completed")
+SRT = ("salvage_radiotherapy", "completed")
+PRIMARY_RT = ("radiotherapy", "completed")
+
+
+def test_embark_not_offered_after_prostatectomy_alone(engine):
+    f = engine.evaluate(ctx("BCR", [RP], {"psadt_months": 6, "psa": 1.5}))
+    assert kinds(f, "enzalutamide") == {"exclude"}
+    assert "salvage" in by_rule(f, "PCA-BCR-ENZALUTAMIDE-EMBARK")[0].reason.lower()
+    assert kinds(f, "salvage_radiotherapy") == {"recommend"}
+    assert by_rule(f, "PCA-WARN-BCR-SALVAGE-FIRST"), "asks whether salvage RT was offered"
+
+
+@pytest.mark.parametrize(
+    "therapies,labs,expected",
+    [
+        ([RP, SRT], {"psadt_months": 6, "psa": 1.5, "testosterone": 400}, "recommend"),
+        ([RP, SRT], {"psadt_months": 6, "psa": 0.5, "testosterone": 400}, "exclude"),  # PSA under 1 after RP
+        ([RP, SRT], {"psadt_months": 6, "psa": 1.5, "testosterone": 30}, "exclude"),  # castrate
+        ([PRIMARY_RT], {"psadt_months": 5, "psa": 1.2, "testosterone": 400}, "exclude"),  # under 2 after RT
+        ([PRIMARY_RT], {"psadt_months": 5, "psa": 3.5, "testosterone": 400}, "recommend"),
+        ([RP, SRT], {"psadt_months": 14, "psa": 1.5, "testosterone": 400}, "exclude"),  # low risk
+    ],
+)
+def test_embark_entry_criteria(therapies, labs, expected, engine):
+    assert kinds(engine.evaluate(ctx("BCR", therapies, labs)), "enzalutamide") == {expected}
+
+
+def test_embark_asks_for_missing_psa_and_testosterone(engine):
+    f = engine.evaluate(ctx("BCR", [RP, SRT], {"psadt_months": 6}))
+    assert kinds(f, "enzalutamide") == {"recommend"}
+    text = asks(f)
+    assert "testosterone" in text and "psa" in text
