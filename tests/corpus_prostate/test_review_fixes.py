@@ -85,3 +85,14 @@ def test_embark_asks_for_missing_psa_and_testosterone(engine):
     assert kinds(f, "enzalutamide") == {"recommend"}
     text = asks(f)
     assert "testosterone" in text and "psa" in text
+
+
+# ------------------------------------------------------------------ 2. prostate RT needs a prostate
+def test_prostate_radiotherapy_not_offered_after_prostatectomy(engine):
+    low_volume = {"bone": "present", "visceral": "absent"}
+    f = engine.evaluate(ctx("mHSPC", [RP], sites=low_volume, ecog=1))
+    rt = by_rule(f, "PCA-MHSPC-RT-PRIMARY")
+    assert [x.kind for x in rt] == ["exclude"] and "prostatectomy" in rt[0].reason
+    # prostate in place: still an option for low-volume disease
+    f = engine.evaluate(ctx("mHSPC", sites=low_volume, ecog=1))
+    assert [x.kind for x in by_rule(f, "PCA-MHSPC-RT-PRIMARY")] == ["consider"]
