@@ -141,8 +141,9 @@ def support_span(passage: str, claims: Sequence[str], *, min_overlap: int = 2) -
 
 
 def _year(text: str) -> int | None:
-    m = re.search(r"(19|20)\d{2}", text or "")
-    return int(m.group(0)) if m else None
+    """The latest year named ("2020, amended 2023" → 2023: the amendment is the edition in force)."""
+    years = [int(y) for y in re.findall(r"\b(?:19|20)\d{2}\b", text or "")]
+    return max(years) if years else None
 
 
 def outdated_reason(c: Citation, all_citations: Sequence[Citation], today: date | None = None) -> str | None:

@@ -113,6 +113,8 @@ def test_outdated_when_a_newer_edition_of_the_same_guideline_is_cited():
     assert "newer edition (2024)" in (R.outdated_reason(old, [old, new, other], today) or "")
     assert R.outdated_reason(new, [old, new, other], today) is None
     assert R.outdated_reason(cite(4, year=""), [], today) is None
+    assert R.outdated_reason(cite(5, year="2015, amended 2023"), [], today) is None, "the amendment counts"
+    assert "2015" in (R.outdated_reason(cite(6, year="2015"), [], today) or "")
 
 
 def test_empty_panels_say_what_will_appear():
