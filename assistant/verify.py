@@ -56,7 +56,9 @@ _STOP = frozenset(
     it its their there which who whom whose what when where why how than then so such not no can could may might
     should would will shall must do does did has have had if but also into over under about after before during
     per vs via both each other any all more most less least very only same patient patients your you our we they
-    he she his her them one two""".split()  # noqa: SIM905 (a word list reads better as prose)
+    he she his her them one two
+    option options preferred prefer consider considered discuss discussing worth care team recommend recommended
+    suitable answer""".split()  # noqa: SIM905 (a word list reads better as prose)
 )
 _MD_NOISE = re.compile(r"[*_`>#]+")
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
@@ -200,6 +202,8 @@ SALIENT_PENALTY = 0.12
 
 def mismatch_penalty(sentence: str, passage: str) -> float:
     """Penalty for polarity/quantifier words and salient tokens (genes, trials, codes) the passage lacks."""
+    # The answer's own framing ("not recommended", "not suitable") is not a claim about the passage.
+    sentence = re.sub(r"\bnot (?:recommended|suitable|an option)\b", " ", sentence, flags=re.I)
     sent_words = {w.lower() for w in re.findall(r"[A-Za-z]+", sentence)}
     pass_words = {w.lower() for w in re.findall(r"[A-Za-z]+", passage)}
     pol = len((sent_words & _POLARITY) - pass_words)
@@ -438,7 +442,9 @@ def inspect_answer(
             # counts as support for a sentence citing the same numbers (it carries the patient logic).
             passages = [by_number[n].passage for n in s.citations if n in by_number]
             passages += [
-                f"{f.title} {f.strength} {f.reason}" for f in plan.findings if set(f.citations) & set(s.citations)
+                f"{(f.therapy or '').replace('_', ' ')} {f.title} {f.strength} {f.reason}"
+                for f in plan.findings
+                if set(f.citations) & set(s.citations)
             ]
             s.support = scorer.score(bare, passages)
             report.support_scores.append(round(s.support, 3))
