@@ -21,6 +21,9 @@ from ingest.markdown import slugify
 from ingest.models import Chunk, DocumentMeta, Section
 
 PATH_SEP = " › "
+# Reference lists are citations (authors, journals, PubMed links): noise for both retrievers and never
+# the passage a clinician needs. On the NCI pages they were about half of all text.
+SKIPPED_SLUGS = frozenset({"references", "reference-list", "bibliography", "literature-cited", "works-cited"})
 _PARA = re.compile(r"\n\s*\n")
 _SENT = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9•\-*])")
 
@@ -211,7 +214,7 @@ def chunk_sections(
     seen: set[str] = set()
     for section in sections:
         body = section.text.strip()
-        if not body:
+        if not body or (section.slug in SKIPPED_SLUGS and not section.rec_id):
             continue
         prefix = heading_prefix(meta, section, count_tokens, limit=max(8, max_tokens // 5))
         base = section_metadata(meta, section, doc_hash)

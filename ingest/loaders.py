@@ -87,12 +87,28 @@ def load_file(
             fm, first = ({"title": html_title} if html_title else {}), 1
         else:
             fm, body, first = {}, decoded, 1
+    if ext in MARKDOWN_EXT or ext in TEXT_EXT:
+        body = strip_link_targets(body)
     if not body.strip():
         raise IngestError(where, "no text found in the file")
     meta = meta_from_front_matter(
         fm, fallback_id=fallback_id, pack=pack, path=where, body=body, defaults=defaults
     )
     return Document(meta=meta, text=body, content_hash=digest, body_first_line=first)
+
+
+_IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
+_LINK = re.compile(r"\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)")
+
+
+def strip_link_targets(text: str) -> str:
+    """`[text](url "title")` → `text`; images → their alt text. Line structure is kept.
+
+    Why: link targets are long URLs that the word-piece tokenizer shreds into dozens of tokens —
+    on the NCI pages they were a large share of all tokens — while adding nothing a reader or either
+    retriever can use (the page URL is in the metadata)."""
+    text = _IMAGE.sub(lambda m: m.group(1), text)
+    return _LINK.sub(lambda m: m.group(1), text)
 
 
 # ---------------------------------------------------------------- provenance
