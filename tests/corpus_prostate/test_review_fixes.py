@@ -40,7 +40,9 @@ def ctx(state: str, therapies=(), labs=None, biomarkers=(), **kw) -> PatientCont
 
 
 def kinds(findings, therapy: str) -> set[str]:
-    return {f.kind for f in findings if f.therapy == therapy and f.kind in ("recommend", "consider", "exclude")}
+    return {
+        f.kind for f in findings if f.therapy == therapy and f.kind in ("recommend", "consider", "exclude")
+    }
 
 
 def by_rule(findings, rule_id: str):

@@ -1,0 +1,77 @@
+"""Reviewer findings on the general-medicine rules, each pinned by a scenario against the shipped corpus."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from assistant.knowledge import Knowledge
+from assistant.models import Finding, LabValue, PatientContext, TherapyExposure
+from assistant.rules import RuleEngine
+
+
+def patient(
+    knowledge: Knowledge,
+    therapies: Iterable[tuple[str, str]] = (),
+    labs: dict[str, float] | None = None,
+    **kw: object,
+) -> PatientContext:
+    exposures = [
+        TherapyExposure(therapy=t, classes=knowledge.lexicon.classes_of(t), status=status)  # type: ignore[arg-type]
+        for t, status in therapies
+    ]
+    return PatientContext(
+        therapies=exposures,
+        labs={n: LabValue(name=n, value=v) for n, v in (labs or {}).items()},
+        **kw,  # type: ignore[arg-type]
+    )
+
+
+def kinds(findings: list[Finding], therapy: str) -> set[str]:
+    return {
+        f.kind for f in findings if f.therapy == therapy and f.kind in ("recommend", "consider", "exclude")
+    }
+
+
+def fired(findings: list[Finding], rule_id: str) -> list[Finding]:
+    return [f for f in findings if f.rule_id == rule_id]
+
+
+# ------------------------------------------------------------------ 3. cystitis in pregnancy
+def test_uti_in_pregnancy_excludes_tmp_smx_and_fluoroquinolone(
+    knowledge: Knowledge, engine: RuleEngine
+) -> None:
+    ctx = patient(
+        knowledge,
+        labs={"creatinine": 0.7},
+        diagnoses=["uti"],
+        sex="female",
+        age=28,
+        weight_kg=65,
+        pregnant=True,
+    )
+    out = engine.evaluate(ctx)
+    assert kinds(out, "trimethoprim_sulfamethoxazole") == {"exclude"}
+    assert kinds(out, "fluoroquinolone") == {"exclude"}
+    warn = fired(out, "GEN-WARN-NITROFURANTOIN-PREGNANCY")
+    assert warn and "first trimester" in warn[0].reason and "term" in warn[0].reason
+
+
+def test_uti_not_pregnant_keeps_the_usual_options(knowledge: Knowledge, engine: RuleEngine) -> None:
+    ctx = patient(
+        knowledge,
+        labs={"creatinine": 0.7},
+        diagnoses=["uti"],
+        sex="female",
+        age=28,
+        weight_kg=65,
+        pregnant=False,
+    )
+    out = engine.evaluate(ctx)
+    assert kinds(out, "trimethoprim_sulfamethoxazole") == {"consider"}
+    assert kinds(out, "fluoroquinolone") == {"consider"}
+    assert not fired(out, "GEN-WARN-NITROFURANTOIN-PREGNANCY")
+
+
+def test_cap_fluoroquinolone_excluded_in_pregnancy(knowledge: Knowledge, engine: RuleEngine) -> None:
+    ctx = patient(knowledge, diagnoses=["pneumonia", "asthma"], sex="female", age=30, pregnant=True)
+    assert kinds(engine.evaluate(ctx), "fluoroquinolone") == {"exclude"}
