@@ -71,3 +71,12 @@ def test_duplicate_passage_in_one_section_indexed_once() -> None:
 def test_bad_arguments_named() -> None:
     with pytest.raises(ValueError, match="overlap"):
         chunk_sections(META, [sec("x")], words, max_tokens=60, overlap=40)
+
+
+def test_reference_lists_are_not_indexed() -> None:
+    sections = [
+        sec("Body text.", ("A",)),
+        sec("1. Smith J. A paper. J Clin Oncol 2020.", ("A", "References")),
+    ]
+    chunks = chunk_sections(META, sections, words, max_tokens=60, overlap=0)
+    assert [c.section_path for c in chunks] == ["A"]

@@ -133,3 +133,15 @@ def test_encrypted_pdf(tmp_path: Path) -> None:
     pdf.output(str(p))
     with pytest.raises(IngestError, match="encrypted"):
         load_file(p)
+
+
+def test_markdown_link_targets_reduced_to_text(tmp_path: Path) -> None:
+    p = tmp_path / "links.md"
+    p.write_text(
+        '# Drugs\n\nSee [olaparib](/drugs/olaparib "Olaparib") and [[PUBMED Abstract]](http://x.org/q?id=1).\n'
+        "![](/img/a.jpg)\n\nKeep [brackets] and (parens).\n",
+        encoding="utf-8",
+    )
+    text = load_file(p).text
+    assert "See olaparib and [PUBMED Abstract]." in text
+    assert "http" not in text and "/img/" not in text and "Keep [brackets] and (parens)." in text
