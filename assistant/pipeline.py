@@ -418,6 +418,8 @@ class Assistant:
                 text, _draft, mode, failed_notes, repaired_notes = self._verify_llm(raw, prep, audience, built, t)
                 if text is None:
                     banner = prompts.FALLBACK_BANNER.format(reason="its answer could not be repaired")
+                else:
+                    text = self._ensure_bottom_line(text, prep, audience, repaired_notes)
             except LLMError as exc:
                 log.warning("LLM backend failed, using the composer: %s", exc)
                 banner = prompts.FALLBACK_BANNER.format(reason=str(exc)[:160])
@@ -449,7 +451,11 @@ class Assistant:
             repaired_notes.append(
                 "required: appended " + ", ".join(f"{f.kind} {f.rule_id}" for f in final.missing_required)
             )
-            failed_notes.extend(f"required: {f.kind} finding {f.rule_id} was missing" for f in final.missing_required)
+            failed_notes.extend(
+                f"required: {f.kind} finding {f.rule_id} was missing"
+                for f in final.missing_required
+                if not any(f.rule_id in x for x in failed_notes)
+            )
             final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer)
         if composer and final.violations:
             # Deterministic text is not struck (it is the last resort) but never shown as verified.
@@ -589,6 +595,18 @@ class Assistant:
             failed.append("too little verified text left after striking: composer fallback")
             return None, None, "composer-fallback", failed, repaired
         return struck, res, mode, failed, repaired
+
+    def _ensure_bottom_line(self, text: str, prep: _Prepared, audience: str, notes: list[str]) -> str:
+        """Small models sometimes skip the first section: put the composer's (rule-derived) one in front."""
+        first = prompts.section_titles(audience)[0]
+        if re.search(rf"^\s*#+\s*{re.escape(first)}\b", text, re.M | re.I):
+            return text
+        composed = compose_answer(
+            prep.question, prep.plan, prep.citations, prep.ctx, audience=audience, display_names=self._display_names(prep.plan)
+        )
+        bottom = composed.body.split("\n## ", 1)[0].strip()
+        notes.append(f"structure: '{first}' section was missing; added from the rule-checked plan")
+        return f"{bottom}\n\n{text.strip()}"
 
     def _usable(self, text: str) -> bool:
         return len(text.strip()) >= 40 and bool(re.search(r"\[\d{1,3}\]", text))

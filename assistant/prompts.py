@@ -99,7 +99,7 @@ Rule-check plan:
 {passages}
 </passages>
 
-Write the answer now."""
+Write the answer now. Begin with "## {first_heading}": one sentence naming the preferred option, with its citation."""
 
 REPAIR_TEMPLATE = """Your previous answer broke these rules:
 {violations}
@@ -154,7 +154,8 @@ PLAN_LEVELS: tuple[tuple[int, int, int, int, int], ...] = (
 def _words(text: str, n: int) -> str:
     first = re.split(r"(?<=[.;:!?])\s", text.strip(), maxsplit=1)[0]
     words = first.split()
-    return " ".join(words[:n]).rstrip(",;:.") + (" …" if len(words) > n else "")
+    # No ellipsis: a small model copies it verbatim into the answer.
+    return " ".join(words[:n]).rstrip(",;:.")
 
 
 def format_plan(plan: AnswerPlan, level: int = 0) -> str:
@@ -272,6 +273,7 @@ def build_messages(
 
     def render(level: int, n: int, chars: int) -> str:
         return USER_TEMPLATE.format(
+            first_heading=section_titles(audience)[0],
             question=question.strip(),
             patient=patient,
             plan=format_plan(plan, level),

@@ -62,6 +62,7 @@ _STOP = frozenset(
 )
 _MD_NOISE = re.compile(r"[*_`>#]+")
 _SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
+_ITALIC = re.compile(r"(?<![\w*])_(?=\S)[^_\n]+?(?<=\S)_(?![\w*])\.?")
 
 
 def _stem(w: str) -> str:
@@ -122,12 +123,20 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]
             continue
         m = _LIST.match(raw)
         prefix, body = (m.group(1), m.group(2)) if m else ("", raw)
-        parts = [s for s in _SPLIT.split(_normalise_cites(body)) if s.strip()]
+        # Italic spans are notes about the answer (kept whole, never split into "claims").
+        parts: list[tuple[str, bool]] = []
+        pos = 0
+        norm = _normalise_cites(body)
+        for it in _ITALIC.finditer(norm):
+            parts.extend((x, False) for x in _SPLIT.split(norm[pos : it.start()]) if x.strip())
+            parts.append((it.group(0), True))
+            pos = it.end()
+        parts.extend((x, False) for x in _SPLIT.split(norm[pos:]) if x.strip())
         row: list[tuple[str | None, str]] = []
-        for j, s in enumerate(parts):
+        for j, (s, italic) in enumerate(parts):
             row.append((prefix if j == 0 else " ", s))
             bare = s.strip()
-            if re.fullmatch(r"_[^_].*_\.?", bare) or bare.startswith("> "):
+            if italic or re.fullmatch(r"_[^_].*_\.?", bare) or bare.startswith("> "):
                 kind = "note"
             elif strip_citations(bare).endswith("?"):
                 kind = "question"
@@ -229,7 +238,8 @@ def lexical_support(sentence: str, passage: str) -> float:
 def _passage_units(passage: str) -> list[str]:
     sents = [s.strip() for s in _SPLIT.split(re.sub(r"\s+", " ", passage)) if len(s.strip()) > 15]
     pairs = [f"{a} {b}" for a, b in itertools.pairwise(sents)]
-    return (sents + pairs)[:24] or [passage]
+    # Bounded (why: each unit is one MiniLM embedding; verification must stay a few % of the answer time).
+    return (sents[:8] + pairs[:4]) or [passage]
 
 
 class SupportScorer:
@@ -364,12 +374,21 @@ def append_required(text: str, missing: Sequence[Finding], valid: set[int], audi
     if not missing:
         return text
     lines = [f"\n## {WARN_ASK_SECTION}"]
+    seen: set[str] = set()
     for f in missing:
+        reason = re.sub(r"\s+", " ", f.reason).strip()
+        if reason.lower() in seen:
+            continue
+        seen.add(reason.lower())
         marks = "".join(f"[{n}]" for n in f.citations if n in valid)
-        reason = f.reason.strip()
-        reason = reason if reason.endswith((".", "?", "!")) else reason + "."
         label = "Warning" if f.kind == "warn" else ("Your care team may ask" if audience == "patient" else "Clarify")
-        lines.append(f"- **{label}:** {reason}{' ' + marks if marks else ''}")
+        if marks:
+            sents = [x if x.endswith((".", "?", "!")) else x + "." for x in _SPLIT.split(reason)]
+            body = " ".join(x[:-1] + " " + marks + x[-1] for x in sents)
+        else:
+            # Reviewed rule text with no retrieved passage: shown as a marked rule note, not as a cited claim.
+            body = f"_{reason.rstrip('.')} (rule check; no passage retrieved)._"
+        lines.append(f"- **{label}:** {body}")
     return text.rstrip() + "\n" + "\n".join(lines)
 
 

@@ -223,7 +223,7 @@ def test_missing_warning_and_question_are_appended_by_code(make_assistant):
     md = a.answer_markdown
     assert "## Warnings and open questions" in md
     assert "Radium-223 must not be combined with abiraterone" in md
-    assert "Has germline and tumour homologous recombination repair testing been done?" in md
+    assert "Has germline and tumour homologous recombination repair testing been done [5]?" in md
     assert any("R-RA" in r for r in a.verification.repaired) and any("R-ASK" in r for r in a.verification.repaired)
 
 
@@ -273,3 +273,17 @@ def test_answer_text_is_plain_of_template_markers(make_assistant):
     assert "```" not in a.answer_markdown and "<|im_end|>" not in a.answer_markdown
     assert "made up" not in a.answer_markdown
     assert strip_citations("a [1] b") == "a b"
+
+
+def test_missing_bottom_line_is_added_from_the_plan(make_assistant):
+    no_bottom = GOOD_ANSWER.split("\n\n", 1)[1]
+    a = make_assistant(ScriptedChatModel(responses=[no_bottom])).ask(Q)
+    assert a.answer_markdown.lstrip().startswith("## Bottom line")
+    assert any(r.startswith("structure:") for r in a.verification.repaired)
+
+
+def test_appended_rule_items_without_passages_are_marked_not_cited(make_assistant):
+    findings = [*FakeEngine().findings, Finding(rule_id="R-ECOG", kind="ask", reason="What is the ECOG status? It decides chemotherapy.", refs=[])]
+    a = make_assistant(ScriptedChatModel(responses=[GOOD_ANSWER]), engine=FakeEngine(findings)).ask(Q)
+    assert "What is the ECOG status? It decides chemotherapy (rule check; no passage retrieved)" in a.answer_markdown
+    assert not any(f.startswith("uncited") for f in a.verification.failed), a.verification.failed
