@@ -75,3 +75,20 @@ def test_uti_not_pregnant_keeps_the_usual_options(knowledge: Knowledge, engine: 
 def test_cap_fluoroquinolone_excluded_in_pregnancy(knowledge: Knowledge, engine: RuleEngine) -> None:
     ctx = patient(knowledge, diagnoses=["pneumonia", "asthma"], sex="female", age=30, pregnant=True)
     assert kinds(engine.evaluate(ctx), "fluoroquinolone") == {"exclude"}
+
+
+# ------------------------------------------------------------------ 4. RAS blockade when planning a pregnancy
+def test_ras_pregnancy_warning_covers_planned_pregnancy(knowledge: Knowledge, engine: RuleEngine) -> None:
+    ctx = patient(
+        knowledge,
+        [("lisinopril", "ongoing")],
+        diagnoses=["hypertension"],
+        sex="female",
+        age=31,
+        pregnant=False,
+        comorbidities={"planning_pregnancy": "present"},
+    )
+    warn = fired(engine.evaluate(ctx), "GEN-WARN-RAS-PREGNANCY")
+    assert warn and warn[0].severity == "high"
+    ctx = ctx.model_copy(update={"comorbidities": {}})
+    assert not fired(engine.evaluate(ctx), "GEN-WARN-RAS-PREGNANCY")
