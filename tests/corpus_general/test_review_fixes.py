@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+import pytest
+
 from assistant.knowledge import Knowledge
 from assistant.models import Finding, LabValue, PatientContext, TherapyExposure
 from assistant.rules import RuleEngine
@@ -92,3 +94,26 @@ def test_ras_pregnancy_warning_covers_planned_pregnancy(knowledge: Knowledge, en
     assert warn and warn[0].severity == "high"
     ctx = ctx.model_copy(update={"comorbidities": {}})
     assert not fired(engine.evaluate(ctx), "GEN-WARN-RAS-PREGNANCY")
+
+
+# ------------------------------------------------------------------ 5. antiphospholipid syndrome
+@pytest.mark.parametrize("indication", ["vte", "atrial_fibrillation"])
+def test_aps_prefers_warfarin_over_doacs(indication: str, knowledge: Knowledge, engine: RuleEngine) -> None:
+    ctx = patient(
+        knowledge,
+        [("rivaroxaban", "planned")],
+        {"creatinine": 0.9},
+        diagnoses=[indication, "hypertension"],
+        comorbidities={"antiphospholipid_syndrome": "present"},
+        sex="female",
+        age=70,
+        weight_kg=70,
+    )
+    out = engine.evaluate(ctx)
+    for doac in ("apixaban", "rivaroxaban"):
+        assert kinds(out, doac) == {"exclude"}, doac
+    assert kinds(out, "warfarin") == {"recommend"}
+    assert fired(out, "GEN-WARN-DOAC-APS")
+    without = engine.evaluate(ctx.model_copy(update={"comorbidities": {}}))
+    assert "recommend" in kinds(without, "apixaban")
+    assert not fired(without, "GEN-WARN-DOAC-APS") and not fired(without, "GEN-WARFARIN-APS")
