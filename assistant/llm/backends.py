@@ -147,7 +147,8 @@ def _build_openai(settings: Settings) -> BaseChatModel:
         max_retries=1,
         temperature=settings.llm_temperature,
         max_tokens=settings.llm_max_tokens,
-        streaming=True,
+        # No streaming=True here: the pipeline calls .stream() itself, and with the flag set this
+        # langchain-openai version sends stream=true on .invoke() too and then rejects the reply.
     )
 
 
