@@ -117,3 +117,18 @@ def test_aps_prefers_warfarin_over_doacs(indication: str, knowledge: Knowledge, 
     without = engine.evaluate(ctx.model_copy(update={"comorbidities": {}}))
     assert "recommend" in kinds(without, "apixaban")
     assert not fired(without, "GEN-WARN-DOAC-APS") and not fired(without, "GEN-WARFARIN-APS")
+
+
+# ------------------------------------------------------------------ 6. the AF weight question is for AF
+@pytest.mark.parametrize("diagnosis,asked", [("vte", False), ("atrial_fibrillation", True)])
+def test_af_weight_question_scoped_to_af(
+    diagnosis: str, asked: bool, knowledge: Knowledge, engine: RuleEngine
+) -> None:
+    # CrCl stated, so no other rule needs the weight for Cockcroft-Gault: any weight question is this one.
+    ctx = patient(
+        knowledge, [("apixaban", "planned")], {"crcl": 80}, diagnoses=[diagnosis], sex="male", age=70
+    )
+    weight_asks = [f for f in engine.evaluate(ctx) if f.kind == "ask" and f.title == "weight"]
+    assert bool(weight_asks) is asked
+    if asked:
+        assert "apixaban" in weight_asks[0].reason.lower()
