@@ -98,3 +98,23 @@ def test_prostate_radiotherapy_not_offered_after_prostatectomy(engine):
     # prostate in place: still an option for low-volume disease
     f = engine.evaluate(ctx("mHSPC", sites=low_volume, ecog=1))
     assert [x.kind for x in by_rule(f, "PCA-MHSPC-RT-PRIMARY")] == ["consider"]
+
+
+# ------------------------------------------------------------------ 7. docetaxel reasons are true when they fire
+@pytest.mark.parametrize(
+    "therapies,after_arpi",
+    [
+        ([("leuprolide", "ongoing")], False),  # ARPI-naive
+        (
+            [("leuprolide", "ongoing"), ("enzalutamide", "intolerant")],
+            False,
+        ),  # stopped for toxicity, not failure
+        ([("leuprolide", "ongoing"), ("abiraterone", "progressed")], True),
+    ],
+)
+def test_docetaxel_reason_matches_arpi_history(therapies, after_arpi, engine):
+    offers = [f for f in engine.evaluate(ctx("mCRPC", therapies, ecog=1)) if f.therapy == "docetaxel"]
+    offers = [f for f in offers if f.kind in ("recommend", "consider")]
+    assert len(offers) == 1
+    says_after_arpi = "progressed on an arpi" in offers[0].reason.lower()
+    assert says_after_arpi is after_arpi, offers[0].reason

@@ -381,7 +381,7 @@ CASES = [
             "PCA-MCRPC-NIRAPARIB-ABIRATERONE": "consider",
             "PCA-MCRPC-OLAPARIB-ABIRATERONE": "consider",
             "PCA-MCRPC-CABAZITAXEL-AFTER-DOC-ARPI": "exclude",
-            "PCA-MCRPC-DOCETAXEL": "recommend",
+            "PCA-MCRPC-DOCETAXEL-ARPI-NAIVE": "recommend",
         },
         never_offer=("cabazitaxel",),
     ),
