@@ -132,3 +132,12 @@ def test_af_weight_question_scoped_to_af(
     assert bool(weight_asks) is asked
     if asked:
         assert "apixaban" in weight_asks[0].reason.lower()
+
+
+# ------------------------------------------------------------------ 8. renamed lexicon classes keep rules working
+def test_fluoroquinolone_id_still_matches_after_lexicon_cleanup(
+    knowledge: Knowledge, engine: RuleEngine
+) -> None:
+    assert "fluoroquinolone" not in knowledge.lexicon.classes and "insulin" not in knowledge.lexicon.classes
+    ctx = patient(knowledge, [("warfarin", "ongoing"), ("fluoroquinolone", "planned")], diagnoses=["uti"])
+    assert fired(engine.evaluate(ctx), "GEN-WARN-WARFARIN-TMP-SMX")

@@ -118,3 +118,18 @@ def test_docetaxel_reason_matches_arpi_history(therapies, after_arpi, engine):
     assert len(offers) == 1
     says_after_arpi = "progressed on an arpi" in offers[0].reason.lower()
     assert says_after_arpi is after_arpi, offers[0].reason
+
+
+# ------------------------------------------------------------------ 8. no token is both a therapy id and a class
+def test_lexicon_has_no_id_class_clash():
+    from assistant.knowledge import validate_corpus
+
+    report = validate_corpus(CORPUS)
+    assert report.ok
+    assert not [w for w in report.warnings if "both a therapy id and a class" in w.reason]
+
+
+@pytest.mark.parametrize("prior_rt", ["radiotherapy", "salvage_radiotherapy"])
+def test_salvage_rt_not_repeated_after_any_radiotherapy(prior_rt, engine):
+    f = engine.evaluate(ctx("BCR", [RP, (prior_rt, "completed")], {"psadt_months": 12}))
+    assert kinds(f, "salvage_radiotherapy") == {"exclude"}
