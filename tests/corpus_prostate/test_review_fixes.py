@@ -133,3 +133,20 @@ def test_lexicon_has_no_id_class_clash():
 def test_salvage_rt_not_repeated_after_any_radiotherapy(prior_rt, engine):
     f = engine.evaluate(ctx("BCR", [RP, (prior_rt, "completed")], {"psadt_months": 12}))
     assert kinds(f, "salvage_radiotherapy") == {"exclude"}
+
+
+# ------------------------------------------------------------------ 9. neutrophil thresholds in the stored unit
+@pytest.mark.parametrize(
+    "anc,excluded",
+    [(1.2, True), (1200, True), (1.5, False), (1500, False), (2.0, False), (2000, False)],
+)
+def test_docetaxel_neutrophil_limit_in_either_unit(anc, excluded, engine):
+    f = engine.evaluate(ctx("mCRPC", [("abiraterone", "progressed")], {"anc": anc}, ecog=1))
+    assert (kinds(f, "docetaxel") == {"exclude"}) is excluded
+
+
+@pytest.mark.parametrize("anc,excluded", [(1.5, True), (1500, True), (1.6, False), (1600, False)])
+def test_cabazitaxel_neutrophil_limit_in_either_unit(anc, excluded, engine):
+    pretreated = [("abiraterone", "progressed"), ("docetaxel", "progressed")]
+    f = engine.evaluate(ctx("mCRPC", pretreated, {"anc": anc}, ecog=1))
+    assert (kinds(f, "cabazitaxel") == {"exclude"}) is excluded
