@@ -18,6 +18,7 @@ offending sentences; ``append_required`` adds missing warn/ask items; ``verify_a
 
 from __future__ import annotations
 
+import functools
 import itertools
 import math
 import re
@@ -74,7 +75,19 @@ def _stem(w: str) -> str:
 
 
 def content_words(text: str) -> list[str]:
-    return [_stem(w) for w in _WORD.findall(_CITE.sub(" ", text)) if w.lower() not in _STOP and not w[0].isdigit()]
+    return list(_content_words(text))
+
+
+@functools.lru_cache(maxsize=8192)
+def _content_words(text: str) -> tuple[str, ...]:
+    # Cached (why: the same passages and sentences are compared many times per answer, and across answers).
+    return tuple(_stem(w) for w in _WORD.findall(_CITE.sub(" ", text)) if w.lower() not in _STOP and not w[0].isdigit())
+
+
+@functools.lru_cache(maxsize=4096)
+def _passage_vocab(passage: str) -> tuple[frozenset[str], frozenset[str]]:
+    words = frozenset(_content_words(expand_abbreviations(passage)))
+    return words, frozenset(w[:6] for w in words if len(w) >= 6)
 
 
 def numbers_in(text: str) -> set[str]:
@@ -223,11 +236,10 @@ def mismatch_penalty(sentence: str, passage: str) -> float:
 
 def lexical_support(sentence: str, passage: str) -> float:
     """Share of the sentence's content words found in the passage (prefix match tolerates inflection)."""
-    words = content_words(_ABBR.sub(lambda m: ABBREVIATIONS[m.group(0).lower()], sentence))
+    words = _content_words(_ABBR.sub(lambda m: ABBREVIATIONS[m.group(0).lower()], sentence))
     if not words:
         return 1.0
-    pw = set(content_words(expand_abbreviations(passage)))
-    prefixes = {w[:6] for w in pw if len(w) >= 6}
+    pw, prefixes = _passage_vocab(passage)
 
     def hit(w: str) -> bool:
         return w in pw or (len(w) >= 6 and w[:6] in prefixes)
@@ -306,6 +318,7 @@ _POSITIVE = re.compile(
 _CLAUSE = re.compile(r"[;:,()]|\b(?:but|however|whereas|while|although)\b", re.I)
 
 
+@functools.lru_cache(maxsize=2048)
 def _name_pattern(name: str) -> re.Pattern[str]:
     flags = 0 if len(name) <= 3 else re.I  # short abbreviations (AA/P, RP) only in their exact case
     return re.compile(r"(?<![\w-])" + re.escape(name).replace(r"\ ", r"[\s\-]+") + r"(?![\w-])", flags)
