@@ -150,3 +150,19 @@ def test_cabazitaxel_neutrophil_limit_in_either_unit(anc, excluded, engine):
     pretreated = [("abiraterone", "progressed"), ("docetaxel", "progressed")]
     f = engine.evaluate(ctx("mCRPC", pretreated, {"anc": anc}, ecog=1))
     assert (kinds(f, "cabazitaxel") == {"exclude"}) is excluded
+
+
+# ------------------------------------------------------------------ 10. zoledronic acid renal warning from creatinine
+@pytest.mark.parametrize("creatinine,warned", [(1.8, True), (0.8, False)])
+def test_zoledronic_renal_warning_from_creatinine_age_weight(creatinine, warned, engine):
+    f = engine.evaluate(
+        ctx(
+            "mCRPC",
+            [("zoledronic_acid", "planned")],
+            {"creatinine": creatinine},
+            sites={"bone": "present"},
+            age=78,
+            weight_kg=70,
+        )
+    )
+    assert bool(by_rule(f, "PCA-WARN-ZOLEDRONIC-RENAL")) is warned
