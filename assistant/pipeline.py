@@ -95,16 +95,24 @@ def retrieval_query(question: str, ctx: PatientContext, max_terms: int = 12) -> 
 
 
 def clean_llm_text(text: str) -> str:
-    """Drop wrappers a coder model likes to add (code fences, its own Sources list, chat markers)."""
+    """Drop wrappers a coder model likes to add (code fences, its own Sources list, chat markers) and
+    normalise citation spellings small models use ("[Passage 2]", "[1, 3]", "【1】") to "[n]"."""
     text = re.sub(r"<\|[^|>]{1,40}\|>", "", text)
+    text = re.sub(r"【(\d{1,3})】", r"[\1]", text)
+    text = re.sub(r"\[(?:passages?|sources?|refs?|references?)\s*#?(\d{1,3})\]", r"[\1]", text, flags=re.I)
+    text = re.sub(
+        r"\[(\d{1,3}(?:\s*[,;]\s*\d{1,3})+)\]",
+        lambda m: "".join(f"[{n}]" for n in re.findall(r"\d{1,3}", m.group(1))),
+        text,
+    )
     text = re.sub(r"^\s*```[a-zA-Z]*\s*\n", "", text)
     text = re.sub(r"\n\s*```\s*$", "", text)
     text = re.split(r"\n#{1,6}\s*(?:sources|references)\b.*", text, maxsplit=1, flags=re.I)[0]
     return text.strip()
 
 
-def coverage_summary(knowledge: Any) -> str:
-    """What the corpus covers, from the digests' titles and topics (for the abstention text)."""
+def coverage_topics(knowledge: Any) -> list[str]:
+    """Topics the corpus covers, from the digests' front matter (titles when no topics are given)."""
     digests = getattr(knowledge, "digests", None) or {}
     topics: list[str] = []
     for d in digests.values():
@@ -115,6 +123,12 @@ def coverage_summary(knowledge: Any) -> str:
     if not topics:
         titles = [getattr(d, "title", "") for d in digests.values() if getattr(d, "kind", "") == "guideline"]
         topics = [t for t in titles if t]
+    return topics
+
+
+def coverage_summary(knowledge: Any) -> str:
+    """What the corpus covers, in one line (for the abstention text)."""
+    topics = coverage_topics(knowledge)
     if not topics:
         return "the guidelines that have been ingested into this index"
     return ", ".join(topics[:14]) + (" and related drug labels" if len(topics) <= 14 else ", …")
@@ -371,7 +385,8 @@ class Assistant:
             patient_context=prep.ctx,
             abstained=True,
             verification=report,
-            follow_ups=[],
+            # Point to what the corpus can answer instead (its own topics, not a fixed list).
+            follow_ups=[f"What do the guidelines say about {t}?" for t in coverage_topics(self.knowledge)[:3]],
             backend=self.backend,
             timings_ms=prep.timings,
             corpus_version=str(getattr(self.knowledge, "version", "") or ""),

@@ -100,6 +100,8 @@ def test_real_local_model_answers_one_question_end_to_end(local_settings, fake_e
     assert kinds[0] == "plan" and kinds[-1] == "final"
     ans = events[-1].answer
     log.info("mode=%s timings=%s total=%.1fs", ans.verification.mode, ans.timings_ms, total)
+    draft = "".join(e.text for e in events if e.kind == "delta")
+    print(f"\n--- raw draft ---\n{draft}\n--- verification ---\n{ans.verification.model_dump_json(indent=1)}")
     print(f"\nlocal LLM: mode={ans.verification.mode} prompt_tokens={ans.timings_ms.get('prompt_tokens')} "
           f"first_token_ms={ans.timings_ms.get('first_token')} total_s={total:.1f}\n{ans.answer_markdown}")
     assert ans.verification.mode in ("llm", "llm-repaired", "composer-fallback")

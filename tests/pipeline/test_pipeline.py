@@ -287,3 +287,9 @@ def test_appended_rule_items_without_passages_are_marked_not_cited(make_assistan
     a = make_assistant(ScriptedChatModel(responses=[GOOD_ANSWER]), engine=FakeEngine(findings)).ask(Q)
     assert "What is the ECOG status? It decides chemotherapy (rule check; no passage retrieved)" in a.answer_markdown
     assert not any(f.startswith("uncited") for f in a.verification.failed), a.verification.failed
+
+
+def test_citation_spelling_variants_are_normalised():
+    from assistant.pipeline import clean_llm_text
+
+    assert clean_llm_text("A [Passage 2]. B [1, 3]. C 【4】.") == "A [2]. B [1][3]. C [4]."
