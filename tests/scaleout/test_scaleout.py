@@ -231,3 +231,24 @@ def test_ingest_from_a_second_machine_keeps_what_the_first_ingested(deployment, 
     assert {c["chunk_id"] for c in after["citations"]} == {c["chunk_id"] for c in before["citations"]}
     wombat = _ask_json(srv, deployment["tmp"] / "data-check-3", deployment["chroma"].url, "What is recommended for wombat flu?")
     assert any(c["doc_id"] == "wombat-flu-test" for c in wombat["citations"])
+
+
+def test_two_ingesting_machines_alternate_without_deleting_each_others_documents(deployment, srv):
+    """Machine I ingests again after machine II added a document: II's document must survive I's run
+    (each machine's manifest only knows what it ingested; the shared index must not be 'cleaned' of the rest)."""
+    koala = deployment["tmp"] / "koala-docs"
+    koala.mkdir(exist_ok=True)
+    (koala / "koala.md").write_text(
+        NEW_DOC.replace(NEW_DOC_ID, "koala-cough-test").replace("Quokka", "Koala").replace("quokka", "koala"),
+        encoding="utf-8",
+    )
+    done = _cli(srv, deployment["tmp"] / "data-ingest", "ingest", str(koala), "--chroma-url",
+                deployment["chroma"].url, "--no-progress")
+    assert done.returncode == 0, done.stderr[-3000:]
+    reader = deployment["tmp"] / "data-check-4"
+    wombat = _ask_json(srv, reader, deployment["chroma"].url, "What is recommended for wombat flu?")
+    assert any(c["doc_id"] == "wombat-flu-test" for c in wombat["citations"]), (
+        "machine I's ingest deleted the document machine II had added"
+    )
+    koala_answer = _ask_json(srv, reader, deployment["chroma"].url, "What is recommended for koala cough?")
+    assert any(c["doc_id"] == "koala-cough-test" for c in koala_answer["citations"])
