@@ -61,8 +61,9 @@ PRIMARY_RT = ("radiotherapy", "completed")
 
 def test_embark_not_offered_after_prostatectomy_alone(engine):
     f = engine.evaluate(ctx("BCR", [RP], {"psadt_months": 6, "psa": 1.5}))
-    assert kinds(f, "enzalutamide") == {"exclude"}
-    assert "salvage" in by_rule(f, "PCA-BCR-ENZALUTAMIDE-EMBARK")[0].reason.lower()
+    # Neither offered nor shown as excluded: salvage RT comes first, but a man who cannot have it may still be
+    # treated as in EMBARK (item 11: ineligible must not read as "must not give").
+    assert kinds(f, "enzalutamide") == set()
     assert kinds(f, "salvage_radiotherapy") == {"recommend"}
     assert by_rule(f, "PCA-WARN-BCR-SALVAGE-FIRST"), "asks whether salvage RT was offered"
 
@@ -166,3 +167,63 @@ def test_zoledronic_renal_warning_from_creatinine_age_weight(creatinine, warned,
         )
     )
     assert bool(by_rule(f, "PCA-WARN-ZOLEDRONIC-RENAL")) is warned
+
+
+# ------------------------------------------------------------------ 11. "not this pathway" must not read as "must not give"
+def no_conflicts(findings) -> bool:
+    return not [f for f in findings if f.rule_id.startswith("CONFLICT:")]
+
+
+@pytest.mark.parametrize(
+    "docetaxel_status,expected", [("completed", {"consider"}), ("progressed", {"exclude"})]
+)
+def test_docetaxel_rechallenge_after_good_response(docetaxel_status, expected, engine):
+    history = [("docetaxel", docetaxel_status), ("abiraterone", "progressed")]
+    f = engine.evaluate(ctx("mCRPC", history, ecog=1))
+    assert kinds(f, "docetaxel") == expected
+    assert kinds(f, "cabazitaxel") == {"recommend"}
+    assert no_conflicts(f)
+    if expected == {"consider"}:
+        assert "6 months" in by_rule(f, "PCA-MCRPC-DOCETAXEL-RECHALLENGE")[0].reason
+
+
+def test_talazoparib_enzalutamide_after_abiraterone_for_cspc(engine):
+    brca2 = [("BRCA2", "pathogenic", "germline")]
+    asked = engine.evaluate(
+        ctx(
+            "mCRPC",
+            [("abiraterone", "progressed"), ("talazoparib+enzalutamide", "planned")],
+            biomarkers=brca2,
+        )
+    )
+    assert kinds(asked, "talazoparib+enzalutamide") == {"consider"}
+    assert "castration-sensitive" in by_rule(asked, "PCA-MCRPC-TALAZOPARIB-ENZALUTAMIDE-AFTER-ABI")[0].reason
+    assert no_conflicts(asked)
+    # not asked about: neither offered nor excluded (the setting of the abiraterone is unknown)
+    quiet = engine.evaluate(ctx("mCRPC", [("abiraterone", "progressed")], biomarkers=brca2))
+    assert kinds(quiet, "talazoparib+enzalutamide") == set()
+    assert kinds(quiet, "enzalutamide") == {"exclude"}
+    # after therapy for mCRPC (here Lu-177-PSMA-617) it is excluded outright
+    treated = engine.evaluate(
+        ctx("mCRPC", [("abiraterone", "progressed"), ("lu177_psma617", "progressed")], biomarkers=brca2)
+    )
+    assert kinds(treated, "talazoparib+enzalutamide") == {"exclude"}
+
+
+def test_platinum_not_excluded_without_dna_repair_alteration(engine):
+    f = engine.evaluate(
+        ctx(
+            "mCRPC",
+            [("abiraterone", "progressed"), ("docetaxel", "progressed")],
+            biomarkers=[("HRR", "negative", "somatic")],
+        )
+    )
+    assert kinds(f, "carboplatin") == set(), "aggressive-variant disease may still warrant platinum"
+
+
+def test_bone_agents_not_excluded_without_bone_metastases(engine):
+    f = engine.evaluate(
+        ctx("mCRPC", [("leuprolide", "ongoing")], sites={"bone": "absent", "lymph_node": "present"})
+    )
+    assert kinds(f, "denosumab") == set() and kinds(f, "zoledronic_acid") == set()
+    assert by_rule(f, "PCA-WARN-BONE-HEALTH-ADT"), "bone health on ADT is still addressed"
