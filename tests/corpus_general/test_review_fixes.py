@@ -141,3 +141,17 @@ def test_fluoroquinolone_id_still_matches_after_lexicon_cleanup(
     assert "fluoroquinolone" not in knowledge.lexicon.classes and "insulin" not in knowledge.lexicon.classes
     ctx = patient(knowledge, [("warfarin", "ongoing"), ("fluoroquinolone", "planned")], diagnoses=["uti"])
     assert fired(engine.evaluate(ctx), "GEN-WARN-WARFARIN-TMP-SMX")
+
+
+def test_ras_blocker_not_recommended_when_planning_pregnancy(
+    knowledge: Knowledge, engine: RuleEngine
+) -> None:
+    ctx = patient(
+        knowledge,
+        diagnoses=["diabetes", "hypertension", "ckd"],
+        sex="female",
+        age=33,
+        pregnant=False,
+        comorbidities={"planning_pregnancy": "present"},
+    )
+    assert kinds(engine.evaluate(ctx), "lisinopril") == {"exclude"}
