@@ -33,7 +33,7 @@ _ONCOLOGY_CLASSES = {
     "ADT", "GnRH_agonist", "GnRH_antagonist", "surgical_castration", "first_gen_antiandrogen", "ARPI",
     "CYP17_inhibitor", "AR_inhibitor", "taxane", "chemotherapy", "platinum", "PARPi", "PSMA_radioligand",
     "radiopharmaceutical", "bone_targeted_radionuclide", "immunotherapy", "cell_therapy", "PD1_inhibitor",
-    "checkpoint_inhibitor", "radiotherapy", "surgery",
+    "checkpoint_inhibitor", "radiotherapy", "radiation_therapy", "surgery",
 }  # fmt: skip
 # Prior systemic lines whose unstated outcome is read as progression once the disease is castration-resistant.
 _LINE_CLASSES = {
@@ -866,6 +866,8 @@ class PatientExtractor:
                 v = v / 10
             elif name == "platelets" and v > 2000:
                 v = v / 1000  # written per µL
+            elif name == "anc" and v >= 100:
+                v = v / 1000  # written per mm³ (e.g. "ANC 1200"); no real count is ≥ 100 x10^9/L
             elif name == "bilirubin" and (u == "umol/l" or v > 30):
                 v = v / 17.1
             elif name == "ldl" and (u == "mmol/l" or v < 15):

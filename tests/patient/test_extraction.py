@@ -236,6 +236,8 @@ def test_sites(text, site, state, lexicon):
         ("haemoglobin 98 g/L", "hemoglobin", 9.8),
         ("platelets 85", "platelets", 85.0),
         ("ANC 1.2", "anc", 1.2),
+        ("ANC 1200 per mm3", "anc", 1.2),
+        ("platelets 85000", "platelets", 85.0),
         ("potassium 5.8", "potassium", 5.8),
         ("INR 2.6", "inr", 2.6),
         ("HbA1c 8.2%", "hba1c", 8.2),
