@@ -25,7 +25,7 @@ from typing import Any
 
 from assistant.errors import ConfigError
 from assistant.evaluation.dataset import QACase, load_cases
-from assistant.evaluation.metrics import percentile
+from assistant.evaluation.metrics import is_time_key, percentile
 from assistant.settings import PROJECT_ROOT, Settings
 
 log = logging.getLogger(__name__)
@@ -172,7 +172,7 @@ def _answer_runs(system: Any, cases: Sequence[QACase]) -> dict[str, Any]:
             runs.append({"error": f"{type(exc).__name__}: {exc}"})
     ok = [r for r in runs if r.get("total_ms") is not None]
     verify_share = [
-        r["timings"]["verify"] / r["timings"]["total"]
+        100.0 * r["timings"]["verify"] / r["timings"]["total"]
         for r in ok
         if r["timings"].get("verify") is not None and r["timings"].get("total")
     ]
@@ -183,10 +183,10 @@ def _answer_runs(system: Any, cases: Sequence[QACase]) -> dict[str, Any]:
         "first_useful_content_ms": stats([v for v in first_useful if v is not None]),
         "first_text_ms": stats([r["first_text_ms"] for r in ok if r["first_text_ms"] is not None]),
         "full_answer_ms": stats([r["total_ms"] for r in ok]),
-        "verification_share_of_total": stats(verify_share) if verify_share else None,
+        "verification_pct_of_total": stats(verify_share) if verify_share else None,
         "stage_ms": {
             k: stats([r["timings"][k] for r in ok if k in r["timings"]])
-            for k in sorted({k for r in ok for k in r["timings"]})
+            for k in sorted({k for r in ok for k in r["timings"] if is_time_key(k)})
         },
     }
 
@@ -390,14 +390,14 @@ def render_markdown(r: dict[str, Any]) -> str:
         lines += ["## Answer latency: GuideRail vs naive baseline, same backend", "",
                   "First useful content = the rule-checked plan event (GuideRail) or the first text (baseline).", "",
                   "| backend | system | questions | first useful p50 / p95 ms | first text p50 / p95 ms | "
-                  "full answer p50 / p95 ms | verification share p50 |",
+                  "full answer p50 / p95 ms | verification % of total, p50 |",
                   "|---|---|---|---|---|---|---|"]
         for backend, entry in ans.items():
             for system, res in entry.items():
                 if "skipped" in res:
                     lines.append(f"| {backend} | {system} | – | skipped: {res['skipped'][:80]} | | | |")
                     continue
-                vs = res.get("verification_share_of_total") or {}
+                vs = res.get("verification_pct_of_total") or {}
                 lines.append(
                     f"| {backend} | {system} | {res['questions']} | {_pair(res['first_useful_content_ms'])} | "
                     f"{_pair(res['first_text_ms'])} | {_pair(res['full_answer_ms'])} | {_f(vs.get('p50'))} |"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -212,11 +213,20 @@ RATE_METRICS = (
 )
 
 
+# timings_ms also carries a few counters (prompt tokens, question coverage); they are not latencies
+_NOT_A_TIME = re.compile(r"tokens|coverage|count|score|ratio", re.IGNORECASE)
+
+
+def is_time_key(key: str) -> bool:
+    return not _NOT_A_TIME.search(key)
+
+
 def latency_summary(scores: Sequence[CaseScore]) -> dict[str, dict[str, float | None]]:
     stages: dict[str, list[float]] = {}
     for s in scores:
         for k, v in s.timings_ms.items():
-            stages.setdefault(k, []).append(v)
+            if is_time_key(k):
+                stages.setdefault(k, []).append(v)
     return {
         k: {"p50": percentile(v, 50), "p95": percentile(v, 95), "n": len(v)} for k, v in sorted(stages.items())
     }

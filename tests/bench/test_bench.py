@@ -32,7 +32,8 @@ class FakeSystem:
         yield AnswerEvent(kind="delta", text="Offer cabazitaxel [1].")
         yield AnswerEvent(
             kind="final",
-            answer=Answer(question=question, answer_markdown="x", timings_ms={"verify": 5.0, "total": 50.0}),
+            answer=Answer(question=question, answer_markdown="x",
+                          timings_ms={"verify": 5.0, "total": 50.0, "prompt_tokens": 900.0}),
         )
 
 
@@ -78,11 +79,12 @@ def test_bench_sections_with_fakes(tmp_path, qa):
     none = r["answer"]["none"]
     # the abstain case is left out of answer latency; 'none' runs every answerable question
     assert none["guiderail"]["questions"] == 2 and none["guiderail"]["full_answer_ms"]["n"] == 2
-    assert none["guiderail"]["verification_share_of_total"]["p50"] == pytest.approx(0.1)
+    assert none["guiderail"]["verification_pct_of_total"]["p50"] == pytest.approx(10.0)
     assert none["naive"]["first_useful_content_ms"]["n"] == 2  # first text stands in when there is no plan
     assert r["answer"]["local"]["guiderail"]["questions"] == 1  # --questions limits the slow backend
     assert "skipped" in r["answer"]["local"]["naive"]
     assert r["peak_rss_mb"] > 0
+    assert "prompt_tokens" not in none["guiderail"]["stage_ms"]  # a counter, not a latency
     assert ("guiderail", "local") in made and ("naive", "none") in made
 
     saved = json.loads((out / "bench.json").read_text())
