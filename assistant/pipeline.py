@@ -105,6 +105,8 @@ def clean_llm_text(text: str) -> str:
         lambda m: "".join(f"[{n}]" for n in re.findall(r"\d{1,3}", m.group(1))),
         text,
     )
+    # "## Bottom line: text" → heading on its own line, then the text.
+    text = re.sub(r"(?m)^(\s*#{1,6}\s*[^:\n]{3,60}?):\s+(\S.*)$", r"\1\n\2", text)
     text = re.sub(r"^\s*```[a-zA-Z]*\s*\n", "", text)
     text = re.sub(r"\n\s*```\s*$", "", text)
     text = re.split(r"\n#{1,6}\s*(?:sources|references)\b.*", text, maxsplit=1, flags=re.I)[0]

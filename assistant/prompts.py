@@ -99,7 +99,7 @@ Rule-check plan:
 {passages}
 </passages>
 
-Write the answer now. Begin with "## {first_heading}": one sentence naming the preferred option, with its citation."""
+Write the complete answer now under all six headings, starting with the line "## {first_heading}"."""
 
 REPAIR_TEMPLATE = """Your previous answer broke these rules:
 {violations}

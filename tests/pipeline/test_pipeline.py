@@ -293,3 +293,4 @@ def test_citation_spelling_variants_are_normalised():
     from assistant.pipeline import clean_llm_text
 
     assert clean_llm_text("A [Passage 2]. B [1, 3]. C 【4】.") == "A [2]. B [1][3]. C [4]."
+    assert clean_llm_text("## Bottom line: X is preferred [1].") == "## Bottom line\nX is preferred [1]."
