@@ -110,7 +110,3 @@ def recommended_therapies(sentences: list[Sentence], lexicon: TherapyLexicon) ->
                 if not preceded_by_history(clause, pos):
                     out |= lexicon.components(tid)
     return out
-
-
-def normalise_norm(text: str) -> str:
-    return normalize(text)
