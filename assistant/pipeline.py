@@ -159,6 +159,7 @@ def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> fl
     return hit / len(words)
 
 
+SUMMARY_MAX_TOKENS = 180
 MIN_QUESTION_COVERAGE = 0.5
 """Below this share of topical words found in the passages (and with no rule finding) the assistant abstains."""
 
@@ -218,10 +219,17 @@ class Assistant:
         plan_builder: Callable[..., AnswerPlan] | None = None,
         max_sources: int = 20,
         repair_policy: str = "auto",
+        answer_style: str | None = None,
         clock: _Clock = time.perf_counter,
     ) -> None:
         if repair_policy not in ("auto", "regenerate", "strike"):
             raise ValueError(f"repair_policy must be auto, regenerate or strike, got {repair_policy!r}")
+        if answer_style not in (None, "sections", "summary"):
+            raise ValueError(f"answer_style must be sections or summary, got {answer_style!r}")
+        # The embedded 1.5B model cannot hold six sections together (it repeats plan lines under every
+        # heading) and writing them takes ~20 s on 2 cores: it writes the cited summary, code renders
+        # the sections from the plan. Served models write the whole structured answer.
+        self.answer_style = answer_style or ("summary" if settings.llm == "local" else "sections")
         self.settings = settings
         self.retriever = retriever
         self.engine = engine
@@ -419,12 +427,13 @@ class Assistant:
                     count_tokens=self._token_counter(),
                     budget=self._prompt_budget(),
                     passage_order=prompt_passage_order(prep.plan, prep.citations),
+                    style=self.answer_style,
                 )
                 if built.prompt_tokens is not None:
                     prep.timings["prompt_tokens"] = float(built.prompt_tokens)
                 raw = ""
                 first = True
-                for piece in self._stream_llm(built.system, built.user, t0=t):
+                for piece in self._stream_llm(built.system, built.user, t0=t, **self._gen_kwargs()):
                     if first:
                         prep.timings["first_token"] = self._ms(t0)
                         first = False
@@ -435,6 +444,8 @@ class Assistant:
                 text, _draft, mode, failed_notes, repaired_notes = self._verify_llm(raw, prep, audience, built, t)
                 if text is None:
                     banner = prompts.FALLBACK_BANNER.format(reason="its answer could not be repaired")
+                elif self.answer_style == "summary":
+                    text = self._with_plan_sections(text, prep, audience)
                 else:
                     text = self._ensure_bottom_line(text, prep, audience, repaired_notes)
             except LLMError as exc:
@@ -489,7 +500,12 @@ class Assistant:
 
         t_r = self._clock()
         follow_ups = follow_up_questions(prep.plan, prep.citations, audience, self._display_names(prep.plan))
-        mode_note = prompts.COMPOSER_MODE_NOTE if composer else prompts.LLM_MODE_NOTE.format(model=self._model_name())
+        if composer:
+            mode_note = prompts.COMPOSER_MODE_NOTE
+        elif self.answer_style == "summary":
+            mode_note = prompts.LLM_SUMMARY_MODE_NOTE.format(model=self._model_name())
+        else:
+            mode_note = prompts.LLM_MODE_NOTE.format(model=self._model_name())
         if not report.verified:
             mode_note += "\n\n" + prompts.UNVERIFIED_NOTE
         markdown = render_answer(text, prep.citations, banner=banner, mode_note=mode_note, follow_ups=follow_ups)
@@ -521,7 +537,24 @@ class Assistant:
     def _prompt_budget(self) -> int:
         return prompts.PROMPT_TOKEN_BUDGET if self.settings.llm == "local" else 3000
 
-    def _stream_llm(self, system: str, user: str, *, t0: float, extra: Sequence[Any] = ()) -> Iterator[str]:
+    def _gen_kwargs(self) -> dict[str, Any]:
+        # A 2–4 sentence summary needs ~120 tokens; capping it keeps the local answer inside ~30 s.
+        return {"max_tokens": min(SUMMARY_MAX_TOKENS, self.settings.llm_max_tokens)} if self.answer_style == "summary" else {}
+
+    def _with_plan_sections(self, summary: str, prep: _Prepared, audience: str) -> str:
+        """The model's verified summary as the bottom line, then the composer's rule-derived sections."""
+        composed = compose_answer(
+            prep.question, prep.plan, prep.citations, prep.ctx, audience=audience, display_names=self._display_names(prep.plan)
+        )
+        head, _, rest = composed.body.partition("\n## ")
+        notes = [ln for ln in head.splitlines() if ln.startswith("_")]
+        first = prompts.section_titles(audience)[0]
+        parts = [f"## {first}", summary.strip(), *notes]
+        return "\n".join(parts) + ("\n\n## " + rest if rest else "")
+
+    def _stream_llm(
+        self, system: str, user: str, *, t0: float, extra: Sequence[Any] = (), **gen: Any
+    ) -> Iterator[str]:
         """Token text from the chat model, with a wall-clock deadline (LLMError on timeout or failure).
 
         The model runs in a worker thread so a hung server or a slow prefill cannot block past
@@ -538,7 +571,7 @@ class Assistant:
         def work() -> None:
             try:
                 with lock:
-                    for chunk in model.stream(messages):
+                    for chunk in model.stream(messages, **gen):
                         if stop.is_set():
                             break
                         content = chunk.content if isinstance(chunk.content, str) else str(chunk.content)
@@ -592,7 +625,7 @@ class Assistant:
             extra = [AIMessage(content=raw), HumanMessage(content=prompts.repair_message(violations, len(prep.citations)))]
             try:
                 t_r = self._clock()
-                raw2 = "".join(self._stream_llm(built.system, built.user, t0=t_r, extra=extra))
+                raw2 = "".join(self._stream_llm(built.system, built.user, t0=t_r, extra=extra, **self._gen_kwargs()))
                 prep.timings["regenerate"] = self._ms(t_r)
                 text2 = clean_llm_text(raw2)
                 if self._usable(text2):
@@ -608,7 +641,7 @@ class Assistant:
                 failed.append(f"regeneration failed: {exc}")
         struck, notes = strike(res)
         repaired.extend(notes)
-        if not self._usable(struck) or self._too_thin(struck, prep.plan):
+        if not self._usable(struck) or self._too_thin(struck, prep.plan, 1 if self.answer_style == "summary" else 2):
             failed.append("too little verified text left after striking: composer fallback")
             return None, None, "composer-fallback", failed, repaired
         return struck, res, mode, failed, repaired
@@ -629,9 +662,9 @@ class Assistant:
         return len(text.strip()) >= 40 and bool(re.search(r"\[\d{1,3}\]", text))
 
     @staticmethod
-    def _too_thin(text: str, plan: AnswerPlan) -> bool:
+    def _too_thin(text: str, plan: AnswerPlan, min_cited: int = 2) -> bool:
         cited = len(re.findall(r"[^.\n]*\[\d{1,3}\]", text))
-        if cited < 2:
+        if cited < min_cited:
             return True
         options = [f for f in plan.findings if f.kind in ("recommend", "consider") and f.therapy]
         if options:

@@ -320,8 +320,12 @@ _CLAUSE = re.compile(r"[;:,()]|\b(?:but|however|whereas|while|although)\b", re.I
 
 @functools.lru_cache(maxsize=2048)
 def _name_pattern(name: str) -> re.Pattern[str]:
+    """Regex for a therapy name that tolerates spacing/hyphen/underscore variants and letter–digit joins,
+    so "lu177_psma617", "Lu-177 PSMA-617" and "Lu177-PSMA-617" all match each other."""
     flags = 0 if len(name) <= 3 else re.I  # short abbreviations (AA/P, RP) only in their exact case
-    return re.compile(r"(?<![\w-])" + re.escape(name).replace(r"\ ", r"[\s\-]+") + r"(?![\w-])", flags)
+    parts = re.findall(r"[A-Za-z]+|\d+|[^\sA-Za-z\d_\-]", name)
+    body = r"[\s\-_]*".join(re.escape(p) for p in parts) if parts else re.escape(name)
+    return re.compile(r"(?<![\w-])" + body + r"(?![\w-])", flags)
 
 
 def therapy_mentions(sentence: str, names: Mapping[str, Sequence[str]]) -> list[tuple[str, int, int]]:

@@ -146,3 +146,8 @@ def test_verified_only_when_every_check_passes():
 def test_citations_after_the_full_stop_stay_with_their_sentence():
     _, _, sents = parse_answer("First claim about cabazitaxel survival. [1] Second claim on warfarin and INR.[2]")
     assert [s.citations for s in sents] == [[1], [2]]
+
+
+@pytest.mark.parametrize("text", ["Lu-177 PSMA-617 is an option", "Lu177-PSMA-617 is an option", "lu177 psma617 is an option"])
+def test_therapy_id_matches_its_written_variants(text):
+    assert therapy_mentions(text, {"lu177_psma617": ["lu177_psma617"]})

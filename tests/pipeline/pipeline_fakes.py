@@ -28,6 +28,7 @@ class ScriptedChatModel(BaseChatModel):
     error: str | None = None
     delay_s: float = 0.0
     prompts: list[list[BaseMessage]] = Field(default_factory=list)
+    call_kwargs: list[dict[str, Any]] = Field(default_factory=list)
     _i: int = PrivateAttr(default=0)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -48,6 +49,7 @@ class ScriptedChatModel(BaseChatModel):
         return ChatResult(generations=[ChatGeneration(message=AIMessage(content=self._next(messages)))])
 
     def _stream(self, messages: list[BaseMessage], stop: Any = None, run_manager: Any = None, **kw: Any) -> Iterator[ChatGenerationChunk]:
+        self.call_kwargs.append(dict(kw))
         text = self._next(messages)
         for piece in text.split(" "):
             if self.delay_s:

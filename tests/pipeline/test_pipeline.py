@@ -294,3 +294,36 @@ def test_citation_spelling_variants_are_normalised():
 
     assert clean_llm_text("A [Passage 2]. B [1, 3]. C 【4】.") == "A [2]. B [1][3]. C [4]."
     assert clean_llm_text("## Bottom line: X is preferred [1].") == "## Bottom line\nX is preferred [1]."
+
+
+SUMMARY = (
+    "Cabazitaxel is the preferred option because the disease progressed after docetaxel and cabazitaxel prolonged overall survival [1]. "
+    "Lu-177-PSMA is not recommended because there is no evidence supporting re-treatment after progression during therapy [3]."
+)
+
+
+def test_summary_style_puts_the_verified_summary_over_rule_sections(make_assistant):
+    model = ScriptedChatModel(responses=[SUMMARY])
+    a = make_assistant(model, answer_style="summary").ask(Q)
+    md = a.answer_markdown
+    assert md.startswith("## Bottom line\nCabazitaxel is the preferred option")
+    for title in SECTIONS[1:]:
+        assert f"## {title}" in md
+    assert "Radium-223 must not be combined" in md, "warnings come from the plan"
+    assert a.verification.mode == "llm" and a.verification.verified, a.verification.failed
+    assert model.call_kwargs[0].get("max_tokens"), "the summary is length-capped"
+    assert "summary" not in model.prompts[0][0].content or "2 to 4 sentences" in model.prompts[0][0].content
+    assert "bottom line written by the language model" in md
+
+
+def test_summary_style_catches_an_excluded_recommendation(make_assistant):
+    bad = "Pluvicto re-treatment is the preferred option now [3]. " + SUMMARY
+    a = make_assistant(ScriptedChatModel(responses=[bad, bad]), answer_style="summary").ask(Q)
+    assert "Pluvicto re-treatment is the preferred option" not in a.answer_markdown
+    assert any("excluded-therapy" in f for f in a.verification.failed)
+
+
+def test_local_backend_defaults_to_summary_style(make_assistant):
+    a = make_assistant(ScriptedChatModel(responses=[SUMMARY]), settings={"llm": "local"})
+    assert a.answer_style == "summary"
+    assert make_assistant(ScriptedChatModel(responses=[SUMMARY])).answer_style == "sections"
