@@ -42,6 +42,7 @@ from assistant.verify import (
     SupportScorer,
     VerifyResult,
     append_required,
+    attach_citations,
     inspect_answer,
     strike,
 )
@@ -609,12 +610,17 @@ class Assistant:
         repaired: list[str] = []
         t_v = self._clock()
         text = clean_llm_text(raw)
+        text, attached = attach_citations(text, citations=prep.citations, plan=prep.plan, scorer=self._scorer)
+        if attached:
+            failed.append(f"citations: {len(attached)} claim(s) came without a citation")
+            repaired.extend(attached)
         if not self._usable(text):
-            raise LLMError("the model's answer was empty or had no valid citations")
+            raise LLMError("the model's answer was empty or had no supported, citable statement")
         res = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=self._scorer)
         prep.timings["_verify_llm"] = self._ms(t_v)
         if not res.violations:
-            return res.text, res, "llm", list(res.report.failed), list(res.report.repaired)
+            mode = "llm-repaired" if attached else "llm"
+            return res.text, res, mode, [*failed, *res.report.failed], [*repaired, *res.report.repaired]
         failed.extend(res.report.failed)
         repaired.extend(res.report.repaired)
         mode = "llm-repaired"
@@ -627,7 +633,10 @@ class Assistant:
                 t_r = self._clock()
                 raw2 = "".join(self._stream_llm(built.system, built.user, t0=t_r, extra=extra, **self._gen_kwargs()))
                 prep.timings["regenerate"] = self._ms(t_r)
-                text2 = clean_llm_text(raw2)
+                text2, attached2 = attach_citations(
+                    clean_llm_text(raw2), citations=prep.citations, plan=prep.plan, scorer=self._scorer
+                )
+                repaired.extend(attached2)
                 if self._usable(text2):
                     t_v = self._clock()
                     res2 = inspect_answer(text2, citations=prep.citations, plan=prep.plan, scorer=self._scorer)

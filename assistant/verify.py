@@ -509,6 +509,51 @@ def inspect_answer(
     return VerifyResult(text=text, sentences=sentences, violations=violations, report=report, missing_required=missing)
 
 
+def attach_citations(
+    text: str,
+    *,
+    citations: Sequence[Citation],
+    plan: AnswerPlan,
+    scorer: SupportScorer,
+    shortlist: int = 3,
+) -> tuple[str, list[str]]:
+    """Give each uncited claim the given passage that supports it best, when support clears the threshold.
+
+    Small models often state a correct, passage-backed fact and forget the [n]; attribution by code
+    (measured, like every other citation) keeps the sentence instead of striking it. Candidates are
+    short-listed lexically so at most ``shortlist`` passages per sentence are embedded.
+    """
+    _lines, pieces, sentences = parse_answer(text)
+    support_texts: dict[int, list[str]] = {
+        c.number: [c.passage, *(f"{(f.therapy or '').replace('_', ' ')} {f.title} {f.strength} {f.reason}" for f in plan.findings if c.number in f.citations)]
+        for c in citations
+    }
+    notes: list[str] = []
+    changed: dict[tuple[int, int], str] = {}
+    for s in sentences:
+        if s.kind != "claim" or s.citations:
+            continue
+        bare = strip_citations(s.text)
+        if len(content_words(bare)) < 3:
+            continue
+        ranked = sorted(
+            support_texts,
+            key=lambda n: max(lexical_support(bare, t) for t in support_texts[n]),
+            reverse=True,
+        )[:shortlist]
+        best = max(ranked, key=lambda n: scorer.score(bare, support_texts[n]), default=None)
+        if best is None or scorer.score(bare, support_texts[best]) < scorer.threshold:
+            continue
+        stripped = s.text.rstrip()
+        end = stripped[-1] if stripped[-1:] in ".!?" else ""
+        changed[(s.line, s.index)] = (stripped[:-1] if end else stripped) + f" [{best}]" + end
+        notes.append(f"citations: attached [{best}] by measured support to “{bare[:80]}”")
+    if not changed:
+        return text, notes
+    rows = [[(p, changed.get((i, j), x)) for j, (p, x) in enumerate(row)] for i, row in enumerate(pieces)]
+    return _rebuild(rows, set(), set()), notes
+
+
 def strike(result: VerifyResult, *, flag_only: Sequence[str] = ()) -> tuple[str, list[str]]:
     """Remove offending sentences (or flag them, for checks listed in ``flag_only``); returns text + notes."""
     _lines, pieces, _ = parse_answer(result.text)

@@ -151,3 +151,13 @@ def test_citations_after_the_full_stop_stay_with_their_sentence():
 @pytest.mark.parametrize("text", ["Lu-177 PSMA-617 is an option", "Lu177-PSMA-617 is an option", "lu177 psma617 is an option"])
 def test_therapy_id_matches_its_written_variants(text):
     assert therapy_mentions(text, {"lu177_psma617": ["lu177_psma617"]})
+
+
+def test_uncited_but_supported_claim_gets_its_citation_attached():
+    from assistant.verify import attach_citations
+
+    text = "Cabazitaxel prolonged overall survival after docetaxel in castration-resistant disease. Zebras migrate in winter."
+    out, notes = attach_citations(text, citations=CITES, plan=PLAN, scorer=SupportScorer(None))
+    assert "docetaxel in castration-resistant disease [1]." in out
+    assert "Zebras migrate in winter." in out and "winter [" not in out
+    assert len(notes) == 1
