@@ -327,3 +327,23 @@ def test_local_backend_defaults_to_summary_style(make_assistant):
     a = make_assistant(ScriptedChatModel(responses=[SUMMARY]), settings={"llm": "local"})
     assert a.answer_style == "summary"
     assert make_assistant(ScriptedChatModel(responses=[SUMMARY])).answer_style == "sections"
+
+
+def test_history_prior_context_and_patient_text_reach_context_extraction(settings, fake_embedder):
+    from pipeline_fakes import FakeKnowledge, scenario_context
+
+    from assistant.pipeline import Assistant
+
+    seen = {}
+
+    def recording(text, history=None, prior=None, lexicon=None):
+        seen.update(text=text, history=history, prior=prior, lexicon=lexicon)
+        return scenario_context()
+
+    asst = Assistant(settings, retriever=FakeRetriever(), engine=FakeEngine(), knowledge=FakeKnowledge(),
+                     embedder=fake_embedder, extract_context=recording)
+    prior = scenario_context()
+    history = [{"role": "user", "content": "He has mCRPC."}, {"role": "assistant", "content": "Noted."}]
+    asst.ask("And what next?", patient="Prior docetaxel.", history=history, context=prior)
+    assert seen["text"].startswith("Prior docetaxel.") and seen["text"].endswith("And what next?")
+    assert seen["history"] == history and seen["prior"] is prior and seen["lexicon"] is not None
