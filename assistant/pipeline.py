@@ -616,7 +616,9 @@ class Assistant:
             repaired.extend(attached)
         if not self._usable(text):
             raise LLMError("the model's answer was empty or had no supported, citable statement")
-        res = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=self._scorer)
+        # Summary style: warnings and questions are rendered by code from the plan, not required of the model.
+        required = self.answer_style != "summary"
+        res = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=self._scorer, check_required=required)
         prep.timings["_verify_llm"] = self._ms(t_v)
         if not res.violations:
             mode = "llm-repaired" if attached else "llm"
@@ -639,7 +641,9 @@ class Assistant:
                 repaired.extend(attached2)
                 if self._usable(text2):
                     t_v = self._clock()
-                    res2 = inspect_answer(text2, citations=prep.citations, plan=prep.plan, scorer=self._scorer)
+                    res2 = inspect_answer(
+                        text2, citations=prep.citations, plan=prep.plan, scorer=self._scorer, check_required=required
+                    )
                     prep.timings["_verify_llm"] += self._ms(t_v)
                     repaired.append(f"regenerated once listing {len(violations)} violation(s)")
                     failed.extend(f"after regeneration: {x}" for x in res2.report.failed)

@@ -94,7 +94,7 @@ Rules:
 
 SUMMARY_SYSTEM_PROMPT = """You answer clinicians' questions using ONLY the numbered passages and the rule-check plan given.
 Write 2 to 4 sentences of plain text (no headings, no lists) that answer the question:
-- The first sentence names the preferred OPTION for this patient and why.
+- The first sentence names the preferred option (the first OPTION line) and why.
 - End every sentence with citations like [1] or [1][3], using only the passage numbers given.
   Example: "Cabazitaxel is preferred after docetaxel and an ARPI [1]."
 - Never recommend a therapy listed under EXCLUDED; you may say it is not recommended and why.
