@@ -199,6 +199,7 @@ class _Prepared:
     citations: list[Citation]
     abstain: bool
     timings: dict[str, float] = field(default_factory=dict)
+    user_text: str = ""
 
 
 _Clock = Callable[[], float]
@@ -378,7 +379,10 @@ class Assistant:
         timings["question_coverage"] = round(coverage, 3)
         off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
         abstain = not citations or (off_topic and not backed)
-        return _Prepared(question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings)
+        user_text = f"{text}\n{prompts.format_patient(ctx)}"
+        return _Prepared(
+            question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings, user_text=user_text
+        )
 
     def _abstain(self, prep: _Prepared, audience: str, t0: float) -> Answer:
         topic_hint = ""
@@ -474,7 +478,7 @@ class Assistant:
         t_v = self._clock()
         composer = mode.startswith("composer")
         scorer = self._lexical_scorer if composer else self._scorer
-        final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer)
+        final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text)
         if final.missing_required:
             text = append_required(final.text, final.missing_required, {c.number for c in prep.citations}, audience)
             repaired_notes.append(
@@ -485,7 +489,7 @@ class Assistant:
                 for f in final.missing_required
                 if not any(f.rule_id in x for x in failed_notes)
             )
-            final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer)
+            final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text)
         if composer and final.violations:
             # Deterministic text is not struck (it is the last resort) but never shown as verified.
             text, notes = strike(final, flag_only=("support", "uncited", "excluded-therapy"))
@@ -610,7 +614,9 @@ class Assistant:
         repaired: list[str] = []
         t_v = self._clock()
         text = clean_llm_text(raw)
-        text, attached = attach_citations(text, citations=prep.citations, plan=prep.plan, scorer=self._scorer)
+        text, attached = attach_citations(
+            text, citations=prep.citations, plan=prep.plan, scorer=self._scorer, context_text=prep.user_text
+        )
         if attached:
             failed.append(f"citations: {len(attached)} claim(s) came without a citation")
             repaired.extend(attached)
@@ -618,7 +624,10 @@ class Assistant:
             raise LLMError("the model's answer was empty or had no supported, citable statement")
         # Summary style: warnings and questions are rendered by code from the plan, not required of the model.
         required = self.answer_style != "summary"
-        res = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=self._scorer, check_required=required)
+        res = inspect_answer(
+            text, citations=prep.citations, plan=prep.plan, scorer=self._scorer, check_required=required,
+            context_text=prep.user_text,
+        )
         prep.timings["_verify_llm"] = self._ms(t_v)
         if not res.violations:
             mode = "llm-repaired" if attached else "llm"
@@ -636,13 +645,15 @@ class Assistant:
                 raw2 = "".join(self._stream_llm(built.system, built.user, t0=t_r, extra=extra, **self._gen_kwargs()))
                 prep.timings["regenerate"] = self._ms(t_r)
                 text2, attached2 = attach_citations(
-                    clean_llm_text(raw2), citations=prep.citations, plan=prep.plan, scorer=self._scorer
+                    clean_llm_text(raw2), citations=prep.citations, plan=prep.plan, scorer=self._scorer,
+                    context_text=prep.user_text,
                 )
                 repaired.extend(attached2)
                 if self._usable(text2):
                     t_v = self._clock()
                     res2 = inspect_answer(
-                        text2, citations=prep.citations, plan=prep.plan, scorer=self._scorer, check_required=required
+                        text2, citations=prep.citations, plan=prep.plan, scorer=self._scorer, check_required=required,
+                        context_text=prep.user_text,
                     )
                     prep.timings["_verify_llm"] += self._ms(t_v)
                     repaired.append(f"regenerated once listing {len(violations)} violation(s)")

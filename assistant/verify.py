@@ -447,6 +447,7 @@ def inspect_answer(
     scorer: SupportScorer | None = None,
     check_support: bool = True,
     check_required: bool = True,
+    context_text: str = "",
 ) -> VerifyResult:
     """Run every check on ``text``; unknown citation numbers are removed from the returned text."""
     scorer = scorer or SupportScorer(None)
@@ -483,6 +484,9 @@ def inspect_answer(
                 for f in plan.findings
                 if set(f.citations) & set(s.citations)
             ]
+            if context_text:
+                # Facts the user gave (question, patient details) may be restated next to cited ones.
+                passages = [f"{p}\n{context_text}" for p in passages]
             s.support = scorer.score(bare, passages)
             report.support_scores.append(round(s.support, 3))
             if s.support < scorer.threshold:
@@ -517,6 +521,7 @@ def attach_citations(
     plan: AnswerPlan,
     scorer: SupportScorer,
     shortlist: int = 3,
+    context_text: str = "",
 ) -> tuple[str, list[str]]:
     """Give each uncited claim the given passage that supports it best, when support clears the threshold.
 
@@ -526,7 +531,13 @@ def attach_citations(
     """
     _lines, pieces, sentences = parse_answer(text)
     support_texts: dict[int, list[str]] = {
-        c.number: [c.passage, *(f"{(f.therapy or '').replace('_', ' ')} {f.title} {f.strength} {f.reason}" for f in plan.findings if c.number in f.citations)]
+        c.number: [
+            f"{t}\n{context_text}" if context_text else t
+            for t in [
+                c.passage,
+                *(f"{(f.therapy or '').replace('_', ' ')} {f.title} {f.strength} {f.reason}" for f in plan.findings if c.number in f.citations),
+            ]
+        ]
         for c in citations
     }
     notes: list[str] = []

@@ -161,3 +161,11 @@ def test_uncited_but_supported_claim_gets_its_citation_attached():
     assert "docetaxel in castration-resistant disease [1]." in out
     assert "Zebras migrate in winter." in out and "winter [" not in out
     assert len(notes) == 1
+
+
+def test_patient_facts_from_the_question_may_accompany_a_cited_claim():
+    s = "For this man with a CHEK2 variant and rising PSA, cabazitaxel prolonged overall survival after docetaxel [1]."
+    without = inspect_answer(s, citations=CITES, plan=PLAN)
+    with_ctx = inspect_answer(s, citations=CITES, plan=PLAN, context_text="mCRPC, CHEK2 variant, PSA rising on Pluvicto")
+    assert any(v.check == "support" for v in without.violations)
+    assert not any(v.check == "support" for v in with_ctx.violations)
