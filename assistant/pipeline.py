@@ -665,7 +665,7 @@ class Assistant:
                 failed.append(f"regeneration failed: {exc}")
         struck, notes = strike(res)
         repaired.extend(notes)
-        if not self._usable(struck) or self._too_thin(struck, prep.plan, 1 if self.answer_style == "summary" else 2):
+        if not self._usable(struck) or self._too_thin(struck, prep.plan, self.answer_style):
             failed.append("too little verified text left after striking: composer fallback")
             return None, None, "composer-fallback", failed, repaired
         return struck, res, mode, failed, repaired
@@ -686,9 +686,12 @@ class Assistant:
         return len(text.strip()) >= 40 and bool(re.search(r"\[\d{1,3}\]", text))
 
     @staticmethod
-    def _too_thin(text: str, plan: AnswerPlan, min_cited: int = 2) -> bool:
+    def _too_thin(text: str, plan: AnswerPlan, style: str = "sections") -> bool:
         cited = len(re.findall(r"[^.\n]*\[\d{1,3}\]", text))
-        if cited < min_cited:
+        if style == "summary":
+            # The sections (options included) come from the plan; the summary only has to say something cited.
+            return cited < 1
+        if cited < 2:
             return True
         options = [f for f in plan.findings if f.kind in ("recommend", "consider") and f.therapy]
         if options:
