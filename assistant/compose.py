@@ -18,7 +18,8 @@ from assistant.prompts import EMPTY_CONTEXT_NOTE, section_titles, therapy_label
 from assistant.render import cite_marks, plain_text
 from assistant.verify import lexical_support
 
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[A-Z0-9(])")
+# The same sentence boundary the verifier uses, so one quote is exactly one checked sentence.
+_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
 _MONITOR = re.compile(
     r"\b(monitor\w*|surveillance|blood counts?|complete blood count|CBC|liver (?:function )?tests?|"
     r"(?:check|measure|test)(?:ed)? (?:\w+ ){0,3}(?:weekly|monthly|every|before each|at baseline|regularly|periodically))\b",

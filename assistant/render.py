@@ -46,6 +46,7 @@ def plain_text(text: str) -> str:
     text = passage_body(text)
     text = re.sub(r"```\w*", " ", text)
     text = re.sub(r"(\*\*|__|`)", "", text)
+    text = re.sub(r"(?<![\w*])[*_]([^*_\n]+)[*_](?![\w*])", r"\1", text)
     text = re.sub(r"-->|->|=>", ";", text)
     text = re.sub(r"(?m)^\s*(?:[-*+]|\d+[.)])\s+", "", text)
     text = re.sub(r"(?m)^#+\s*", "", text)
