@@ -8,6 +8,7 @@ process (one copy shared by every Assistant, UI session and eval worker).
 
 from __future__ import annotations
 
+import atexit
 import logging
 import threading
 from collections.abc import Callable, Iterator
@@ -46,6 +47,23 @@ def clear_cache() -> None:
     """Forget loaded models (tests; frees the local model's memory once nothing else holds it)."""
     with _LOCK:
         _CACHE.clear()
+
+
+def _close_local_models() -> None:
+    # Close llama.cpp explicitly before interpreter shutdown: its __del__ otherwise runs after module
+    # globals are gone and prints a TypeError traceback on exit.
+    for model in list(_CACHE.values()):
+        inner = getattr(model, "_inner", None)
+        client = getattr(inner, "client", None)
+        close = getattr(client, "close", None)
+        if callable(close):
+            try:
+                close()
+            except Exception as exc:  # best effort at exit
+                log.debug("closing the local model failed: %s", exc)
+
+
+atexit.register(_close_local_models)
 
 
 class LazyChatModel(BaseChatModel):
