@@ -259,9 +259,12 @@ class Assistant:
         """Pay one-time costs now (index load, JIT, caches; optionally the local model) so the first
         question's plan arrives within the 1 s budget."""
         try:
-            self.retriever.retrieve("warm up", k=1)
+            # One full preparation + composition (no LLM): loads the index, compiles regexes, fills caches.
+            prep = self._prepare("metastatic prostate cancer after docetaxel", None, None, None, self._clock())
+            body = compose_answer(prep.question, prep.plan, prep.citations, prep.ctx).body
+            inspect_answer(body, citations=prep.citations, plan=prep.plan, scorer=self._lexical_scorer)
         except Exception as exc:  # warming is best-effort; the real question reports real errors
-            log.debug("warm-up retrieval failed: %s", exc)
+            log.debug("warm-up failed: %s", exc)
         if load_llm and hasattr(self.chat_model, "load"):
             try:
                 self.chat_model.load()
