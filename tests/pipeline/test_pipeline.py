@@ -347,3 +347,15 @@ def test_history_prior_context_and_patient_text_reach_context_extraction(setting
     asst.ask("And what next?", patient="Prior docetaxel.", history=history, context=prior)
     assert seen["text"].startswith("Prior docetaxel.") and seen["text"].endswith("And what next?")
     assert seen["history"] == history and seen["prior"] is prior and seen["lexicon"] is not None
+
+
+def test_warm_up_prepares_once_and_never_raises(make_assistant):
+    r = FakeRetriever()
+    make_assistant(retriever=r).warm_up()
+    assert r.queries, "warm-up exercises retrieval"
+
+    class Broken(FakeRetriever):
+        def retrieve(self, *a, **k):
+            raise RuntimeError("index missing")
+
+    make_assistant(retriever=Broken()).warm_up()  # best effort: the real question reports the error
