@@ -88,5 +88,11 @@ def load_cases(path: Path, limit: int | None = None) -> list[QACase]:
     return cases[:limit] if limit else cases
 
 
+def input_digest(case: QACase) -> str:
+    """What the system was asked (question, patient, history): answers stay valid while only scoring keys change."""
+    payload = json.dumps([case.question, case.patient, [t.model_dump() for t in case.history]], ensure_ascii=False)
+    return hashlib.sha256(payload.encode()).hexdigest()[:16]
+
+
 def file_digest(path: Path) -> str:
     return hashlib.sha256(Path(path).read_bytes()).hexdigest()[:16]

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from assistant.errors import ConfigError
 from assistant.evaluation.configs import BuiltConfig, EvalConfig, build_config, default_configs
-from assistant.evaluation.dataset import QACase, file_digest, load_cases
+from assistant.evaluation.dataset import QACase, file_digest, input_digest, load_cases
 from assistant.evaluation.metrics import CaseScore, score_case, summarize
 from assistant.evaluation.report import write_report
 from assistant.evaluation.therapies import TherapyLexicon
@@ -83,7 +83,7 @@ def _prepare_dir(cfg_dir: Path, info: dict[str, Any], resume: bool) -> None:
         old = json.loads(info_path.read_text())
         if {k: old.get(k) for k in info} != info and (cfg_dir / ANSWERS).is_file():
             raise ConfigError(
-                f"{cfg_dir} holds answers from a different run ({old.get('config')}, Q&A {old.get('qa_digest')}); "
+                f"{cfg_dir} holds answers from a different configuration ({old.get('config')}); "
                 "use --no-resume to start over or another --out"
             )
     info_path.write_text(json.dumps(info, indent=2))
@@ -107,7 +107,7 @@ def _answer_record(case: QACase, cfg: EvalConfig, built: BuiltConfig) -> dict[st
             "error": f"{type(exc).__name__}: {exc}",
             "timings_ms": {"total": (time.perf_counter() - t0) * 1000},
         }
-    record = {"id": case.id, "config": cfg.name, **record}
+    record = {"id": case.id, "config": cfg.name, "eval_input": input_digest(case), **record}
     if built.recall_probe is not None and case.sources:
         query = "\n".join(filter(None, [case.patient, case.question]))
         try:
@@ -122,17 +122,33 @@ def run_config(
     cases: Sequence[QACase],
     cfg_dir: Path,
     *,
-    qa_digest: str,
     resume: bool,
     factory: ConfigFactory,
     progress: bool = True,
 ) -> list[dict[str, Any]]:
     """Answer every case not yet in cfg_dir/answers.jsonl; return the records in case order."""
-    info = {"config": cfg.name, "system": cfg.system, "llm": cfg.settings.llm, "qa_digest": qa_digest,
+    # the Q&A file itself may change between runs (keywords, new cases): each stored answer carries the digest
+    # of what it was asked, and only cases whose question/patient/history changed are answered again
+    info = {"config": cfg.name, "system": cfg.system, "llm": cfg.settings.llm,
             "overrides": {k: str(v) for k, v in cfg.overrides.items()}}
     _prepare_dir(cfg_dir, info, resume)
     path = cfg_dir / ANSWERS
-    done = {r["id"]: r for r in read_jsonl(path) if "id" in r}
+    stored = read_jsonl(path)
+    by_id = {c.id: c for c in cases}
+    wanted = {c.id: input_digest(c) for c in cases}
+
+    def current(r: dict[str, Any]) -> bool:
+        case = by_id.get(r.get("id", ""))
+        if case is None:
+            return False
+        if "eval_input" not in r:  # written before inputs were digested: the question text must still match
+            return r.get("question") == case.question
+        return r["eval_input"] == wanted[case.id]
+
+    done = {r["id"]: r for r in stored if current(r)}
+    if len(done) < sum(1 for r in stored if r.get("id") in wanted):
+        # drop stale answers (their question changed) so the file holds one current answer per case
+        _rewrite(path, [r for r in stored if r.get("id") not in wanted or r.get("id") in done])
     todo = [c for c in cases if c.id not in done]
     if done:
         log.info("%s: resuming, %d of %d cases already answered", cfg.name, len(cases) - len(todo), len(cases))
@@ -210,7 +226,7 @@ def run_eval(
     case_scores: dict[str, list[dict[str, Any]]] = {}
     for cfg in configs:
         cfg_dir = out_dir if single else out_dir / _safe_dirname(cfg.name)
-        records = run_config(cfg, cases, cfg_dir, qa_digest=digest, resume=resume, factory=factory, progress=progress)
+        records = run_config(cfg, cases, cfg_dir, resume=resume, factory=factory, progress=progress)
         judged = _judge_all(cases, records, cfg_dir, judge_model, progress) if judge else None
         scores = score_records(cases, records, lexicon, cfg.name, judged)
         per_config[cfg.name] = summarize(scores)

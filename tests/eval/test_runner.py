@@ -95,13 +95,27 @@ def test_resume_after_crash(settings, qa_file, tmp_path, factory_for):
     assert len(fresh.calls) == 4
 
 
-def test_resume_refuses_a_different_qa_file(settings, qa_file, tmp_path, factory_for):
+def test_resume_reanswers_only_changed_questions(settings, qa_file, tmp_path, factory_for):
+    out = tmp_path / "run"
+    run_eval(settings, qa_file, out, factory=factory_for(ScriptedAssistant(SCRIPT)), progress=False)
+    cases = [json.loads(x) for x in qa_file.read_text().splitlines()]
+    cases[0]["must_have"] = [{"point": "trial", "keywords": ["clinical trial"]}]  # a scoring change only
+    cases[2]["question"] = "Dose of vincristine in a 6-year-old?"  # the question itself changed
+    qa_file.write_text("".join(json.dumps(c) + "\n" for c in cases))
+    again = ScriptedAssistant(SCRIPT)
+    m = run_eval(settings, qa_file, out, factory=factory_for(again), progress=False)
+    assert [c[0] for c in again.calls] == ["Dose of vincristine in a 6-year-old?"]
+    ids = [json.loads(x)["id"] for x in (out / "answers.jsonl").read_text().splitlines()]
+    assert sorted(ids) == ["T-1", "T-2", "T-3", "T-4"]  # the stale T-3 answer was replaced, not duplicated
+    assert m["case_scores"]["none"][0]["must_have_recall"] == 0.0  # re-scored with the new keywords
+
+
+def test_resume_refuses_another_configuration(settings, qa_file, tmp_path, factory_for):
     out = tmp_path / "run"
     run_eval(settings, qa_file, out, factory=factory_for(ScriptedAssistant(SCRIPT)), progress=False, limit=1)
-    other = tmp_path / "other.jsonl"
-    other.write_text(json.dumps({"id": "Z", "question": "other"}) + "\n")
     with pytest.raises(ConfigError, match="no-resume"):
-        run_eval(settings, other, out, factory=factory_for(ScriptedAssistant(SCRIPT)), progress=False)
+        run_eval(settings.model_copy(update={"llm": "local"}), qa_file, out,
+                 factory=factory_for(ScriptedAssistant(SCRIPT)), progress=False)
 
 
 def test_a_failing_case_is_recorded_not_fatal(settings, qa_file, tmp_path, factory_for):
