@@ -180,20 +180,33 @@ def _placeholder(value: Any) -> Any:
 
 
 def redact_record(record: logging.LogRecord) -> logging.LogRecord:
-    """Redact one record in place (idempotent); the formatted message replaces msg/args."""
+    """Redact one record in place (idempotent).
+
+    A record that needs no redaction keeps its msg/args untouched (formatters such as uvicorn's
+    access log unpack `args`); one that does gets the redacted, fully formatted message and no args.
+    """
     if _state["allow"] or getattr(record, _MARK, False):
         return record
+    original = (record.msg, record.args)
     args = record.args
     if isinstance(args, tuple):
-        record.args = tuple(_placeholder(a) for a in args)
+        args = tuple(_placeholder(a) for a in args)
     elif isinstance(args, dict):
-        record.args = {k: _placeholder(v) for k, v in args.items()}
-    record.msg = _placeholder(record.msg)
+        args = {k: _placeholder(v) for k, v in args.items()}
+    msg = _placeholder(record.msg)
+    touched = msg is not record.msg or (
+        args is not record.args and any(a is not b for a, b in zip(_values(args), _values(record.args), strict=True))
+    )
+    record.msg, record.args = msg, args
     try:
         message = record.getMessage()
-    except Exception:  # a malformed log call must not become a crash nor bypass redaction
-        message = f"{record.msg!s} {record.args!r}"
-    record.msg, record.args = _registry.redact(message), ()
+    except Exception:  # a malformed call: logging would print its args in a traceback — replace it instead
+        message, touched = f"{record.msg!s} {record.args!r}", True
+    redacted = _registry.redact(message)
+    if touched or redacted != message:
+        record.msg, record.args = redacted, ()
+    else:
+        record.msg, record.args = original
     if record.exc_info and not record.exc_text:
         # Formatter reuses exc_text when set: format the traceback now so it is redacted too
         record.exc_text = logging.Formatter().formatException(record.exc_info)
@@ -203,6 +216,12 @@ def redact_record(record: logging.LogRecord) -> logging.LogRecord:
         record.stack_info = _registry.redact(record.stack_info)
     setattr(record, _MARK, True)
     return record
+
+
+def _values(args: Any) -> tuple[Any, ...]:
+    if isinstance(args, dict):
+        return tuple(args.values())
+    return tuple(args) if isinstance(args, tuple) else ()
 
 
 class PatientTextFilter(logging.Filter):

@@ -216,3 +216,16 @@ def test_audit_record_is_written_only_on_request(tmp_path, monkeypatch, helpers,
         assert path and str(path).endswith(".json")
     finally:
         demo.close()
+
+
+def test_records_without_patient_text_keep_their_args(captured):
+    """Formatters that unpack record.args (uvicorn's access log) must keep working."""
+    ls.install_redaction()
+    ls.register_patient_text(QUESTION)
+    record = logging.getLogger("tests.reliability.privacy").makeRecord(
+        "x", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d', ("127.0.0.1:5", "GET", "/config", "1.1", 200), None
+    )
+    made = logging.getLogRecordFactory()("x", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+                                         ("127.0.0.1:5", "GET", "/config", "1.1", 200), None)
+    assert made.args == ("127.0.0.1:5", "GET", "/config", "1.1", 200)
+    assert record.getMessage() == made.getMessage()
