@@ -218,3 +218,25 @@ def test_disk_full_gives_a_clear_cli_error_not_a_traceback(tmp_path, helpers, mo
         pytest.fail(f"disk-full escaped the CLI as a raw {type(exc).__name__} (a traceback for the user): {exc}")
     err = capsys.readouterr().err
     assert code == 1 and "space" in err.lower() and "Traceback" not in err
+
+
+def test_unsupported_files_in_a_folder_are_reported_not_silently_skipped(tmp_path, helpers, settings, store, caplog):
+    """A report entry or a warning (both reach the CLI's stderr) is enough; silence is not."""
+    folder = _folder(tmp_path, helpers)
+    (folder / "minutes.docx").write_bytes(b"PK\x03\x04 a word document")
+    with caplog.at_level("WARNING"):
+        report = ingest_paths(store, settings, [folder])
+    assert report.added == 3
+    mentioned = " ".join(f"{p} {r}" for p, r in report.errors) + " " + report.summary() + " " + caplog.text
+    assert "minutes.docx" in mentioned or "unsupported" in mentioned.lower() or "skipped" in mentioned.lower(), (
+        f"a file the clinician pointed at was ignored without a word: {report.summary()} {report.errors}"
+    )
+
+
+def test_symlink_loop_in_a_folder_does_not_hang(tmp_path, helpers, settings, store):
+    folder = _folder(tmp_path, helpers, n_good=1)
+    (folder / "loop").symlink_to(folder, target_is_directory=True)
+    (folder / "dangling.md").symlink_to(tmp_path / "nowhere.md")
+    report = ingest_paths(store, settings, [folder])
+    assert "good-0" in store.manifest().docs
+    assert report.documents >= 1
