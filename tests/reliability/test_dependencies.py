@@ -142,3 +142,21 @@ def test_chroma_server_outage_and_recovery(tmp_path, helpers, session_embedder, 
         assert sorted(c.chunk_id for c in again.citations) == sorted(c.chunk_id for c in first.citations)
     finally:
         server.stop()
+
+
+def test_asking_an_empty_index_says_to_ingest_first(tmp_path, session_embedder, assistants):
+    """A never-ingested (or wrong) --store must not look like 'the guidelines do not cover this'."""
+    from ingest.store import open_store
+
+    settings = load_settings(store_dir=tmp_path / "empty-index", llm="none")
+    store = open_store(settings, session_embedder)
+    assistant = assistants.make_assistant(store, session_embedder)
+    try:
+        answer = assistant.ask(BASE)
+    except StoreError as exc:
+        assert "ingest" in str(exc).lower() or "empty" in str(exc).lower(), str(exc)
+        return
+    text = (answer.answer_markdown + " " + (answer.banner or "")).lower()
+    assert "empty" in text or "no documents" in text or "not been indexed" in text, (
+        "an empty index was reported as a coverage gap: " + answer.answer_markdown[:300]
+    )
