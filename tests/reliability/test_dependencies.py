@@ -144,16 +144,15 @@ def test_chroma_server_outage_and_recovery(tmp_path, helpers, session_embedder, 
         server.stop()
 
 
-def test_asking_an_empty_index_says_to_ingest_first(tmp_path, session_embedder, assistants):
+def test_asking_an_empty_index_says_to_ingest_first(tmp_path, session_embedder, monkeypatch):
     """A never-ingested (or wrong) --store must not look like 'the guidelines do not cover this'."""
-    from ingest.store import open_store
+    from assistant.pipeline import build_assistant
 
+    monkeypatch.setattr("ingest.embedder.load_embedder", lambda settings: session_embedder)
     settings = load_settings(store_dir=tmp_path / "empty-index", llm="none")
-    store = open_store(settings, session_embedder)
-    assistant = assistants.make_assistant(store, session_embedder)
     try:
-        answer = assistant.ask(BASE)
-    except StoreError as exc:
+        answer = build_assistant(settings).ask(BASE)
+    except StoreError as exc:  # at start-up or on the question: both are clear
         assert "ingest" in str(exc).lower() or "empty" in str(exc).lower(), str(exc)
         return
     text = (answer.answer_markdown + " " + (answer.banner or "")).lower()
