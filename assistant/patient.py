@@ -250,8 +250,33 @@ _POST_STATUS: list[tuple[str, re.Pattern[str]]] = [
         ("completed", r"^[^.;]{0,30}?\b(?:completed|finished|x ?\d+ cycles|for \d+ cycles)\b"),
         ("stopped", r"^[^.;]{0,30}?\b(?:stopped|discontinued|held)\b"),
         ("ongoing", r"^[^.;]{0,20}?\b(?:ongoing|currently|continues|continuing|at present)\b"),
+        # "Docetaxel given for mHSPC two years ago": a past-tense participle after the drug is history, not a plan.
+        (
+            "received",
+            r"^\W{0,3}(?:was |were |had been )?(?:given|received|administered|used)\b[^.;]{0,40}"
+            r"\b(?:ago|in (?:19|20)\d\d|previously|earlier|before|last (?:year|month)|for (?:m?HSPC|mCSPC|nmCRPC|BCR|CSPC))\b",
+        ),
     ]
 ]
+_SETTING_NEAR = re.compile(
+    r"^[^.;]{0,30}?\b(?:for|in|during|as part of)\s+(?:(?:the|his|her|de novo|high[- ]volume|low[- ]volume)\s+)*"
+    r"(m?HSPC|mCSPC|CSPC|nmCRPC|mCRPC|BCR|(?:metastatic )?(?:hormone|castration|castrate)[- ]sensitive)",
+    re.IGNORECASE,
+)
+_SENSITIVE_SETTINGS = {"mHSPC", "nmHSPC", "BCR", "localized"}
+
+
+def _setting_near(after: str) -> str | None:
+    """The disease state a therapy was given in, when the words right after its name say so."""
+    m = _SETTING_NEAR.search(after)
+    if not m:
+        return None
+    word = m.group(1).lower()
+    if "sensitive" in word or word in ("mhspc", "hspc", "mcspc", "cspc"):
+        return "mHSPC"
+    return {"nmcrpc": "nmCRPC", "mcrpc": "mCRPC", "bcr": "BCR"}[word]
+
+
 _LIST_GAP = re.compile(
     r"^(?:[\s,/&+()]|\([^)]{0,40}\)|\b(?:and|or|then|plus|with|chemotherapy|therapy|treatments?|tablets|injections?|"
     r"cycles?|combination|regimen|and then|then|later|subsequently|on|\d+)\b)*$",
@@ -492,6 +517,7 @@ class PatientExtractor:
                     therapy=tid,
                     classes=self.lexicon.classes_of(tid),
                     status=status,
+                    setting=_setting_near(cl.text[e : e + 60]),
                     mention=cl.text[s:e],
                     still_taking=still,
                 )
@@ -1347,7 +1373,8 @@ def _infer(ctx: PatientContext, facts_all: list[_TurnFacts], lexicon: Lexicon) -
     if data.disease_state in ("mCRPC", "nmCRPC"):
         therapies = []
         for t in data.therapies:
-            if t.status == "received" and set(t.classes) & _LINE_CLASSES:
+            # A line given in the hormone-sensitive setting ("docetaxel for mHSPC") did not fail in CRPC.
+            if t.status == "received" and set(t.classes) & _LINE_CLASSES and t.setting not in _SENSITIVE_SETTINGS:
                 notes.append(
                     f"{t.therapy}: outcome not stated; read as progression (a previous line in castration-resistant disease)."
                 )

@@ -406,6 +406,12 @@ def test_llm_extractor_garbage_is_ignored(lexicon):
         ("The family asks about radium-223.", "radium223", "planned"),
         ("Apixaban for AF in an 82-year-old man. Which dose?", "apixaban", "planned"),
         ("albuminuria despite lisinopril", "lisinopril", "ongoing"),
+        (
+            "Docetaxel given for mHSPC two years ago; now mCRPC after abiraterone. What next?",
+            "docetaxel",
+            "received",
+        ),
+        ("Apixaban given in 2023 for a DVT. Which anticoagulant now?", "apixaban", "received"),
     ],
 )
 def test_status_phrasings(text, therapy, status, lexicon):
