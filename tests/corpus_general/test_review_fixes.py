@@ -155,3 +155,14 @@ def test_ras_blocker_not_recommended_when_planning_pregnancy(
         comorbidities={"planning_pregnancy": "present"},
     )
     assert kinds(engine.evaluate(ctx), "lisinopril") == {"exclude"}
+
+
+@pytest.mark.parametrize(("crcl", "fires"), [(40.0, True), (50.0, True), (14.0, False), (70.0, False)])
+def test_rivaroxaban_af_dose_follows_creatinine_clearance(
+    crcl: float, fires: bool, knowledge: Knowledge, engine: RuleEngine
+) -> None:
+    ctx = patient(knowledge, [("rivaroxaban", "planned")], labs={"crcl": crcl}, diagnoses=["atrial_fibrillation"])
+    hits = fired(engine.evaluate(ctx), "GEN-WARN-RIVAROXABAN-AF-RENAL-DOSE")
+    assert bool(hits) is fires, f"CrCl {crcl}: expected the 15 mg warning {'' if fires else 'not '}to fire"
+    if fires:
+        assert "15 mg once daily" in hits[0].reason
