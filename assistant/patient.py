@@ -1475,8 +1475,10 @@ def extract_context(
     """Read the patient's facts from the earlier user turns, then the question (newest wins).
 
     `history` holds `{"role", "content"}` dicts (or plain strings = user turns); assistant turns are
-    ignored. `prior` is a context from earlier (e.g. the UI's patient panel) to build on. Every fact
-    a later turn replaced is listed in `changes`. `llm_extractor`, when given, is called on the
+    ignored. `prior` is a context from earlier (e.g. the UI's patient panel) to build on: it already
+    holds what the earlier turns said, so when it is given the history is not replayed over it
+    (replaying would turn newer facts back into older ones). Every fact a later turn replaced is
+    listed in `changes`. `llm_extractor`, when given, is called on the
     concatenated turns and may only fill facts the patterns left empty.
     """
     if lexicon is None:
@@ -1486,7 +1488,7 @@ def extract_context(
     else:
         extractor = _extractor_for(lexicon)
     lex = extractor.lexicon
-    turns = [*_user_turns(history), question or ""]
+    turns = [*(_user_turns(history) if prior is None else []), question or ""]
     ctx = prior.model_copy(deep=True) if prior is not None else PatientContext()
     start_turn = (max((c.turn for c in ctx.changes), default=-1) + 1) if prior is not None else 0
     all_facts: list[_TurnFacts] = []

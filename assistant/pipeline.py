@@ -283,9 +283,17 @@ class Assistant:
         history: Sequence[Mapping[str, str]] | None = None,
         audience: str = "clinician",
         context: PatientContext | None = None,
+        context_is_final: bool = False,
     ) -> Answer:
         final: Answer | None = None
-        for ev in self.ask_stream(question, patient=patient, history=history, audience=audience, context=context):
+        for ev in self.ask_stream(
+            question,
+            patient=patient,
+            history=history,
+            audience=audience,
+            context=context,
+            context_is_final=context_is_final,
+        ):
             if ev.kind == "final":
                 final = ev.answer
         assert final is not None  # ask_stream always ends with 'final'
@@ -299,11 +307,14 @@ class Assistant:
         history: Sequence[Mapping[str, str]] | None = None,
         audience: str = "clinician",
         context: PatientContext | None = None,
+        context_is_final: bool = False,
     ) -> Iterator[AnswerEvent]:
         """Events: 'plan' (findings, numbered citations, patient context), 'delta' text, then 'final'.
 
         'delta' text is the raw draft as it is generated; the 'final' answer is the verified/repaired
-        version and replaces it.
+        version and replaces it. With `context_is_final` the given context is the clinician's own
+        corrected record: the question is not re-read for facts (it would undo the correction), only
+        the `patient` text is read on top of it.
         """
         if audience not in ("clinician", "patient"):
             raise QuestionError(f"audience must be 'clinician' or 'patient', got {audience!r}")
@@ -311,7 +322,7 @@ class Assistant:
         q = clean_question(question, self.settings.max_question_chars)
         if patient is not None:
             patient = clean_question(patient, self.settings.max_question_chars) if patient.strip() else None
-        prep = self._prepare(q, patient, history, context, t0)
+        prep = self._prepare(q, patient, history, context, t0, context_is_final=context_is_final)
         prep.timings["plan_ready"] = self._ms(t0)
         yield AnswerEvent(kind="plan", findings=prep.plan.findings, citations=prep.citations, patient_context=prep.ctx)
 
@@ -352,12 +363,17 @@ class Assistant:
         history: Sequence[Mapping[str, str]] | None,
         prior: PatientContext | None,
         t0: float,
+        *,
+        context_is_final: bool = False,
     ) -> _Prepared:
         timings: dict[str, float] = {"validate": self._ms(t0)}
         t = self._clock()
         extract = self._extract
         text = f"{patient}\n{q}" if patient else q
-        ctx = extract(text, history=list(history) if history else None, prior=prior, lexicon=self._lexicon())
+        if context_is_final and prior is not None:
+            ctx = extract(patient, prior=prior, lexicon=self._lexicon()) if patient else prior
+        else:
+            ctx = extract(text, history=list(history) if history else None, prior=prior, lexicon=self._lexicon())
         timings["context"] = self._ms(t)
 
         t = self._clock()

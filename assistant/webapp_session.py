@@ -42,6 +42,7 @@ class AssistantLike(Protocol):
         history: list[dict[str, str]] | None = None,
         audience: str = "clinician",
         context: PatientContext | None = None,
+        context_is_final: bool = False,
     ) -> Iterator[AnswerEvent]: ...
 
 
@@ -192,10 +193,13 @@ def stream_answer(
     note: str = "",
     replace_last: bool = False,
     max_chars: int = 20_000,
+    context_is_final: bool = False,
 ) -> Iterator[View]:
     """Ask once and yield the page as the answer streams: plan (rules, sources, context) → text → final.
 
     The session is changed only when the final answer arrives, so an error leaves it as it was.
+    `context_is_final`: the context is the clinician's corrected record; the question is not re-read
+    over it (that would undo the correction).
     """
     try:
         text = check_question(question, max_chars)
@@ -229,7 +233,10 @@ def stream_answer(
     history = session.history(drop_last=replace_last) if context is None else None
     final: Answer | None = None
     try:
-        for ev in assistant.ask_stream(text, patient=patient or None, history=history, audience=audience, context=context):
+        extra = {"context_is_final": True} if context_is_final and context is not None else {}
+        for ev in assistant.ask_stream(
+            text, patient=patient or None, history=history, audience=audience, context=context, **extra
+        ):
             if ev.kind == "plan":
                 citations, findings, ctx = list(ev.citations), list(ev.findings), ev.patient_context
                 yield page(WRITING)
@@ -316,7 +323,8 @@ def recompute(
         return
     added = (added_fact or "").strip()
     note = describe_correction(session.current_context(), ctx, added)
-    patient = "; ".join(x for x in (last.patient, added) if x) or None
+    # The corrected context already holds the earlier patient text's facts; only the new fact is read on top.
+    patient = added or None
     n_before = len(session.turns)
     session.corrections.append(note)  # shown in the context panel while the answer is recomputed
     yield from stream_answer(
@@ -330,6 +338,7 @@ def recompute(
         note=f"Recomputed after a correction: {note}.",
         replace_last=True,
         max_chars=max_chars,
+        context_is_final=True,
     )
     if len(session.turns) == n_before:  # no new answer: the correction did not take effect
         session.corrections.pop()
@@ -354,6 +363,7 @@ def reword(
         note=f"Reworded for the {audience}.",
         replace_last=True,
         max_chars=max_chars,
+        context_is_final=last.context is not None,
     )
 
 

@@ -524,3 +524,13 @@ def test_planning_pregnancy_is_not_pregnancy(lexicon):
 )
 def test_focus_of_the_question(text, focus, lexicon):
     assert ctx_of(text, lexicon).focus == focus
+
+
+def test_prior_context_is_not_overwritten_by_replaying_older_history(lexicon):
+    history = [{"role": "user", "content": "mCRPC, PSA 5."}, {"role": "assistant", "content": "..."}]
+    first = extract_context("PSA now 9.", history=history, lexicon=lexicon)
+    assert first.labs["psa"].value == 9.0
+    later = extract_context("ECOG 1.", history=[*history, {"role": "user", "content": "PSA now 9."}], prior=first, lexicon=lexicon)
+    assert later.labs["psa"].value == 9.0, "the older PSA 5 from history must not come back over the newer 9"
+    assert later.ecog == 1
+    assert not any(c.field.startswith("labs") and c.new == "5.0" for c in later.changes), later.changes

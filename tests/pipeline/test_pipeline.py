@@ -349,6 +349,28 @@ def test_history_prior_context_and_patient_text_reach_context_extraction(setting
     assert seen["history"] == history and seen["prior"] is prior and seen["lexicon"] is not None
 
 
+def test_a_final_context_is_not_re_read_from_the_question(settings, fake_embedder):
+    """A clinician's correction (e.g. CHEK2 pathogenic → VUS) must survive re-answering the same question."""
+    from pipeline_fakes import FakeKnowledge, scenario_context
+
+    from assistant.pipeline import Assistant
+
+    calls = []
+
+    def recording(text, history=None, prior=None, lexicon=None):
+        calls.append(text)
+        return prior if prior is not None else scenario_context()
+
+    asst = Assistant(settings, retriever=FakeRetriever(), engine=FakeEngine(), knowledge=FakeKnowledge(),
+                     embedder=fake_embedder, extract_context=recording)
+    corrected = scenario_context()
+    answer = asst.ask("mCRPC with a CHEK2 mutation — what now?", context=corrected, context_is_final=True)
+    assert calls == [], "the question must not be re-extracted over a final context"
+    assert answer.patient_context == corrected
+    asst.ask("same question", patient="ECOG 1.", context=corrected, context_is_final=True)
+    assert calls == ["ECOG 1."], "only the added patient text is read on top of a final context"
+
+
 def test_warm_up_prepares_once_and_never_raises(make_assistant):
     r = FakeRetriever()
     make_assistant(retriever=r).warm_up()

@@ -92,17 +92,19 @@ class FakeAssistant:
         ]
 
     def ask_stream(self, question: str, *, patient: str | None = None, history: list[dict[str, str]] | None = None,
-                   audience: str = "clinician", context: PatientContext | None = None) -> Iterator[AnswerEvent]:
+                   audience: str = "clinician", context: PatientContext | None = None,
+                   context_is_final: bool = False) -> Iterator[AnswerEvent]:
         with self._lock:
             self.calls.append({"question": question, "patient": patient, "history": history,
-                               "audience": audience, "context": context})
+                               "audience": audience, "context": context, "context_is_final": context_is_final})
         if self.fail_with is not None:
             raise self.fail_with
         ctx = context or PatientContext()
         for msg in history or []:
             if msg["role"] == "user" and context is None:
                 ctx = _extract(msg["content"], ctx)
-        ctx = _extract(question, ctx)
+        if not (context_is_final and context is not None):  # a corrected context is not re-read from the question
+            ctx = _extract(question, ctx)
         ctx = _extract(patient or "", ctx)
         cites = self.citations()
         genes = {b.name for b in ctx.biomarkers}

@@ -181,3 +181,15 @@ def test_unexpected_error_log_has_the_code_path_but_not_the_patient_text(fake_as
     logged = caplog.text
     assert "ValueError" in logged and "ask_stream" in logged
     assert "John Doe" not in logged
+
+
+def test_correction_is_final_and_not_re_read_from_the_question(fake_assistant):
+    session = S.ChatSession()
+    ask(fake_assistant, session)
+    ctx = session.current_context()
+    edited = ctx.model_copy(update={"biomarkers": [b.model_copy(update={"result": "vus"}) for b in ctx.biomarkers]})
+    list(S.recompute(fake_assistant, session, edited.model_dump_json(), "", configured_backend="none"))
+    call = fake_assistant.calls[-1]
+    assert call["context_is_final"] is True
+    assert all(b.result == "vus" for b in call["context"].biomarkers)
+    assert all(b.result == "vus" for b in session.current_context().biomarkers), "the correction must stick"
