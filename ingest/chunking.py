@@ -190,7 +190,9 @@ def section_metadata(
         "last_reviewed": meta.last_reviewed,
         "specialty": meta.specialty,
         "topics": ", ".join(meta.topics),
-        "unverified": bool(meta.unverified or section.unverified),
+        # A recommendation block carries its own verification flag; the document-level flag ("some fact in
+        # this digest could not be checked") applies only to the context paragraphs around the blocks.
+        "unverified": bool(section.unverified if section.rec_id else (meta.unverified or section.unverified)),
         "line": int(section.line),
         "path": meta.path,
         "content_hash": doc_hash,

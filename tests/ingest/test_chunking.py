@@ -80,3 +80,22 @@ def test_reference_lists_are_not_indexed() -> None:
     ]
     chunks = chunk_sections(META, sections, words, max_tokens=60, overlap=0)
     assert [c.section_path for c in chunks] == ["A"]
+
+
+def test_unverified_flag_is_per_recommendation_block_not_per_document() -> None:
+    from dataclasses import replace
+
+    meta = replace(META, unverified=True)  # some fact in the digest could not be checked
+    chunks = chunk_sections(
+        meta,
+        [
+            sec("Context paragraph.", path=("A", "Intro")),
+            sec("Checked statement.", path=("A", "Rec 1"), rec_id="R-1", strength="Strong"),
+            sec("Unchecked statement.", path=("A", "Rec 2"), rec_id="R-2", strength="Weak", unverified=True),
+        ],
+        words,
+        max_tokens=60,
+        overlap=5,
+    )
+    flags = {c.metadata["rec_id"] or "context": c.metadata["unverified"] for c in chunks}
+    assert flags == {"context": True, "R-1": False, "R-2": True}
