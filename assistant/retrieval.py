@@ -69,12 +69,13 @@ def weighted_fusion(
     )
 
 
-def term_coverage(query: str, text: str) -> float:
-    """Share of the query's distinct content terms that occur in `text` (0–1)."""
-    q = set(bm25_tokens(query))
+def term_coverage(query: str | set[str], text: str | set[str]) -> float:
+    """Share of the query's distinct content terms that occur in `text` (0–1); token sets accepted too."""
+    q = query if isinstance(query, set) else set(bm25_tokens(query))
     if not q:
         return 0.0
-    return len(q & set(bm25_tokens(text))) / len(q)
+    t = text if isinstance(text, set) else set(bm25_tokens(text))
+    return len(q & t) / len(q)
 
 
 def _near_dup_key(text: str) -> str:
@@ -88,8 +89,14 @@ def _jaccard(a: set[str], b: set[str]) -> float:
     return len(a & b) / len(a | b) if a and b else 0.0
 
 
-def deduplicate(passages: Sequence[RetrievedPassage], threshold: float = 0.85) -> list[RetrievedPassage]:
-    """Drop later passages whose text is identical (anywhere) or near-identical within one doc section."""
+def deduplicate(
+    passages: Sequence[RetrievedPassage],
+    threshold: float = 0.85,
+    body_tokens: Mapping[str, set[str]] | None = None,
+) -> list[RetrievedPassage]:
+    """Drop later passages whose text is identical (anywhere) or near-identical within one doc section.
+
+    `body_tokens` (chunk id → token set of the text after the heading line) saves re-tokenising."""
     kept: list[RetrievedPassage] = []
     keys: set[str] = set()
     toks: list[set[str]] = []
@@ -97,7 +104,8 @@ def deduplicate(passages: Sequence[RetrievedPassage], threshold: float = 0.85) -
         key = _near_dup_key(p.text)
         if key in keys:
             continue
-        t = set(bm25_tokens(p.text.split("\n", 1)[-1]))
+        cached = body_tokens.get(p.chunk_id) if body_tokens else None
+        t = cached if cached is not None else set(bm25_tokens(p.text.split("\n", 1)[-1]))
         if any(
             q.doc_id == p.doc_id and q.section_path == p.section_path and _jaccard(t, tq) >= threshold
             for q, tq in zip(kept, toks, strict=True)
@@ -190,10 +198,15 @@ class HybridRetriever:
         if missing:
             d_score.update(self._cosines(qvec, missing))
         passages = []
+        q_tokens = set(bm25_tokens(query))
+        body_tokens: dict[str, set[str]] = {}
         for cid, score in fused[: k * 3]:
             h = hits[cid]
             cos = d_score.get(cid)
-            rel = max(cos or 0.0, LEXICAL_WEIGHT * term_coverage(query, h.text))
+            head, _, body = h.text.partition("\n")
+            body_tokens[cid] = set(bm25_tokens(body)) if body else set(bm25_tokens(head))
+            coverage = term_coverage(q_tokens, body_tokens[cid] | set(bm25_tokens(head)))
+            rel = max(cos or 0.0, LEXICAL_WEIGHT * coverage)
             passages.append(
                 to_passage(
                     h,
@@ -205,7 +218,7 @@ class HybridRetriever:
                     relevance=round(min(max(rel, 0.0), 1.0), 4),
                 )
             )
-        return deduplicate(passages)[:k]
+        return deduplicate(passages, body_tokens=body_tokens)[:k]
 
     def _cosines(self, qvec: Sequence[float], ids: Sequence[str]) -> dict[str, float]:
         try:

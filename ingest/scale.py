@@ -113,25 +113,7 @@ def measure_ingest(
     again = ingest_paths(store, s, [nci_dir], pack="nci", progress=False)
     reingest_s = time.perf_counter() - t
 
-    retriever = HybridRetriever(store, s)
-    qs = make_queries(sc.metas, queries)
-    for q in qs[:5]:
-        retriever.retrieve(q)  # warm caches
-    lat, dense_lat, bm25_lat = [], [], []
-    for q in qs:
-        t = time.perf_counter()
-        retriever.retrieve(q)
-        lat.append((time.perf_counter() - t) * 1000)
-        t = time.perf_counter()
-        vec = embedder.embed([q])[0]
-        t1 = time.perf_counter()
-        store.query_dense_vector(vec, s.candidates_k)
-        t2 = time.perf_counter()
-        store.query_bm25(q, s.candidates_k)
-        t3 = time.perf_counter()
-        dense_lat.append((t2 - t1) * 1000)
-        bm25_lat.append((t3 - t2) * 1000)
-        del t
+    lat_stats = _query_latency(HybridRetriever(store, s), queries)
     files = [p for p in Path(nci_dir).rglob("*") if p.is_file()]
     return {
         "corpus": str(nci_dir),
@@ -160,12 +142,47 @@ def measure_ingest(
         "reingest_summary": again.summary(),
         "store_mb": round(_dir_size(store_dir) / 1e6, 1),
         "peak_rss_mb": round(_peak_rss_mb(), 0),
+        **lat_stats,
+        "summary": report.summary(),
+        "embed_batch_size": s.embed_batch_size,
+        "chunk_max_tokens": s.chunk_max_tokens,
+    }
+
+
+def _query_latency(retriever: Any, n: int) -> dict[str, Any]:
+    """p50/p95 of full hybrid retrieval (query embedding included) and of each search alone."""
+    store, s = retriever.store, retriever.settings
+    qs = make_queries(store.sidecar().metas, n)
+    for q in qs[:5]:
+        retriever.retrieve(q)  # warm caches
+    lat, dense_lat, bm25_lat = [], [], []
+    for q in qs:
+        t0 = time.perf_counter()
+        retriever.retrieve(q)
+        lat.append((time.perf_counter() - t0) * 1000)
+        vec = store.embedder.embed([q])[0]
+        t1 = time.perf_counter()
+        store.query_dense_vector(vec, s.candidates_k)
+        t2 = time.perf_counter()
+        store.query_bm25(q, s.candidates_k)
+        t3 = time.perf_counter()
+        dense_lat.append((t2 - t1) * 1000)
+        bm25_lat.append((t3 - t2) * 1000)
+    return {
         "queries": len(qs),
         "query_p50_ms": round(_pct(lat, 0.5), 1),
         "query_p95_ms": round(_pct(lat, 0.95), 1),
         "dense_search_p50_ms": round(_pct(dense_lat, 0.5), 1),
         "bm25_search_p50_ms": round(_pct(bm25_lat, 0.5), 1),
-        "summary": report.summary(),
-        "embed_batch_size": s.embed_batch_size,
-        "chunk_max_tokens": s.chunk_max_tokens,
     }
+
+
+def measure_queries(settings: Settings, store_dir: Path, *, queries: int = 250) -> dict[str, Any]:
+    """Query latency alone on an existing store (e.g. after a retrieval change, without re-ingesting)."""
+    from assistant.retrieval import HybridRetriever
+    from ingest.embedder import load_embedder
+    from ingest.store import open_store
+
+    s = settings.model_copy(update={"store_dir": Path(store_dir), "chroma_url": None})
+    store = open_store(s, load_embedder(s))
+    return {"chunks": store.count(), **_query_latency(HybridRetriever(store, s), queries)}

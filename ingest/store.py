@@ -56,6 +56,8 @@ _STOP = frozenset(
     )
 )
 _TOKEN = re.compile(r"[a-z0-9]+(?:[-/.+][a-z0-9]+)*")
+_SEP = re.compile(r"[-/.+]")
+_SEP_CHARS = frozenset("-/.+")
 
 
 def bm25_tokens(text: str) -> list[str]:
@@ -66,9 +68,12 @@ def bm25_tokens(text: str) -> list[str]:
     alphanumerics (CHEK2, 5.2) stay whole. A light plural strip ("inhibitors" → "inhibitor").
     """
     out: list[str] = []
-    for m in _TOKEN.finditer(text.lower()):
-        tok = m.group(0)
-        parts = [p for p in re.split(r"[-/.+]", tok) if p]
+    for tok in _TOKEN.findall(text.lower()):
+        if not _SEP_CHARS.intersection(tok):  # the common case: a plain word or number
+            if tok not in _STOP:
+                out.append(_norm(tok))
+            continue
+        parts = [p for p in _SEP.split(tok) if p]
         if len(parts) > 1:
             if not re.fullmatch(r"[\d.]+", tok):  # "5.2" stays one token; compounds also give their parts
                 out.append(tok)

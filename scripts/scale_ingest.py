@@ -24,21 +24,25 @@ def main() -> int:
     ap.add_argument("--out", type=Path, default=None)
     ap.add_argument("--queries", type=int, default=250)
     ap.add_argument("--encode-sample", type=int, default=2000)
+    ap.add_argument("--queries-only", action="store_true", help="measure query latency on the existing store")
     args = ap.parse_args()
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     for noisy in ("httpx", "chromadb", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
     from assistant.settings import load_settings
-    from ingest.scale import measure_ingest
+    from ingest.scale import measure_ingest, measure_queries
 
-    result = measure_ingest(
-        load_settings(),
-        args.nci.resolve(),
-        args.store.resolve(),
-        queries=args.queries,
-        encode_sample=args.encode_sample,
-    )
+    if args.queries_only:
+        result = measure_queries(load_settings(), args.store.resolve(), queries=args.queries)
+    else:
+        result = measure_ingest(
+            load_settings(),
+            args.nci.resolve(),
+            args.store.resolve(),
+            queries=args.queries,
+            encode_sample=args.encode_sample,
+        )
     text = json.dumps(result, indent=2)
     print(text)
     if args.out:
