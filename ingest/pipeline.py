@@ -103,11 +103,34 @@ def resolve_sources(
             continue
         root = p if p.is_dir() else p.parent
         files = iter_files(p)
+        if p.is_dir():
+            _warn_unsupported(p)
         if p.is_dir() and not files:
             errors.append((str(raw), "no .md/.markdown/.html/.htm/.pdf/.txt files found"))
         sources += [SourceFile(f, use_pack, root) for f in files]
         scopes.append(Scope(use_pack, p))
     return sources, scopes, errors
+
+
+def _warn_unsupported(root: Path) -> None:
+    """Say which files in a folder were not ingested because of their type (silence would hide them)."""
+    from ingest.loaders import SUPPORTED_EXT
+
+    skipped = sorted(
+        str(f.relative_to(root))
+        for f in root.rglob("*")
+        if f.is_file()
+        and f.suffix.lower() not in SUPPORTED_EXT
+        and not any(part.startswith(".") for part in f.relative_to(root).parts)
+    )
+    if skipped:
+        shown = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
+        log.warning(
+            "%s: skipped %d file(s) of unsupported type (%s); supported: .md .markdown .html .htm .pdf .txt",
+            root,
+            len(skipped),
+            shown,
+        )
 
 
 def ingest_command(
