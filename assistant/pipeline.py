@@ -24,7 +24,7 @@ from typing import Any, Protocol
 
 from assistant import prompts
 from assistant.compose import compose_answer, follow_up_questions
-from assistant.errors import LLMError, QuestionError
+from assistant.errors import LLMError, QuestionError, StoreError
 from assistant.models import (
     Answer,
     AnswerEvent,
@@ -748,6 +748,11 @@ def build_assistant(settings: Settings, *, warm: bool = True) -> Assistant:
 
     embedder = load_embedder(settings)
     store = open_store(settings, embedder)
+    if store.count() == 0:
+        # an empty (never ingested, or mistyped --store) index would otherwise answer every question
+        # with "the guidelines in my corpus do not cover this", which is false
+        where = settings.chroma_url or settings.index_dir
+        raise StoreError(f"the index at {where} is empty: run `guiderail ingest` first")
     knowledge = load_knowledge(settings.corpus_dir)
     assistant = Assistant(
         settings,
