@@ -207,6 +207,7 @@ def ingest_documents(
     overlap = min(overlap, max_tokens // 3)
     signature = chunking_signature(max_tokens, overlap, embedder)
 
+    store.refresh(force=True)  # shared server: start from what every machine has committed
     old = store.manifest()
     if old.docs and old.embedder != embedder.name:
         log.warning(

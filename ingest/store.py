@@ -27,6 +27,8 @@ import re
 import shutil
 import tempfile
 import threading
+import time
+import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 MANIFEST = "manifest.json"
+COMMIT_MARKER = "guiderail_commit"  # collection metadata: changes on every commit to a shared server
+REFRESH_S = 5.0  # a process on a shared server looks for other processes' commits at most this often
 CHROMA_BATCH = 1000  # well under Chroma's max batch size; keeps memory flat on big ingests
 Metadata = dict[str, Any]
 
@@ -292,8 +296,18 @@ class Bm25Sidecar:
 class IndexStore:
     """Chroma collection + BM25 sidecar + manifest. Dependencies (client, embedder) are passed in."""
 
-    def __init__(self, client: Any, collection_name: str, embedder: Embedder, meta_dir: Path) -> None:
+    def __init__(
+        self, client: Any, collection_name: str, embedder: Embedder, meta_dir: Path, *, shared: bool = False
+    ) -> None:
         self.client = client
+        # shared: a Chroma server other processes (other machines) also write to. The local manifest
+        # then only knows what this process saw; `refresh` adopts others' commits and `cleanup` never
+        # deletes chunks of documents it does not know.
+        self.shared = shared
+        self._marker_seen: str | None = None
+        self._checked_at = float("-inf")
+        self._refresh_lock = threading.Lock()
+        self._removed_docs: set[str] = set()
         self.collection_name = collection_name
         self.embedder = embedder
         self.meta_dir = Path(meta_dir)
@@ -364,6 +378,56 @@ class IndexStore:
             self._live = self.manifest().chunk_ids()
         return self._live
 
+    def _remote_marker(self) -> str | None:
+        from ingest.embedder import chroma_embedding_function
+
+        try:
+            col = self.client.get_collection(
+                self.collection_name, embedding_function=chroma_embedding_function(self.embedder)
+            )
+        except Exception:  # best effort: a dead server fails loudly on the query itself
+            return None
+        return (col.metadata or {}).get(COMMIT_MARKER)
+
+    def refresh(self, *, force: bool = False) -> bool:
+        """Shared server: adopt what other processes committed (checked at most every REFRESH_S).
+
+        Every commit to a shared server writes a new marker into the collection's metadata; when the
+        marker differs from the one this process last saw, the manifest and BM25 sidecar are rebuilt
+        from the collection. Returns whether a rebuild happened.
+        """
+        if not self.shared:
+            return False
+        now = time.monotonic()
+        if not force and now - self._checked_at < REFRESH_S:
+            return False
+        if not self._refresh_lock.acquire(blocking=force):
+            return False  # another thread is refreshing; use what is loaded
+        try:
+            self._checked_at = now
+            marker = self._remote_marker()
+            if marker is None or marker == self._marker_seen:
+                return False
+            current = self.manifest()
+            self._manifest = Manifest(
+                embedder=self.embedder.name, chunking=dict(current.chunking), generation=current.generation
+            )
+            self.rebuild_sidecar()
+            self._marker_seen = marker
+            log.info("index changed on the shared server: reloaded %d document(s)", len(self.manifest().docs))
+            return True
+        finally:
+            self._refresh_lock.release()
+
+    def _mark_commit(self) -> None:
+        marker = uuid.uuid4().hex
+        try:
+            self.collection.modify(metadata={COMMIT_MARKER: marker})
+        except Exception as exc:  # readers then pick the change up on their next restart only
+            log.warning("could not record the commit on the Chroma server: %s", exc)
+            return
+        self._marker_seen = marker
+
     def check_embedder(self) -> None:
         """Refuse to query an index built with another embedding model (vectors would be meaningless)."""
         m = self.manifest()
@@ -384,6 +448,7 @@ class IndexStore:
     def query_dense_vector(
         self, vector: Sequence[float], k: int, where: Mapping[str, Any] | None = None
     ) -> list[Hit]:
+        self.refresh()
         live = self.live_ids()
         if not live or k <= 0:
             return []
@@ -411,6 +476,7 @@ class IndexStore:
         return hits
 
     def query_bm25(self, text: str, k: int, filters: Mapping[str, Any] | None = None) -> list[Hit]:
+        self.refresh()
         return self.sidecar().search(text, k, filters)
 
     def get_by_refs(self, refs: Iterable[str]) -> dict[str, list[Hit]]:
@@ -450,6 +516,17 @@ class IndexStore:
             if len(batch) < 5000:
                 return ids
             offset += len(batch)
+
+    def _chroma_doc_ids(self) -> dict[str, str]:
+        """chunk id → doc id of every chunk in the collection."""
+        out: dict[str, str] = {}
+        offset = 0
+        while True:
+            got = self.collection.get(include=["metadatas"], limit=5000, offset=offset)
+            out.update((cid, str((md or {}).get("doc_id", ""))) for cid, md in zip(got["ids"], got["metadatas"], strict=True))
+            if len(got["ids"]) < 5000:
+                return out
+            offset += len(got["ids"])
 
     def add_chunks(self, chunks: Sequence[Chunk], vectors: Sequence[Sequence[float]]) -> None:
         if len(chunks) != len(vectors):
@@ -497,12 +574,23 @@ class IndexStore:
         sidecar.save(self.sidecar_dir(manifest.generation))
         atomic_write(self.manifest_path, manifest.to_json())  # ← commit point
         self._manifest, self._sidecar, self._live = manifest, sidecar, None
+        self._removed_docs = set(old.docs) - set(manifest.docs)  # still ours to clean on a shared server
         self.cleanup()
+        if self.shared:
+            self._mark_commit()
 
     def cleanup(self) -> int:
-        """Delete orphans: chunks in Chroma the manifest does not list, and old sidecar folders."""
+        """Delete orphans: chunks in Chroma the manifest does not list, and old sidecar folders.
+
+        On a shared server only chunks of documents this process knows (in its manifest, or removed by
+        its last commit) are candidates: another machine's documents are never this process's orphans.
+        """
         live = self.live_ids()
-        orphans = self.all_chroma_ids() - live
+        if self.shared:
+            known = set(self.manifest().docs) | self._removed_docs
+            orphans = {cid for cid, doc in self._chroma_doc_ids().items() if cid not in live and doc in known}
+        else:
+            orphans = self.all_chroma_ids() - live
         if orphans:
             log.info("deleting %d orphan chunk(s) not listed in the manifest", len(orphans))
             self.delete_chunks(orphans)
@@ -606,4 +694,4 @@ def open_store(settings: Settings, embedder: Embedder) -> IndexStore:
         (meta_dir / "chroma").mkdir(parents=True, exist_ok=True)
         client = chromadb.PersistentClient(path=str(meta_dir / "chroma"), settings=chroma_settings)
     meta_dir.mkdir(parents=True, exist_ok=True)
-    return IndexStore(client, settings.collection, embedder, meta_dir)
+    return IndexStore(client, settings.collection, embedder, meta_dir, shared=bool(settings.chroma_url))
