@@ -277,6 +277,29 @@ def _setting_near(after: str) -> str | None:
     return {"nmcrpc": "nmCRPC", "mcrpc": "mCRPC", "bcr": "BCR"}[word]
 
 
+# Words before a disease-state term that place it in the past ("docetaxel for mHSPC", "progressed from mHSPC").
+_HISTORY_BEFORE = re.compile(
+    r"\b(?:for|during|in|at|after|from|previously|prior|initially|originally|was|were|had|earlier|then|when)\b[^.;]{0,25}$",
+    re.IGNORECASE,
+)
+# "mHSPC treated with ADT, now mCRPC": the sensitive state came first and the disease moved on.
+_PROGRESSION_BETWEEN = re.compile(
+    r"\b(?:now|then|later|subsequently|progress\w*|became|become|developed|evolved|treated|after|until)\b", re.IGNORECASE
+)
+_POSITIVE_RESULTS = {"pathogenic", "likely_pathogenic", "positive"}
+
+
+def _opposite_results(a: str, b: str) -> bool:
+    return (a in _POSITIVE_RESULTS and b == "negative") or (b in _POSITIVE_RESULTS and a == "negative")
+
+
+def _conflict(facts: _TurnFacts, what: str, detail: str) -> None:
+    """Two values of one fact in the same message: keep one (as before) but never silently — say so."""
+    note = f"Conflicting statements about {what} in one message: {detail}; please confirm."
+    if note not in facts.notes:
+        facts.notes.append(note)
+
+
 _LIST_GAP = re.compile(
     r"^(?:[\s,/&+()]|\([^)]{0,40}\)|\b(?:and|or|then|plus|with|chemotherapy|therapy|treatments?|tablets|injections?|"
     r"cycles?|combination|regimen|and then|then|later|subsequently|on|\d+)\b)*$",
@@ -325,6 +348,9 @@ def _clauses(text: str) -> list[_Clause]:
     return out
 
 
+_ASSERT_POST = re.compile(r"^\s*(?:are |is |were )?(?:present|seen|found|confirmed|noted|visible|demonstrated)\b", re.IGNORECASE)
+
+
 def _polarity(clause: str, start: int, end: int) -> str:
     """present / absent / possible for the phrase at clause[start:end] (NegEx-style scope)."""
     before = clause[max(0, start - 70) : start]
@@ -334,7 +360,11 @@ def _polarity(clause: str, start: int, end: int) -> str:
         before = before[breaks[-1].end() :]
     # A comma followed by a new clause also stops it: "no pain, liver metastases present".
     after = clause[end : end + 40]
-    if _NEG_PRE.search(before) and not re.search(r"\bnot only\b", before, re.IGNORECASE):
+    neg = _NEG_PRE.search(before)
+    if neg and not re.search(r"\bnot only\b", before, re.IGNORECASE):
+        # "no pain, bone metastases present on scan": an explicit assertion after a comma starts a new clause.
+        if "," in before[neg.start() :] and _ASSERT_POST.match(after):
+            return "present"
         return "absent"
     if _UNC_PRE.search(before):
         return "possible"
@@ -589,7 +619,10 @@ class PatientExtractor:
                     pol = "possible"  # a lesion is not yet a metastasis
                 if site == "bone" and "bone-only" in matched.replace(" ", "-"):
                     continue
-                facts.sites[site] = _stronger(facts.sites.get(site), pol)
+                prev = facts.sites.get(site)
+                if {prev, pol} == {"present", "absent"}:
+                    _conflict(facts, f"{site.replace('_', ' ')} metastases", "stated both present and absent")
+                facts.sites[site] = _stronger(prev, pol)
                 if pol == "present" and site in ("liver", "lung", "brain", "adrenal"):
                     facts.sites["visceral"] = "present"
                 if pol == "present":
@@ -652,6 +685,9 @@ class PatientExtractor:
                 if name == "TMB-high":
                     num = re.search(r"^[^.;\d]{0,25}(\d+(?:\.\d+)?)", post)
                     val = num.group(1) if num else val
+                prev_bm = facts.biomarkers.get(name)
+                if prev_bm is not None and _opposite_results(prev_bm.result, res):
+                    _conflict(facts, name, f"reported both {prev_bm.result} and {res}")
                 facts.biomarkers[name] = Biomarker(
                     name=name, result=res, origin=origin, value=val, mention=m.group(0)
                 )
@@ -710,6 +746,14 @@ class PatientExtractor:
             state = "BCR"
         elif re.search(r"\blocali[sz]ed prostate|organ[- ]confined|\bT[12][abc]?N0M0\b", text, re.IGNORECASE):
             state = "localized"
+        between = text[sensitive.end() : crpc.start()] if crpc and sensitive and sensitive.end() <= crpc.start() else ""
+        if (
+            crpc
+            and sensitive
+            and not _HISTORY_BEFORE.search(text[max(0, sensitive.start() - 30) : sensitive.start()])
+            and not _PROGRESSION_BETWEEN.search(between)
+        ):
+            _conflict(facts, "disease state", "castration-resistant and castration-sensitive both stated")
         facts.castration_resistant = bool(crpc) or state in ("mCRPC", "nmCRPC")
         facts.sensitive = bool(sensitive) and not crpc
         facts.disease_state = state
@@ -942,6 +986,16 @@ class PatientExtractor:
             text,
             re.IGNORECASE,
         )
+        ages = {
+            int(g)
+            for a in re.finditer(
+                r"\b(\d{1,3})[- ]?(?:year|yr)s?[- ]?old\b|\baged? (\d{1,3})\b|\bage(?: is|:)? (\d{1,3})\b", text, re.IGNORECASE
+            )
+            for g in a.groups()
+            if g and 0 < int(g) < 120
+        }
+        if len(ages) > 1:
+            _conflict(facts, "age", "different ages stated (" + ", ".join(str(a) for a in sorted(ages)) + ")")
         if age:
             value = next(
                 int(g) for g in (age.group(1), age.group(2), age.group(3), age.group(4), age.group(6)) if g
@@ -990,6 +1044,12 @@ class PatientExtractor:
             re.IGNORECASE,
         )
         if m:
+            singles = {
+                int(x.group(1))
+                for x in re.finditer(r"\b(?:ECOG|WHO)(?: PS| performance status)?(?: score)?(?: of| is|:|=)?\s*([0-4])\b(?!\s*[-/]\s*[0-4])", text, re.IGNORECASE)
+            }
+            if len(singles) > 1:
+                _conflict(facts, "ECOG", "different values stated (" + ", ".join(map(str, sorted(singles))) + ")")
             lo, hi = (m.group(1), m.group(2)) if m.group(1) else (m.group(3), m.group(4))
             facts.ecog = int(hi or lo)  # a range ("ECOG 0-1") is read at its worse end
             return

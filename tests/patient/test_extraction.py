@@ -534,3 +534,32 @@ def test_prior_context_is_not_overwritten_by_replaying_older_history(lexicon):
     assert later.labs["psa"].value == 9.0, "the older PSA 5 from history must not come back over the newer 9"
     assert later.ecog == 1
     assert not any(c.field.startswith("labs") and c.new == "5.0" for c in later.changes), later.changes
+
+
+@pytest.mark.parametrize(
+    ("text", "key"),
+    [
+        ("BRCA2 pathogenic variant; BRCA2 testing negative.", "BRCA2"),
+        ("He has mCRPC. He also has castration-sensitive metastatic disease.", "disease state"),
+        ("ECOG 1. ECOG 3. mCRPC.", "ECOG"),
+        ("67-year-old man, age 81.", "age"),
+        ("No bone metastases, bone metastases present on scan.", "bone"),
+    ],
+)
+def test_two_values_of_one_fact_in_one_message_are_flagged(text, key, lexicon):
+    notes = [n for n in ctx_of(text, lexicon).notes if n.startswith("Conflicting")]
+    assert notes and key in notes[0], notes
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "mHSPC treated with ADT and docetaxel, now mCRPC.",
+        "Docetaxel for mHSPC two years ago; now mCRPC.",
+        "ECOG 0-1, 70-year-old man.",
+        "No visceral disease, bone metastases present.",
+        "BRCA2 pathogenic variant, ATM negative.",
+    ],
+)
+def test_ordinary_histories_are_not_flagged_as_conflicts(text, lexicon):
+    assert not [n for n in ctx_of(text, lexicon).notes if n.startswith("Conflicting")]

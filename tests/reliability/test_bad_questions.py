@@ -130,12 +130,6 @@ def _conflict_visible(answer: Answer, key: str) -> bool:
     return in_notes or in_changes or in_answer
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="assistant/patient.py resolves two values of one fact stated in the same message silently "
-    "(last biomarker result wins, first ECOG/age wins) with no note, change or ask; owner to record a "
-    "conflict note and an ask finding",
-)
 @pytest.mark.parametrize(("question", "key"), CONTRADICTIONS, ids=[c[1] for c in CONTRADICTIONS])
 def test_contradictory_facts_in_one_message_are_shown_not_silently_resolved(rules_assistant, question, key):
     answer = rules_assistant.ask(question)
