@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from assistant.errors import GuideRailError, NotImplementedYet
+from assistant.logging_setup import configure_logging, install_redaction, register_patient_text
 from assistant.settings import Settings, load_settings
 
 log = logging.getLogger("guiderail")
@@ -100,6 +101,7 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
     from assistant.pipeline import build_assistant
 
+    register_patient_text(args.question, args.patient)
     assistant = build_assistant(settings)
     answer = assistant.ask(args.question, patient=args.patient, audience=settings.audience)
     if args.json:
@@ -148,11 +150,11 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
-    )
+    # Console logging with patient text redacted from every record (GUIDERAIL_LOG_PATIENT_TEXT turns it off).
+    configure_logging(verbose=args.verbose)
     try:
         settings = settings_from_args(args)
+        install_redaction(settings)
         return COMMANDS[args.command](args, settings)
     except NotImplementedYet as exc:
         print(f"guiderail {args.command}: not available yet: {exc}", file=sys.stderr)

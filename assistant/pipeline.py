@@ -25,6 +25,7 @@ from typing import Any, Protocol
 from assistant import prompts
 from assistant.compose import compose_answer, follow_up_questions
 from assistant.errors import LLMError, QuestionError, StoreError
+from assistant.logging_setup import register_patient_text
 from assistant.models import (
     Answer,
     AnswerEvent,
@@ -316,6 +317,8 @@ class Assistant:
         corrected record: the question is not re-read for facts (it would undo the correction), only
         the `patient` text is read on top of it.
         """
+        # Whatever this question says about the patient is redacted from every log record (privacy by default).
+        register_patient_text(question if isinstance(question, str) else None, patient, history)
         if audience not in ("clinician", "patient"):
             raise QuestionError(f"audience must be 'clinician' or 'patient', got {audience!r}")
         t0 = self._clock()

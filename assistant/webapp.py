@@ -397,6 +397,9 @@ def _warm(holder: _AssistantHolder) -> None:
 
 def launch(settings: Settings, *, assistant_factory: AssistantFactory | None = None, block: bool = True) -> Any:
     """Serve the app on settings.host:settings.port (127.0.0.1 by default), analytics off, no share link."""
+    from assistant.logging_setup import install_redaction
+
+    install_redaction(settings)  # patient text never reaches the server's logs unless the operator opts in
     if assistant_factory is None:
         from assistant.pipeline import build_assistant
 
