@@ -4,8 +4,10 @@
 - Per-session state is a ``ChatSession`` in ``gr.State`` (created on the first event of a session).
 - The assistant is built once, lazily, by the factory given (``build_assistant`` in production) and
   shared: it holds the index and the model, not conversation state.
-- Answering events share one queue concurrency group whose limit depends on the backend (one local
-  model process cannot decode two answers at once).
+- Answering events share one queue concurrency group whose limit depends on the backend. The local
+  model decodes one answer at a time, but the pipeline serialises decoding itself (its LLM lock), so
+  several sessions may be in flight: each gets its rule-checked plan and sources at once instead of
+  waiting behind another session's whole generation (measured: plan after ~175 s with a limit of 1).
 - GuideRail errors become ``gr.Warning`` toasts; nothing shows a traceback (``show_error=False``).
 """
 
@@ -30,8 +32,8 @@ log = logging.getLogger("guiderail.webapp")
 
 AssistantFactory = Callable[[Settings], S.AssistantLike]
 
-# One local GGUF model decodes one answer at a time; a server or the rules-only composer can overlap.
-CONCURRENCY = {"local": 1, "openai": 4, "none": 8}
+# Events in flight per backend. Local decoding is serialised inside the pipeline, not here (see above).
+CONCURRENCY = {"local": 4, "openai": 4, "none": 8}
 QUEUE_MAX = 200
 """Requests waiting beyond this are refused with a clear "queue full" message instead of piling up."""
 SESSION_TTL_S = 8 * 3600

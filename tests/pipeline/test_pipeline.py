@@ -381,3 +381,38 @@ def test_warm_up_prepares_once_and_never_raises(make_assistant):
             raise RuntimeError("index missing")
 
     make_assistant(retriever=Broken()).warm_up()  # best effort: the real question reports the error
+
+
+def test_concurrent_questions_get_plans_at_once_but_decode_one_at_a_time(make_assistant):
+    """The UI lets several sessions in flight on the local model; the pipeline itself must serialise decoding."""
+    import threading
+
+    active, peak, lock = [0], [0], threading.Lock()
+
+    class Counting(ScriptedChatModel):
+        def _stream(self, messages, stop=None, run_manager=None, **kw):
+            with lock:
+                active[0] += 1
+                peak[0] = max(peak[0], active[0])
+            try:
+                yield from super()._stream(messages, stop, run_manager, **kw)
+            finally:
+                with lock:
+                    active[0] -= 1
+
+    a = make_assistant(Counting(responses=[SUMMARY], delay_s=0.005))
+    plans: list[bool] = []
+
+    def one() -> None:
+        events = a.ask_stream(Q)
+        plans.append(next(events).kind == "plan")
+        for _ in events:
+            pass
+
+    threads = [threading.Thread(target=one) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert plans == [True, True, True]
+    assert peak[0] == 1, f"{peak[0]} answers decoded at once on one model"

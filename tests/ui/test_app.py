@@ -27,7 +27,9 @@ def test_endpoints_are_named_and_answering_shares_one_bounded_queue(backend):
     for name in ANSWERING:
         fn = public[name]
         assert fn.concurrency_id == "answer" and fn.concurrency_limit == CONCURRENCY[backend], name
-    assert CONCURRENCY["local"] == 1, "one local model cannot decode two answers at once"
+    # Decoding is serialised by the pipeline (tests/pipeline: one answer decoded at a time); the UI only
+    # bounds how many sessions are in flight, so plans are not stuck behind another session's generation.
+    assert 1 < CONCURRENCY["local"] <= CONCURRENCY["none"]
     assert built == [], "the assistant (index, model) is built on first use, not with the page"
     assert demo.analytics_enabled is False
 
