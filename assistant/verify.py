@@ -40,7 +40,50 @@ LEXICAL_ONLY_THRESHOLD = 0.6
 # Lexical recall this high means the sentence restates the passage; skip the embedding (speed).
 _LEXICAL_SURE = 0.85
 
-CHECKS = ("citations", "uncited", "support", "excluded-therapy", "required")
+CHECKS = ("citations", "uncited", "support", "excluded-therapy", "dose", "required")
+
+# A dose, not a concentration: "2.5 mg" and "20 mg/m²" count, "1.5 mg/dL" (a lab value) does not.
+_DOSE = re.compile(
+    r"(\d+(?:[.,]\d+)?)\s?(mg|mcg|µg|g|GBq|mL|units?|IU)\b(?!\s*/\s*(?:dl|l|ml|mmol|min|24))", re.IGNORECASE
+)
+
+
+def doses_in(text: str) -> set[str]:
+    """Dose strings normalised to "<number> <unit>" ("2.5 mg", "7.4 gbq")."""
+    return {f"{float(n.replace(',', '.')):g} {u.lower()}" for n, u in _DOSE.findall(text)}
+
+
+def dose_conflicts(sentence: str, findings: Sequence[Finding], names: Mapping[str, Sequence[str]]) -> list[str]:
+    """Warnings whose dose the sentence contradicts.
+
+    A `warn` finding that names a dose for a therapy (e.g. "the AF dose is 2.5 mg twice daily") is the
+    rule engine's patient-specific result; a sentence that gives that therapy only other doses
+    (e.g. "apixaban 5 mg twice daily") contradicts it, however well a passage supports the number.
+    """
+    text = strip_citations(sentence)
+    if not _DOSE.search(text):
+        return []
+    all_names = {**{k: list(v) for k, v in names.items()}}
+    mentions = sorted(therapy_mentions(text, all_names), key=lambda m: m[1]) if all_names else []
+    out = []
+    for f in findings:
+        if f.kind != "warn" or not f.therapy:
+            continue
+        warned = doses_in(f.reason)
+        if not warned:
+            continue
+        own = therapy_mentions(text, {f.therapy: list(names.get(f.therapy, [])) or [f.therapy]})
+        if not own:
+            continue
+        # Only doses that belong to this therapy: the nearest therapy named before the dose is this one.
+        said = set()
+        for m in _DOSE.finditer(text):
+            before = [t for t in (mentions or own) if t[2] <= m.start()]
+            if before and before[-1][0] == f.therapy and m.start() - before[-1][2] <= 80:
+                said |= doses_in(m.group(0))
+        if said and not said & warned:
+            out.append(f"{f.rule_id}: the rules give {', '.join(sorted(warned))} for {f.therapy}")
+    return out
 
 
 class _Embedder(Protocol):
@@ -499,6 +542,9 @@ def inspect_answer(
                         s.index,
                     )
                 )
+        for conflict in dose_conflicts(s.text, plan.findings, therapy_names or {}):
+            s.problems.append("dose")
+            violations.append(Violation("dose", f"dose contradicts {conflict}: “{bare[:90]}”", s.line, s.index))
         if names:
             for tid in _recommended_excluded(s, names, _NOT_REC_TITLES):
                 s.problems.append("excluded-therapy")

@@ -169,3 +169,32 @@ def test_patient_facts_from_the_question_may_accompany_a_cited_claim():
     with_ctx = inspect_answer(s, citations=CITES, plan=PLAN, context_text="mCRPC, CHEK2 variant, PSA rising on Pluvicto")
     assert any(v.check == "support" for v in without.violations)
     assert not any(v.check == "support" for v in with_ctx.violations)
+
+
+def test_a_dose_that_contradicts_a_rule_warning_is_caught():
+    from assistant.models import AnswerPlan, Citation, Finding
+    from assistant.verify import dose_conflicts, inspect_answer
+
+    warn = Finding(rule_id="GEN-WARN-APIXABAN-REDUCE", kind="warn", therapy="apixaban", citations=[1],
+                   reason="Two of age ≥ 80, weight ≤ 60 kg and creatinine ≥ 1.5 mg/dL are met: the AF dose is 2.5 mg twice daily.")
+    names = {"apixaban": ["apixaban", "Eliquis"]}
+    assert dose_conflicts("Give apixaban 5 mg twice daily [1].", [warn], names)
+    assert dose_conflicts("Eliquis 5 mg BID is right [1].", [warn], names), "brand names count"
+    assert not dose_conflicts("Apixaban 2.5 mg twice daily [1].", [warn], names)
+    assert not dose_conflicts("Apixaban 5 mg twice daily; 2.5 mg with two criteria [1].", [warn], names)
+    assert not dose_conflicts("Rivaroxaban 20 mg daily [1].", [warn], names), "another drug's dose is not this warning's"
+    cites = [Citation(number=1, doc_id="d", title="t", chunk_id="c", passage="Apixaban 5 mg twice daily in AF.")]
+    result = inspect_answer("## Bottom line\nThe dose is apixaban 5 mg twice daily [1].", citations=cites,
+                            plan=AnswerPlan(findings=[warn]), therapy_names=names, check_required=False)
+    assert any(v.check == "dose" for v in result.violations), result.violations
+
+
+def test_dose_check_ignores_lab_values_and_other_drugs_doses():
+    from assistant.models import Finding
+    from assistant.verify import dose_conflicts, doses_in
+
+    assert doses_in("creatinine 1.5 mg/dL, cabazitaxel 20 mg/m², 7.4 GBq") == {"20 mg", "7.4 gbq"}
+    warn = Finding(rule_id="W", kind="warn", therapy="apixaban", reason="The AF dose is 2.5 mg twice daily.")
+    names = {"apixaban": ["apixaban"], "dabigatran": ["dabigatran"]}
+    assert not dose_conflicts("Dabigatran 75 mg twice daily is modelled only; choose apixaban or warfarin [1].", [warn], names)
+    assert dose_conflicts("Choose apixaban at 5 mg twice daily, not dabigatran [1].", [warn], names)
