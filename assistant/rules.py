@@ -545,55 +545,34 @@ class RuleEngine:
             )
         if hits:
             ex_refs = list(dict.fromkeys(refs + [c for _, cites in hits for c in cites]))
-            return [
-                Finding(
-                    rule_id=rule.id,
-                    domain=rule.domain,
-                    kind="exclude",
-                    therapy=rule.therapy,
-                    title=rule.title,
-                    reason=" ".join(reason.strip() for reason, _ in hits),
-                    strength=rule.strength,
-                    preference=rule.preference,
-                    refs=ex_refs,
-                    unverified=self._unverified(rule, ex_refs),
-                )
-            ]
+            return [self._therapy_finding(rule, "exclude", " ".join(reason.strip() for reason, _ in hits), ex_refs)]
         elig = _Evaluator(view)
         eligible = elig.cond(rule.eligible_when)
         if eligible is False:
-            return [
-                Finding(
-                    rule_id=rule.id,
-                    domain=rule.domain,
-                    kind="exclude",
-                    therapy=rule.therapy,
-                    title=rule.title,
-                    reason=rule.ineligible_reason.strip(),
-                    strength=rule.strength,
-                    preference=rule.preference,
-                    refs=refs,
-                    unverified=self._unverified(rule, refs),
-                    # Marked so conflict handling can tell "not this pathway" from "must not give".
-                    severity="ineligible",
-                )
-            ]
+            # Marked so conflict handling can tell "not this pathway" from "must not give".
+            return [self._therapy_finding(rule, "exclude", rule.ineligible_reason, refs, severity="ineligible")]
         if eligible is None:
             return self._asks(rule, rule.ask_if_unknown, elig.unknown + ex_eval.unknown, view)
-        found = Finding(
+        found = self._therapy_finding(rule, rule.finding, rule.reason, refs)
+        # Eligible, but an exclusion could not be ruled out: offer it and ask what would exclude it.
+        return [found, *self._asks(rule, rule.ask_if_unknown, ex_eval.unknown, view)]
+
+    def _therapy_finding(
+        self, rule: TherapyRule, kind: str, reason: str, refs: list[str], severity: str | None = None
+    ) -> Finding:
+        return Finding(
             rule_id=rule.id,
             domain=rule.domain,
-            kind=rule.finding,
+            kind=kind,  # type: ignore[arg-type]
             therapy=rule.therapy,
             title=rule.title,
-            reason=rule.reason.strip(),
+            reason=reason.strip(),
             strength=rule.strength,
             preference=rule.preference,
             refs=refs,
             unverified=self._unverified(rule, refs),
+            severity=severity,
         )
-        # Eligible, but an exclusion could not be ruled out: offer it and ask what would exclude it.
-        return [found, *self._asks(rule, rule.ask_if_unknown, ex_eval.unknown, view)]
 
     def _warning(self, rule: WarningRule, view: PatientView) -> list[Finding]:
         ev = _Evaluator(view)
