@@ -159,12 +159,6 @@ def main(argv: list[str] | None = None) -> int:
     except NotImplementedYet as exc:
         print(f"guiderail {args.command}: not available yet: {exc}", file=sys.stderr)
         return EXIT_NOT_READY
-    except (ImportError, AttributeError) as exc:
-        # a subcommand whose module has not landed yet
-        if "assistant." in str(exc) or "ingest." in str(exc) or "No module named" in str(exc):
-            print(f"guiderail {args.command}: not available yet ({exc})", file=sys.stderr)
-            return EXIT_NOT_READY
-        raise
     except GuideRailError as exc:
         print(f"guiderail {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR
