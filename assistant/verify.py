@@ -40,7 +40,16 @@ LEXICAL_ONLY_THRESHOLD = 0.6
 # Lexical recall this high means the sentence restates the passage; skip the embedding (speed).
 _LEXICAL_SURE = 0.85
 
-CHECKS = ("citations", "uncited", "support", "excluded-therapy", "dose", "required")
+CHECKS = ("citations", "uncited", "support", "excluded-therapy", "dose", "meta", "required")
+
+# A sentence about the prompt rather than the patient ("The second sentence explains …", "the passages
+# say …", "as an AI …"): small models echo their instructions; a clinician must never read that.
+_META = re.compile(
+    r"\b(?:first|second|third|fourth|above|following|previous|last|next) (?:sentence|passage|paragraph|bullet)s?\b"
+    r"|\bthe (?:given |provided |numbered |cited )?(?:context|prompt|instructions?|passages?|excerpts?)\b"
+    r"|\bas an (?:AI|assistant|language model)\b|\b(?:system|user) (?:prompt|message)\b",
+    re.IGNORECASE,
+)
 
 # A dose, not a concentration: "2.5 mg" and "20 mg/m²" count, "1.5 mg/dL" (a lab value) does not.
 _DOSE = re.compile(
@@ -542,6 +551,9 @@ def inspect_answer(
                         s.index,
                     )
                 )
+        if _META.search(bare):
+            s.problems.append("meta")
+            violations.append(Violation("meta", f"talks about the prompt, not the patient: “{bare[:90]}”", s.line, s.index))
         for conflict in dose_conflicts(s.text, plan.findings, therapy_names or {}):
             s.problems.append("dose")
             violations.append(Violation("dose", f"dose contradicts {conflict}: “{bare[:90]}”", s.line, s.index))

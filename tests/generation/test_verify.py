@@ -198,3 +198,23 @@ def test_dose_check_ignores_lab_values_and_other_drugs_doses():
     names = {"apixaban": ["apixaban"], "dabigatran": ["dabigatran"]}
     assert not dose_conflicts("Dabigatran 75 mg twice daily is modelled only; choose apixaban or warfarin [1].", [warn], names)
     assert dose_conflicts("Choose apixaban at 5 mg twice daily, not dabigatran [1].", [warn], names)
+
+
+@pytest.mark.parametrize(
+    ("sentence", "meta"),
+    [
+        ("The second sentence explains that cabazitaxel is preferred after docetaxel [1].", True),
+        ("According to the provided passages, cabazitaxel is preferred [1].", True),
+        ("As an AI language model I suggest cabazitaxel [1].", True),
+        ("Cabazitaxel is preferred after docetaxel and an ARPI (CARD) [1].", False),
+        ("Discuss the treatment plan with the patient and family [1].", False),
+    ],
+)
+def test_sentences_about_the_prompt_are_caught(sentence, meta):
+    from assistant.models import AnswerPlan, Citation
+    from assistant.verify import inspect_answer
+
+    cites = [Citation(number=1, doc_id="d", title="t", chunk_id="c", passage="Cabazitaxel after docetaxel (CARD).")]
+    result = inspect_answer(f"## Bottom line\n{sentence}", citations=cites, plan=AnswerPlan(), check_support=False,
+                            check_required=False)
+    assert any(v.check == "meta" for v in result.violations) is meta, result.violations
