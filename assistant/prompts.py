@@ -94,7 +94,7 @@ Rules:
 
 SUMMARY_SYSTEM_PROMPT = """You answer clinicians' questions using ONLY the numbered passages and the rule-check plan given.
 Write 2 to 4 sentences of plain text (no headings, no lists) that answer the question:
-- The first sentence names the preferred option (the first OPTION line) and why.
+- Open with the preferred option from the plan and the reason for it, in your own clinical words.
 - End every sentence with citations like [1] or [1][3], using only the passage numbers given.
   Example: "Cabazitaxel is preferred after docetaxel and an ARPI [1]."
 - Never recommend a therapy listed under EXCLUDED; you may say it is not recommended and why.
@@ -118,6 +118,12 @@ Rule-check plan:
 {instruction}"""
 SECTIONS_INSTRUCTION = 'Write the complete answer now under all six headings, starting with the line "## {first_heading}".'
 SUMMARY_INSTRUCTION = "Write the 2 to 4 sentence answer now, each sentence with its citations."
+# With an offered option, the answer is started for the model: small models otherwise describe the
+# instructions ("The first sentence names …") instead of following them.
+SUMMARY_INSTRUCTION_LEAD = (
+    "Write the 2 to 4 sentence answer now, each sentence with its citations. "
+    'Begin with: "For this patient, {option} is the preferred option because"'
+)
 
 REPAIR_TEMPLATE = """Your previous answer broke these rules:
 {violations}
@@ -286,7 +292,15 @@ def build_messages(
     audience_style = AUDIENCE_STYLE.get(audience, AUDIENCE_STYLE["clinician"])
     if style == "summary":
         system = SUMMARY_SYSTEM_PROMPT.format(audience_style=audience_style)
-        instruction = SUMMARY_INSTRUCTION
+        offered = sorted(
+            (f for f in plan.findings if f.kind in ("recommend", "consider") and f.therapy),
+            key=lambda f: (f.kind != "recommend", f.preference if f.preference is not None else 99),
+        )
+        instruction = (
+            SUMMARY_INSTRUCTION_LEAD.format(option=offered[0].therapy.replace("_", " "))
+            if offered
+            else SUMMARY_INSTRUCTION
+        )
     else:
         system = SYSTEM_PROMPT.format(
             audience_style=audience_style, headings="; ".join(f"## {h}" for h in section_titles(audience))
