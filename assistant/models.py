@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -210,3 +211,14 @@ class AnswerEvent(_Record):
     )
     patient_context: PatientContext | None = None
     answer: Answer | None = Field(None, description="Set on 'final'")
+
+
+def final_answer(events: Iterable[AnswerEvent]) -> Answer:
+    """Drain a streamed answer and return its 'final' record (every ask_stream ends with one)."""
+    final: Answer | None = None
+    for ev in events:
+        if ev.kind == "final":
+            final = ev.answer
+    if final is None:
+        raise RuntimeError("the answer stream ended without a 'final' event")
+    return final

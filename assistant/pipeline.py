@@ -35,6 +35,7 @@ from assistant.models import (
     PatientContext,
     RetrievedPassage,
     VerificationReport,
+    final_answer,
 )
 from assistant.render import number_sources, render_answer
 from assistant.settings import Settings
@@ -286,19 +287,16 @@ class Assistant:
         context: PatientContext | None = None,
         context_is_final: bool = False,
     ) -> Answer:
-        final: Answer | None = None
-        for ev in self.ask_stream(
-            question,
-            patient=patient,
-            history=history,
-            audience=audience,
-            context=context,
-            context_is_final=context_is_final,
-        ):
-            if ev.kind == "final":
-                final = ev.answer
-        assert final is not None  # ask_stream always ends with 'final'
-        return final
+        return final_answer(
+            self.ask_stream(
+                question,
+                patient=patient,
+                history=history,
+                audience=audience,
+                context=context,
+                context_is_final=context_is_final,
+            )
+        )
 
     def ask_stream(
         self,

@@ -72,8 +72,7 @@ def dose_conflicts(sentence: str, findings: Sequence[Finding], names: Mapping[st
     text = strip_citations(sentence)
     if not _DOSE.search(text):
         return []
-    all_names = {**{k: list(v) for k, v in names.items()}}
-    mentions = sorted(therapy_mentions(text, all_names), key=lambda m: m[1]) if all_names else []
+    mentions = sorted(therapy_mentions(text, names), key=lambda m: m[1]) if names else []
     out = []
     for f in findings:
         if f.kind != "warn" or not f.therapy:

@@ -21,7 +21,7 @@ from langchain_core.prompts import ChatPromptTemplate
 from langchain_core.retrievers import BaseRetriever
 from pydantic import ConfigDict
 
-from assistant.models import Answer, AnswerEvent, Citation, RetrievedPassage
+from assistant.models import Answer, AnswerEvent, Citation, RetrievedPassage, final_answer
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,9 @@ class NaiveRAG:
         audience: str = "clinician",
         context: Any = None,
     ) -> Answer:
-        final = None
-        for ev in self.ask_stream(question, patient=patient, history=history, audience=audience, context=context):
-            if ev.kind == "final":
-                final = ev.answer
-        assert final is not None  # ask_stream always ends with a final event
-        return final
+        return final_answer(
+            self.ask_stream(question, patient=patient, history=history, audience=audience, context=context)
+        )
 
     def ask_stream(
         self,
