@@ -13,13 +13,13 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.errors import GuideRailError, NotImplementedYet
+from assistant.errors import GuideRailError
 from assistant.logging_setup import configure_logging, install_redaction, register_patient_text
 from assistant.settings import Settings, load_settings
 
 log = logging.getLogger("guiderail")
 
-EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_NOT_READY = 0, 1, 2, 3
+EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
@@ -156,9 +156,6 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_from_args(args)
         install_redaction(settings)
         return COMMANDS[args.command](args, settings)
-    except NotImplementedYet as exc:
-        print(f"guiderail {args.command}: not available yet: {exc}", file=sys.stderr)
-        return EXIT_NOT_READY
     except GuideRailError as exc:
         print(f"guiderail {args.command}: error: {exc}", file=sys.stderr)
         return EXIT_ERROR

@@ -41,7 +41,3 @@ class QuestionError(GuideRailError):
 
 class LLMError(GuideRailError):
     """The language model failed, timed out or returned unusable output."""
-
-
-class NotImplementedYet(GuideRailError):
-    """A CLI subcommand whose issue is not done yet."""
