@@ -79,6 +79,30 @@ class LabValue(_Record):
     )
     trend: Literal["rising", "falling", "stable", "unknown"] = "unknown"
     mention: str = ""
+    uln_multiple: float | None = Field(
+        None,
+        description="Value as a multiple of the upper limit of normal when given that way ('bilirubin 2.4 x ULN')"
+        " or computed from a stated ULN; hepatic label thresholds are written in these units",
+    )
+
+
+AllergySeverity = Literal["severe", "non-severe", "intolerance", "unknown"]
+
+
+class Allergy(_Record):
+    """One documented allergy: what to, how it showed, and how severe (decides cross-reactivity)."""
+
+    substance: str = Field(description="Canonical therapy id or allergen class as stated (penicillin, sulfonamide …)")
+    classes: list[str] = Field(
+        default_factory=list, description="Allergen classes the substance belongs to (lexicon classes)"
+    )
+    reaction: str = Field("", description="anaphylaxis, angioedema, SJS/TEN, urticaria, rash, GI upset …")
+    severity: AllergySeverity = Field(
+        "unknown",
+        description="severe: anaphylaxis, angioedema, SJS/TEN, DRESS; non-severe: rash, itch, hives; "
+        "intolerance: a side effect (nausea, diarrhoea), not an allergy",
+    )
+    mention: str = ""
 
 
 class FactChange(_Record):
@@ -107,7 +131,38 @@ class PatientContext(_Record):
     sex: Literal["male", "female"] | None = None
     weight_kg: float | None = None
     pregnant: bool | None = None
-    allergies: list[str] = Field(default_factory=list)
+    gestational_weeks: float | None = Field(None, description="Weeks of gestation when pregnant and stated")
+    trimester: Literal[1, 2, 3] | None = Field(None, description="Stated, or derived from gestational weeks")
+    postpartum: bool | None = Field(None, description="Delivered within the last ~6 weeks")
+    lactating: bool | None = Field(None, description="Breastfeeding")
+    allergies: list[str] = Field(
+        default_factory=list, description="Substances (therapy ids or classes) the patient is allergic to"
+    )
+    allergy_details: list[Allergy] = Field(
+        default_factory=list, description="Each allergy with its reaction and severity (same order as allergies)"
+    )
+    diabetes_type: Literal["type1", "type2", "gestational", "other"] | None = None
+    child_pugh: Literal["A", "B", "C"] | None = Field(None, description="Child-Pugh class of liver disease")
+    infection_site: Literal["cystitis", "pyelonephritis", "urosepsis"] | None = Field(
+        None, description="Urinary infection site: lower tract vs upper tract (fever, flank pain, CVA tenderness)"
+    )
+    disease_volume: Literal["high", "low"] | None = Field(
+        None, description="Metastatic volume by CHAARTED (high: visceral, or >= 4 bone lesions with >= 1 outside the axial skeleton)"
+    )
+    presentation: Literal["de_novo", "metachronous"] | None = Field(
+        None, description="Metastatic at diagnosis (de novo/synchronous) vs after earlier local treatment"
+    )
+    metastasis_imaging: Literal["conventional", "psma_pet_only"] | None = Field(
+        None,
+        description="What shows the metastases: conventional imaging (CT/MRI/bone scan) or PSMA PET only with negative"
+        " conventional imaging (trial definitions of nmCRPC and EMBARK rest on conventional imaging)",
+    )
+    care_phase: Literal["initial", "extended"] | None = Field(
+        None, description="Phase of treatment (VTE: initial/primary 3-6 months vs extended beyond)"
+    )
+    declined: list[str] = Field(
+        default_factory=list, description="Therapy ids or classes the patient declines (shown as declined, never preferred)"
+    )
     medications: list[str] = Field(
         default_factory=list, description="Current non-cancer medications (canonical ids)"
     )
