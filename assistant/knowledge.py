@@ -29,6 +29,7 @@ from pydantic import (
     Field,
     PrivateAttr,
     ValidationError,
+    ValidationInfo,
     field_validator,
     model_validator,
 )
@@ -69,12 +70,31 @@ GENES = (
 RESULTS = ("pathogenic", "likely_pathogenic", "vus", "negative", "positive", "unknown")
 ORIGINS = ("germline", "somatic", "unknown")
 CALCULATORS = ("cha2ds2_vasc", "has_bled", "crcl", "egfr_ckd_epi_2021", "apixaban_dose_criteria")
-SCALAR_FACTS = ("biomarker", "ecog", "age", "weight", "sex", "pregnant", "symptomatic", "state", "castration")
+SCALAR_FACTS = (
+    "biomarker", "ecog", "age", "weight", "sex", "pregnant", "symptomatic", "state", "castration",
+    "gestational_weeks", "lactating", "postpartum", "diabetes_type", "child_pugh", "infection_site", "volume",
+    "presentation", "imaging", "phase", "allergy", "kidney",
+)  # fmt: skip
+DIABETES_TYPES = ("type1", "type2", "gestational", "other")
+CHILD_PUGH = ("A", "B", "C")
+INFECTION_SITES = ("cystitis", "pyelonephritis", "urosepsis")
+VOLUMES = ("high", "low")
+PRESENTATIONS = ("de_novo", "metachronous")
+IMAGING = ("conventional", "psma_pet_only")
+PHASES = ("initial", "extended")
+ULN_LABS = ("bilirubin", "ast", "alt", "alp")
+ALLERGY_SEVERITIES = ("severe", "non-severe", "intolerance", "unknown")
 Op = Literal["<", "<=", ">", ">=", "==", "!="]
 
 _ID_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 _DOC_ID_RE = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 _REF_RE = re.compile(r"^(?P<doc>[a-z0-9][a-z0-9-]*)#(?P<slug>[a-z0-9][a-z0-9-]*)$")
+
+
+def _condition_ids(info: Any) -> tuple[str, ...]:
+    """Condition ids valid for this load: corpus/lexicon/clinical.yaml's, passed as validation context."""
+    ctx = getattr(info, "context", None) or {}
+    return tuple(ctx.get("conditions") or DIAGNOSES)
 
 
 def _one_of(value: str, allowed: Iterable[str], what: str) -> str:
@@ -141,12 +161,42 @@ class BiomarkerCond(_Strict):
         return [_one_of(o, ORIGINS, "biomarker origin") for o in v]
 
 
+class UlnCond(Compare):
+    """A liver test as a multiple of its upper limit of normal (label thresholds are written this way)."""
+
+    name: str
+
+    @field_validator("name")
+    @classmethod
+    def _known(cls, v: str) -> str:
+        return _one_of(v, ULN_LABS, "ULN lab")
+
+
+class AllergyCond(_Strict):
+    """An allergy to one of `to` (therapy ids or classes), optionally narrowed by severity or reaction words."""
+
+    to: list[str] = Field(min_length=1)
+    severity: list[str] = Field(default_factory=list, description="Empty = any severity except intolerance")
+    reaction: list[str] = Field(default_factory=list, description="Words of the reaction (anaphylaxis, SJS …)")
+
+    @field_validator("to", "severity", "reaction", mode="before")
+    @classmethod
+    def _as_list(cls, v: Any) -> Any:
+        return _listify(v)
+
+    @field_validator("severity")
+    @classmethod
+    def _known_sev(cls, v: list[str]) -> list[str]:
+        return [_one_of(x, ALLERGY_SEVERITIES, "allergy severity") for x in v]
+
+
 _ATOMS = (
     "state", "diagnosis", "received", "progressed_on", "current", "planned", "intolerant_to", "biomarker",
     "tested_negative", "site", "lab", "age", "weight", "ecog", "sex", "pregnant", "symptomatic",
-    "comorbidity", "allergy", "calc", "castration",
+    "comorbidity", "allergy", "calc", "castration", "trimester", "gestational_weeks", "lactating", "postpartum",
+    "diabetes_type", "uln", "child_pugh", "infection_site", "volume", "presentation", "imaging", "phase", "declined",
 )  # fmt: skip
-_THERAPY_ATOMS = ("received", "progressed_on", "current", "planned", "intolerant_to")
+_THERAPY_ATOMS = ("received", "progressed_on", "current", "planned", "intolerant_to", "declined")
 
 
 class Condition(_Strict):
@@ -174,17 +224,85 @@ class Condition(_Strict):
     pregnant: bool | None = None
     symptomatic: bool | None = None
     comorbidity: list[str] | None = None
-    allergy: list[str] | None = None
+    allergy: AllergyCond | None = None
     calc: CalcCond | None = None
     castration: bool | None = None
+    trimester: list[int] | None = None
+    gestational_weeks: Compare | None = None
+    lactating: bool | None = None
+    postpartum: bool | None = None
+    diabetes_type: list[str] | None = None
+    uln: UlnCond | None = None
+    child_pugh: list[str] | None = None
+    infection_site: list[str] | None = None
+    volume: list[str] | None = None
+    presentation: list[str] | None = None
+    imaging: list[str] | None = None
+    phase: list[str] | None = None
+    declined: list[str] | None = None
 
     @field_validator(
         "state", "diagnosis", "received", "progressed_on", "current", "planned", "intolerant_to",
-        "tested_negative", "site", "comorbidity", "allergy", mode="before",
+        "tested_negative", "site", "comorbidity", "diabetes_type", "child_pugh", "infection_site", "volume",
+        "presentation", "imaging", "phase", "declined", mode="before",
     )  # fmt: skip
     @classmethod
     def _as_list(cls, v: Any) -> Any:
         return _listify(v) if v is not None else None
+
+    @field_validator("allergy", mode="before")
+    @classmethod
+    def _allergy_short(cls, v: Any) -> Any:
+        # `allergy: penicillin` / `allergy: [a, b]` is shorthand for `allergy: {to: [...]}`.
+        if v is None or isinstance(v, dict):
+            return v
+        return {"to": _listify(v)}
+
+    @field_validator("trimester", mode="before")
+    @classmethod
+    def _trimesters(cls, v: Any) -> Any:
+        if v is None:
+            return v
+        out = [int(x) for x in (v if isinstance(v, list) else [v])]
+        for x in out:
+            if x not in (1, 2, 3):
+                raise ValueError(f"unknown trimester {x!r}; allowed: 1, 2, 3")
+        return out
+
+    @field_validator("diabetes_type")
+    @classmethod
+    def _known_dm(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(x, DIABETES_TYPES, "diabetes type") for x in v] if v else v
+
+    @field_validator("child_pugh")
+    @classmethod
+    def _known_cp(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(x, CHILD_PUGH, "Child-Pugh class") for x in v] if v else v
+
+    @field_validator("infection_site")
+    @classmethod
+    def _known_inf(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(x, INFECTION_SITES, "infection site") for x in v] if v else v
+
+    @field_validator("volume")
+    @classmethod
+    def _known_vol(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(x, VOLUMES, "volume") for x in v] if v else v
+
+    @field_validator("presentation")
+    @classmethod
+    def _known_pres(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(x, PRESENTATIONS, "presentation") for x in v] if v else v
+
+    @field_validator("imaging")
+    @classmethod
+    def _known_img(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(x, IMAGING, "imaging") for x in v] if v else v
+
+    @field_validator("phase")
+    @classmethod
+    def _known_phase(cls, v: list[str] | None) -> list[str] | None:
+        return [_one_of(x, PHASES, "phase") for x in v] if v else v
 
     @field_validator("state")
     @classmethod
@@ -193,8 +311,8 @@ class Condition(_Strict):
 
     @field_validator("diagnosis", "comorbidity")
     @classmethod
-    def _known_dx(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(s, DIAGNOSES, "diagnosis/comorbidity id") for s in v] if v else v
+    def _known_dx(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return [_one_of(s, _condition_ids(info), "diagnosis/comorbidity id") for s in v] if v else v
 
     @field_validator("site")
     @classmethod
@@ -299,8 +417,8 @@ class _RuleBase(_Strict):
 
     @field_validator("domain")
     @classmethod
-    def _domain(cls, v: str) -> str:
-        return _one_of(v, (*DIAGNOSES, "general"), "domain")
+    def _domain(cls, v: str, info: ValidationInfo) -> str:
+        return _one_of(v, (*_condition_ids(info), "general"), "domain")
 
 
 class TherapyRule(_RuleBase):
@@ -349,6 +467,63 @@ class QuestionRule(_RuleBase):
 
 
 Rule = TherapyRule | WarningRule | QuestionRule
+
+
+# ------------------------------------------------------------------ drug safety profiles
+class SafetyCheck(_Strict):
+    """One machine-checkable label condition: when it holds for the patient, the drug is excluded or flagged."""
+
+    id: str
+    when: Condition
+    reason: str = Field(min_length=10, description="One or two sentences, our own words")
+    section: str = Field(min_length=1, description="Label section the fact comes from")
+    severity: Literal["high", "moderate"] = "high"
+    ask: str = Field("", description="Question asked when the condition cannot be decided (a deciding fact is missing)")
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.match(r"^[a-z0-9][a-z0-9-]*$", v):
+            raise ValueError(f"check id {v!r} must be lowercase letters, digits and '-'")
+        return v
+
+
+class SafetyProfile(_Strict):
+    """A drug's (or a class's) label safety facts: contraindications, cautions, monitoring (corpus/safety/*.yaml)."""
+
+    id: str
+    applies_to: list[str] = Field(min_length=1, description="Therapy ids or lexicon classes it covers")
+    label: str = Field(min_length=3)
+    revised: str = ""
+    url: str = ""
+    last_reviewed: _dt.date
+    verified_from: str = ""
+    unverified: bool = False
+    allergen_classes: list[str] = Field(default_factory=list)
+    contraindicated: list[SafetyCheck] = Field(default_factory=list)
+    caution: list[SafetyCheck] = Field(default_factory=list)
+    monitor: list[str] = Field(default_factory=list)
+    cite: list[str] = Field(default_factory=list)
+    notes: str = ""
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not _ID_RE.match(v):
+            raise ValueError(f"profile id {v!r} must be letters, digits, '.', '_', '-' (no spaces)")
+        return v
+
+    @model_validator(mode="after")
+    def _unique_checks(self) -> SafetyProfile:
+        ids = [c.id for c in [*self.contraindicated, *self.caution]]
+        dup = sorted({i for i in ids if ids.count(i) > 1})
+        if dup:
+            raise ValueError(f"check ids repeat within the profile: {', '.join(dup)}")
+        return self
+
+    def ref(self, check: SafetyCheck) -> str:
+        """The citable block id of a check in the rendered label-safety digest."""
+        return f"{self.id}.{check.id}"
 _RULE_TYPES: dict[str, type[BaseModel]] = {
     "therapy": TherapyRule,
     "warning": WarningRule,
@@ -500,10 +675,24 @@ class Knowledge:
     sections_by_ref: dict[str, CorpusRef]
     version: str
     report: ValidationReport
+    safety_profiles: list[SafetyProfile] = field(default_factory=list)
+    conditions: tuple[str, ...] = DIAGNOSES
+    reference_uln: dict[str, float] = field(default_factory=dict)
+    _profile_cache: dict[str, list[SafetyProfile]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
     def rules_by_id(self) -> dict[str, Rule]:
         return {r.id: r for r in self.rules}
+
+    def profiles_for(self, drug: str) -> list[SafetyProfile]:
+        """Every safety profile covering a therapy id (by id or by one of its classes); [] when none."""
+        hit = self._profile_cache.get(drug)
+        if hit is None:
+            hit = [
+                p for p in self.safety_profiles if any(self.lexicon.matches(drug, tok) for tok in p.applies_to)
+            ]
+            self._profile_cache[drug] = hit
+        return hit
 
     def text_for(self, ref: str) -> str:
         """The statement or section text a reference points to ('' when unknown)."""
@@ -716,15 +905,19 @@ def _load_digest(
     refs: dict[str, CorpusRef],
     digests: dict[str, Digest],
     lexicon: Lexicon,
+    *,
+    text: str | None = None,
+    rel: str | None = None,
 ) -> None:
     from ingest.markdown import list_headings, parse_front_matter, split_sections
 
-    rel = _rel(path, corpus_dir)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        report.errors.append(Problem(rel, None, f"cannot read: {exc}"))
-        return
+    rel = rel or _rel(path, corpus_dir)
+    if text is None:
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            report.errors.append(Problem(rel, None, f"cannot read: {exc}"))
+            return
     try:
         meta, body, first = parse_front_matter(text, source=rel)
     except CorpusValidationError as exc:
@@ -898,7 +1091,9 @@ def _first_url(meta: dict[str, Any]) -> str:
     return ""
 
 
-def _load_rule_file(path: Path, corpus_dir: Path, report: ValidationReport) -> list[tuple[Rule, Any, str]]:
+def _load_rule_file(
+    path: Path, corpus_dir: Path, report: ValidationReport, context: dict[str, Any] | None = None
+) -> list[tuple[Rule, Any, str]]:
     rel = _rel(path, corpus_dir)
     try:
         data = _yaml_load(path.read_text(encoding="utf-8"), rel)
@@ -930,12 +1125,149 @@ def _load_rule_file(path: Path, corpus_dir: Path, report: ValidationReport) -> l
             )
             continue
         try:
-            rule = model.model_validate(raw)
+            rule = model.model_validate(raw, context=context)
         except ValidationError as exc:
             report.errors.extend(_pydantic_problems(exc, raw, rel, f"rule {raw.get('id', '?')}"))
             continue
         out.append((rule, raw, rel))
     return out
+
+
+def _load_clinical(corpus_dir: Path, report: ValidationReport) -> tuple[tuple[str, ...], dict[str, float]]:
+    """Condition ids and reference ULNs from lexicon/clinical.yaml (built-in ids when the file is absent)."""
+    path = corpus_dir / "lexicon" / "clinical.yaml"
+    if not path.exists():
+        return DIAGNOSES, {}
+    rel = _rel(path, corpus_dir)
+    try:
+        data = _yaml_load(path.read_text(encoding="utf-8"), rel)
+    except CorpusValidationError as exc:
+        report.errors.append(Problem(exc.path, exc.line, exc.reason))
+        return DIAGNOSES, {}
+    ids: list[str] = []
+    for item in (data or {}).get("conditions") or []:
+        line = getattr(item, "line", None)
+        cid = str(item.get("id", "")) if isinstance(item, dict) else ""
+        if not re.match(r"^[a-z0-9][a-z0-9_]*$", cid):
+            report.errors.append(Problem(rel, line, f"condition id {cid!r} must be lowercase letters, digits, '_'"))
+            continue
+        if cid in ids:
+            report.errors.append(Problem(rel, line, f"condition id {cid!r} repeats"))
+            continue
+        for pat in item.get("patterns") or []:
+            try:
+                re.compile(str(pat))
+            except re.error as exc:
+                report.errors.append(Problem(rel, line, f"condition {cid}: bad pattern ({exc})"))
+        ids.append(cid)
+    uln: dict[str, float] = {}
+    for name, spec in ((data or {}).get("reference_uln") or {}).items():
+        value = spec.get("value") if isinstance(spec, dict) else spec
+        try:
+            uln[str(name)] = float(value)
+        except (TypeError, ValueError):
+            report.errors.append(Problem(rel, None, f"reference_uln {name}: value must be a number"))
+    report.counts["conditions"] = len(ids)
+    return tuple(ids) or DIAGNOSES, uln
+
+
+# Procedures need no drug label; every other therapy a rule can offer must have a safety profile.
+_PROCEDURE_CLASSES = frozenset({"radiation_therapy", "surgery", "surgical_castration", "procedure"})
+
+
+def _load_safety(
+    corpus_dir: Path,
+    report: ValidationReport,
+    lexicon: Lexicon,
+    refs: dict[str, CorpusRef],
+    digests: dict[str, Digest],
+    context: dict[str, Any],
+) -> list[SafetyProfile]:
+    from ingest.safety_docs import render_profile, safety_files
+
+    names = {tid: e.names[0] for tid, e in lexicon.entries.items() if e.names}
+    profiles: list[SafetyProfile] = []
+    seen: dict[str, str] = {}
+    for path in safety_files(corpus_dir):
+        rel = _rel(path, corpus_dir)
+        try:
+            data = _yaml_load(path.read_text(encoding="utf-8"), rel)
+        except CorpusValidationError as exc:
+            report.errors.append(Problem(exc.path, exc.line, exc.reason))
+            continue
+        if not isinstance(data, dict) or set(data) != {"profiles"} or not isinstance(data["profiles"], list):
+            report.errors.append(Problem(rel, 1, "a safety file is one top-level key 'profiles:' holding a list"))
+            continue
+        for raw in data["profiles"]:
+            line = getattr(raw, "line", 0) or None
+            try:
+                prof = SafetyProfile.model_validate(raw, context=context)
+            except ValidationError as exc:
+                pid = raw.get("id", "?") if isinstance(raw, dict) else "?"
+                report.errors.extend(_pydantic_problems(exc, raw, rel, f"profile {pid}"))
+                continue
+            if prof.id in seen:
+                report.errors.append(Problem(rel, line, f"profile id {prof.id!r} already used in {seen[prof.id]}"))
+                continue
+            seen[prof.id] = f"{rel}:{line}"
+            if lexicon.entries:
+                for tok in [*prof.applies_to]:
+                    if not lexicon.is_known(tok):
+                        report.errors.append(
+                            Problem(rel, line, f"profile {prof.id}: applies_to {tok!r} is not a therapy id or class")
+                        )
+                for chk in [*prof.contraindicated, *prof.caution]:
+                    for node in chk.when.walk():
+                        for atom in _THERAPY_ATOMS:
+                            for tok in getattr(node, atom) or []:
+                                if not lexicon.is_known(tok):
+                                    report.errors.append(
+                                        Problem(
+                                            rel,
+                                            _atom_line(raw, atom, tok) or line,
+                                            f"profile {prof.id} check {chk.id}: {atom} {tok!r} is not a therapy id or class",
+                                        )
+                                    )
+            # The rendered label-safety digest: its blocks become citable refs (and are what ingest indexes).
+            _load_digest(path, corpus_dir, report, refs, digests, lexicon, text=render_profile(raw, names), rel=f"{rel}#{prof.id}")
+            for c in prof.cite:
+                if c not in refs:
+                    report.errors.append(Problem(rel, line, f"profile {prof.id}: cite {c!r} resolves to nothing"))
+            profiles.append(prof)
+    report.counts["safety_profiles"] = len(profiles)
+    report.counts["safety_checks"] = sum(len(p.contraindicated) + len(p.caution) for p in profiles)
+    return profiles
+
+
+def offered_drugs(rule: TherapyRule) -> list[str]:
+    """The drugs a therapy rule can put in front of a patient: its therapy's `+` components and its `drugs`."""
+    return list(dict.fromkeys([*rule.therapy.split("+"), *rule.drugs]))
+
+
+def _check_safety_coverage(
+    rules: list[Rule], profiles: list[SafetyProfile], lexicon: Lexicon, report: ValidationReport
+) -> None:
+    """Every drug a therapy rule can offer is covered by a safety profile (procedures excepted)."""
+    if not profiles or not lexicon.entries:
+        return
+    missing: dict[str, list[str]] = {}
+    for r in rules:
+        if not isinstance(r, TherapyRule):
+            continue
+        for drug in offered_drugs(r):
+            if set(lexicon.classes_of(drug)) & _PROCEDURE_CLASSES:
+                continue
+            if not any(lexicon.matches(drug, tok) for p in profiles for tok in p.applies_to):
+                missing.setdefault(drug, []).append(r.id)
+    for drug, rule_ids in sorted(missing.items()):
+        report.errors.append(
+            Problem(
+                "corpus/safety",
+                None,
+                f"no safety profile covers {drug!r} (offered by {', '.join(rule_ids[:3])}"
+                f"{' …' if len(rule_ids) > 3 else ''}); add one to corpus/safety/",
+            )
+        )
 
 
 def _check_rule_refs(
@@ -1042,6 +1374,8 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
         report.errors.append(Problem(str(corpus_dir), None, "corpus folder does not exist"))
         return Knowledge(corpus_dir, [], Lexicon(), {}, {}, "", report), report
     lexicon = _load_lexicon(corpus_dir, report)
+    conditions, reference_uln = _load_clinical(corpus_dir, report)
+    context = {"conditions": conditions}
     refs: dict[str, CorpusRef] = {}
     digests: dict[str, Digest] = {}
     md_files = sorted((corpus_dir / "guidelines").rglob("*.md")) + sorted(
@@ -1049,11 +1383,12 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
     )
     for path in md_files:
         _load_digest(path, corpus_dir, report, refs, digests, lexicon)
+    profiles = _load_safety(corpus_dir, report, lexicon, refs, digests, context)
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     loaded = []
     for path in sorted((corpus_dir / "rules").rglob("*.y*ml")):
-        loaded.extend(_load_rule_file(path, corpus_dir, report))
+        loaded.extend(_load_rule_file(path, corpus_dir, report, context))
     for rule, raw, rel in loaded:
         line = getattr(raw, "line", 0) or None
         if rule.id in seen:
@@ -1072,7 +1407,11 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
     report.counts.setdefault("digests", 0)
     report.counts.setdefault("labels", 0)
     report.counts.setdefault("recommendations", 0)
-    know = Knowledge(corpus_dir, rules, lexicon, digests, refs, corpus_version(corpus_dir), report)
+    _check_safety_coverage(rules, profiles, lexicon, report)
+    know = Knowledge(
+        corpus_dir, rules, lexicon, digests, refs, corpus_version(corpus_dir), report,
+        safety_profiles=profiles, conditions=conditions, reference_uln=reference_uln,
+    )
     return know, report
 
 
@@ -1106,6 +1445,7 @@ def format_report(report: ValidationReport, corpus_dir: Path | str) -> str:
         f"  digests: {c.get('digests', 0)}   labels: {c.get('labels', 0)}   recommendation blocks: {c.get('recommendations', 0)}",
         f"  rules: {c.get('rules', 0)} (therapy {c.get('rules_therapy', 0)}, warning {c.get('rules_warning', 0)}, "
         f"question {c.get('rules_question', 0)})   lexicon: {c.get('therapies', 0)} therapies, {c.get('therapy_classes', 0)} classes",
+        f"  safety profiles: {c.get('safety_profiles', 0)} ({c.get('safety_checks', 0)} checks)   conditions: {c.get('conditions', 0)}",
     ]
     for w in report.warnings:
         lines.append(f"WARNING {w}")

@@ -120,6 +120,19 @@ def generic_question(fact: str) -> str:
         "symptomatic": "Is the cancer causing symptoms (for example bone pain)?",
         "state": "What is the disease state (castration-sensitive or -resistant; metastatic or not)?",
         "castration": "Is castration maintained (testosterone at castrate level)?",
+        "gestational_weeks": "How many weeks pregnant is she?",
+        "trimester": "How many weeks pregnant is she?",
+        "lactating": "Is she breastfeeding?",
+        "postpartum": "Has she delivered recently (postpartum)?",
+        "diabetes_type": "Is it type 1 or type 2 diabetes?",
+        "child_pugh": "What is the Child-Pugh class of the liver disease?",
+        "infection_site": "Is it cystitis only, or are there signs of pyelonephritis (fever, flank pain, CVA tenderness)?",
+        "volume": "Is the metastatic disease high or low volume (visceral metastases, or 4 or more bone lesions with one outside the spine and pelvis)?",
+        "presentation": "Was the cancer metastatic at diagnosis (de novo), or did metastases appear after earlier local treatment?",
+        "imaging": "Are the metastases seen on conventional imaging (CT, MRI, bone scan), or on PSMA PET only?",
+        "phase": "Is this the initial treatment phase, or a decision about extended (long-term) therapy?",
+        "allergy": "Does the patient have any drug allergies (what reaction)?",
+        "kidney": "What is the kidney function (creatinine with age and weight, CrCl or eGFR)?",
     }.get(head, f"Please give: {fact}.")
 
 
@@ -137,10 +150,11 @@ class PatientView:
         default_factory=dict
     )  # diagnosis/comorbidity id → present/possible/absent
     calc_cache: dict[str, tuple[float | None, list[str]]] = field(default_factory=dict)
+    reference_uln: dict[str, float] = field(default_factory=dict)
 
     @classmethod
-    def build(cls, ctx: PatientContext, lexicon: Lexicon) -> PatientView:
-        view = cls(ctx=ctx, lexicon=lexicon)
+    def build(cls, ctx: PatientContext, lexicon: Lexicon, reference_uln: dict[str, float] | None = None) -> PatientView:
+        view = cls(ctx=ctx, lexicon=lexicon, reference_uln=dict(reference_uln or {}))
         for t in ctx.therapies:
             view.by_status.setdefault(t.status, []).append(t.therapy)
             if t.still_taking:
@@ -193,6 +207,63 @@ class PatientView:
             return self.calc("egfr_ckd_epi_2021")[0]
         return None
 
+    def pregnant(self) -> Tri:
+        """Pregnancy status; men, and women outside child-bearing age (< 10 or >= 55) are read as not pregnant."""
+        ctx = self.ctx
+        if ctx.sex == "male":
+            return False
+        if ctx.pregnant is not None:
+            return ctx.pregnant
+        if ctx.age is not None and (ctx.age >= 55 or ctx.age < 10):
+            return False
+        return None
+
+    def allergic(self, tokens: Iterable[str], severities: Iterable[str] = (), reactions: Iterable[str] = ()) -> bool:
+        """An allergy to one of `tokens` (ids or classes) with the given severities (default: any but intolerance)."""
+        tokens = list(tokens)
+        sev = set(severities) or {"severe", "non-severe", "unknown"}
+        words = [r.lower() for r in reactions]
+        details = {d.substance.lower(): d for d in self.ctx.allergy_details}
+        for raw in self.ctx.allergies:
+            a = raw.lower()
+            d = details.get(a)
+            severity = d.severity if d is not None else "unknown"
+            if severity not in sev:
+                continue
+            if words and not (d is not None and any(w in d.reaction.lower() for w in words)):
+                continue
+            classes = {c.lower() for c in (d.classes if d is not None else [])}
+            for tok in tokens:
+                t = tok.lower()
+                if a == t or t in classes or self.lexicon.matches(a, tok) or self.lexicon.matches(a, t):
+                    return True
+        return False
+
+    def declines(self, tokens: Iterable[str]) -> bool:
+        """The patient declines one of `tokens`, or a class a token belongs to ('declines chemotherapy')."""
+        for d in self.ctx.declined:
+            for tok in tokens:
+                if d == tok or self.lexicon.matches(tok, d) or self.lexicon.matches(d, tok):
+                    return True
+        return False
+
+    def uln_multiple(self, name: str) -> float | None:
+        """A liver test as a multiple of ULN: stated that way, or the value over the reference ULN."""
+        lab = self.ctx.labs.get(name)
+        if lab is None:
+            return None
+        if lab.uln_multiple is not None:
+            return lab.uln_multiple
+        if lab.value is None:
+            return None
+        ref = self.reference_uln.get(name)
+        if not ref:
+            return None
+        value = lab.value
+        if name == "bilirubin" and "mol" in lab.unit.lower():
+            value = value / 17.1  # µmol/L → mg/dL
+        return value / ref
+
     def fact_unknown(self, fact: str) -> bool:
         """Is this rule fact missing from the context (used by question rules and `ask_if_unknown`)?"""
         ctx = self.ctx
@@ -223,7 +294,17 @@ class PatientView:
         if head == "weight":
             return ctx.weight_kg is None
         if head == "pregnant":
-            return ctx.pregnant is None and ctx.sex != "male"
+            return self.pregnant() is None
+        if head in ("gestational_weeks", "trimester"):
+            return self.pregnant() is True and ctx.gestational_weeks is None and ctx.trimester is None
+        if head in ("lactating", "postpartum"):
+            return ctx.sex != "male" and getattr(ctx, head) is None
+        if head == "kidney":
+            return self.lab("crcl") is None and self.lab("egfr") is None
+        if head == "allergy":
+            return not ctx.allergies
+        if head in ("volume", "presentation", "imaging", "phase"):
+            return getattr(ctx, {"volume": "disease_volume", "imaging": "metastasis_imaging", "phase": "care_phase"}.get(head, head)) is None
         value = getattr(ctx, head, None)
         return value is None
 
@@ -301,8 +382,7 @@ class _Evaluator:
         if key == "intolerant_to":
             return v.any_match(("intolerant",), value)
         if key == "allergy":
-            allergies = [a.lower() for a in ctx.allergies]
-            return any(a == x.lower() or v.lexicon.matches(a, x) for a in allergies for x in value)
+            return v.allergic(value.to, value.severity, value.reaction)
         if key == "biomarker":
             return self._biomarker(value)
         if key == "tested_negative":
@@ -336,7 +416,7 @@ class _Evaluator:
                 return None
             return ctx.sex == value
         if key == "pregnant":
-            preg = False if ctx.sex == "male" else ctx.pregnant
+            preg = v.pregnant()
             if preg is None:
                 self._miss("pregnant")
                 return None
@@ -358,6 +438,51 @@ class _Evaluator:
             return value is True
         if key == "calc":
             return self._calc(value)
+        if key in ("trimester", "gestational_weeks"):
+            return self._gestation(key, value)
+        if key in ("lactating", "postpartum"):
+            got = False if ctx.sex == "male" else getattr(ctx, key)
+            if got is None:
+                self._miss(key)
+                return None
+            return got == value
+        if key == "diabetes_type":
+            if ctx.diabetes_type is not None:
+                return ctx.diabetes_type in value
+            if v.conditions.get("diabetes") in ("present", "possible"):
+                self._miss("diabetes_type")
+                return None
+            return False  # no diabetes: no type of it
+        if key == "uln":
+            got = v.uln_multiple(value.name)
+            if got is None:
+                self._miss(f"lab:{value.name}")
+                return None
+            return _OPS[value.op](got, value.value)
+        if key == "child_pugh":
+            if ctx.child_pugh is not None:
+                return ctx.child_pugh in value
+            if any(v.conditions.get(c) in ("present", "possible") for c in ("cirrhosis", "liver_disease")):
+                self._miss("child_pugh")
+                return None
+            return False  # no liver disease stated: not Child-Pugh B or C
+        if key == "infection_site":
+            if ctx.infection_site is not None:
+                return ctx.infection_site in value
+            if v.conditions.get("uti") in ("present", "possible"):
+                self._miss("infection_site")
+                return None
+            return False
+        if key in ("volume", "presentation", "imaging", "phase"):
+            field_name = {"volume": "disease_volume", "presentation": "presentation",
+                          "imaging": "metastasis_imaging", "phase": "care_phase"}[key]  # fmt: skip
+            got = getattr(ctx, field_name)
+            if got is None:
+                self._miss(key)
+                return None
+            return got in value
+        if key == "declined":
+            return v.declines(value)
         raise ValueError(f"unknown condition atom {key!r}")  # the loader rejects these; a guard for tests
 
     def _biomarker(self, spec) -> Tri:
@@ -409,6 +534,32 @@ class _Evaluator:
         }:
             return False
         self._miss("biomarker")
+        return None
+
+    def _gestation(self, key: str, value) -> Tri:
+        ctx = self.v.ctx
+        preg = self.v.pregnant()
+        if preg is None:
+            self._miss("pregnant")
+            return None
+        if not preg:
+            return False
+        weeks = ctx.gestational_weeks
+        trimester = ctx.trimester or (None if weeks is None else 1 if weeks < 14 else 2 if weeks < 28 else 3)
+        if key == "trimester":
+            if trimester is None:
+                self._miss("gestational_weeks")
+                return None
+            return trimester in value
+        if weeks is not None:
+            return _OPS[value.op](weeks, value.value)
+        if trimester is not None:
+            # The trimester bounds the weeks: decide when both ends of the range agree.
+            lo, hi = {1: (0.0, 13.9), 2: (14.0, 27.9), 3: (28.0, 42.0)}[trimester]
+            at_lo, at_hi = _OPS[value.op](lo, value.value), _OPS[value.op](hi, value.value)
+            if at_lo == at_hi:
+                return at_lo
+        self._miss("gestational_weeks")
         return None
 
     def _calc(self, spec) -> Tri:
@@ -479,10 +630,17 @@ def strength_rank(strength: str) -> int:
 class RuleEngine:
     """Evaluates every corpus rule against one patient. Holds no per-patient state."""
 
-    def __init__(self, knowledge: Knowledge) -> None:
+    def __init__(self, knowledge: Knowledge, *, safety: bool = True) -> None:
+        from assistant.safety import SafetyPass
+
         self.knowledge = knowledge
         self.lexicon = knowledge.lexicon
         self.rules: list[Rule] = list(knowledge.rules)
+        # Every offer passes the drug's label profile for this patient before anyone sees it.
+        self.safety: SafetyPass | None = SafetyPass(knowledge) if safety else None
+
+    def view(self, ctx: PatientContext) -> PatientView:
+        return PatientView.build(ctx, self.lexicon, getattr(self.knowledge, "reference_uln", None))
 
     # -- helpers
     def _unverified(self, rule: Rule, refs: list[str]) -> bool:
@@ -603,7 +761,7 @@ class RuleEngine:
 
     # -- public
     def evaluate(self, ctx: PatientContext) -> list[Finding]:
-        view = PatientView.build(ctx, self.lexicon)
+        view = self.view(ctx)
         raw: list[Finding] = []
         for rule in self.rules:
             if isinstance(rule, TherapyRule):
@@ -612,7 +770,42 @@ class RuleEngine:
                 raw.extend(self._warning(rule, view))
             else:
                 raw.extend(self._question(rule, view))
-        return _finalise(raw, self._name)
+        findings = _finalise(raw, self._name)
+        if self.safety is None or (not getattr(self.knowledge, "safety_profiles", None) and not ctx.allergies and not ctx.declined):
+            return findings
+        return _after_safety(self.safety.apply(findings, view))
+
+    def screen(self, ctx: PatientContext, drugs: Iterable[str], findings: Iterable[Finding]) -> list[Finding]:
+        """Safety exclusions for drugs named outside the rules (passages, question, draft)."""
+        if self.safety is None:
+            return []
+        known = {f.therapy for f in findings if f.therapy and f.kind in ("recommend", "consider", "exclude")}
+        return self.safety.screen(drugs, self.view(ctx), known=known)
+
+
+def _after_safety(findings: list[Finding]) -> list[Finding]:
+    """Re-order after the safety pass and drop questions that only matter to therapies now excluded."""
+    offered = {f.therapy for f in findings if f.kind in ("recommend", "consider") and f.therapy}
+    excluded_only = {f.therapy for f in findings if f.kind == "exclude" and f.therapy} - offered
+    rest = [f for f in findings if f.kind != "ask"]
+    asks = [f for f in findings if f.kind == "ask" and not (f.therapy and f.therapy in excluded_only)]
+    seen: set[str] = set()
+    unique_asks = []
+    for a in asks:
+        key = a.reason.lower()
+        if key not in seen:
+            seen.add(key)
+            unique_asks.append(a)
+
+    def key(f: Finding) -> tuple:
+        order = _KIND_ORDER[f.kind]
+        if f.kind in ("recommend", "consider"):
+            return (0, f.preference if f.preference is not None else 99, order, strength_rank(f.strength))
+        if f.kind == "warn":
+            return (order, _SEVERITY_ORDER.get(f.severity or "", 3))
+        return (order, 0)
+
+    return sorted(rest, key=key) + unique_asks
 
 
 def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:

@@ -1,0 +1,321 @@
+"""The safety pass: every drug any answer would offer is checked against its label profile for *this* patient.
+
+One mechanism, data-driven (corpus/safety/*.yaml), run over whatever produced the offer:
+
+* every `recommend`/`consider` finding (each component of a `+` regimen): a label contraindication turns the
+  offer into an `exclude` citing the label; a caution adds a `warn`; a contraindication that cannot be decided
+  because a fact is missing (and whose check says what to ask) adds an `ask`; a declined option becomes an
+  `exclude` marked as declined (shown as the patient's choice, never as preferred);
+* any other drug the answer could name — in the retrieved passages, the question, or an LLM draft —
+  (`screen`): a contraindicated drug gets an `exclude` finding so the plan forbids it and no passage naming
+  it is listed as an option.
+
+The implicit check every profile carries: a documented allergy to the drug, or to a class it belongs to or
+that its profile lists as an allergen class, is a contraindication (an intolerance-level report a caution).
+Pure and fast: no I/O; the conditions are evaluated by the rule engine's own three-valued evaluator.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from assistant.models import Finding
+from ingest.safety_docs import doc_id_for
+
+if TYPE_CHECKING:
+    from assistant.knowledge import Knowledge, Lexicon, SafetyCheck, SafetyProfile
+    from assistant.rules import PatientView
+
+SAFETY_PREFIX = "SAFETY:"
+DECLINED_PREFIX = "DECLINED:"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What one check says about one drug for this patient."""
+
+    drug: str
+    level: str  # contraindicated | caution | ask
+    profile: SafetyProfile | None
+    check: SafetyCheck | None
+    reason: str
+    refs: tuple[str, ...] = ()
+    facts: tuple[str, ...] = ()
+
+    @property
+    def rule_id(self) -> str:
+        if self.profile is None or self.check is None:
+            pid = self.profile.id if self.profile is not None else self.drug
+            return f"{SAFETY_PREFIX}{pid}.allergy"
+        return f"{SAFETY_PREFIX}{self.profile.ref(self.check)}"
+
+
+@dataclass
+class DrugMatcher:
+    """Finds therapy names (generic, brand, synonym) in text with one compiled pattern per lexicon."""
+
+    lexicon: Lexicon
+    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False)
+    _by_name: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+
+    def _compile(self) -> re.Pattern[str]:
+        if self._pattern is None:
+            names: dict[str, str] = {}
+            for tid, entry in self.lexicon.entries.items():
+                if "+" in tid:
+                    continue  # regimens are found through their components
+                for n in [tid.replace("_", " "), *entry.names]:
+                    if len(n) >= 3 and n.lower() not in names:
+                        names[n.lower()] = tid
+            self._by_name = names
+            alts = sorted(names, key=len, reverse=True)
+            self._pattern = re.compile(
+                r"(?<![\w-])(" + "|".join(re.escape(a) for a in alts) + r")(?![\w-])", re.IGNORECASE
+            )
+        return self._pattern
+
+    def find(self, text: str) -> list[tuple[str, int, int]]:
+        """(therapy id, start, end) of every therapy name in `text`, left to right."""
+        if not text or not self.lexicon.entries:
+            return []
+        pattern = self._compile()
+        return [(self._by_name[m.group(1).lower()], m.start(), m.end()) for m in pattern.finditer(text)]
+
+    def ids_in(self, text: str) -> list[str]:
+        return list(dict.fromkeys(tid for tid, _, _ in self.find(text)))
+
+
+class SafetyPass:
+    """Checks drugs against their label safety profiles for one patient at a time (holds no patient state)."""
+
+    def __init__(self, knowledge: Knowledge) -> None:
+        self.knowledge = knowledge
+        self.lexicon = knowledge.lexicon
+        self.matcher = DrugMatcher(knowledge.lexicon)
+        self._rules = {r.id: r for r in knowledge.rules}
+
+    # ------------------------------------------------------------ per drug
+    def components(self, therapy: str) -> list[str]:
+        return [p for p in therapy.split("+") if p]
+
+    def _name(self, drug: str) -> str:
+        entry = self.lexicon.entries.get(drug)
+        return entry.names[0] if entry is not None and entry.names else drug.replace("_", " ")
+
+    def assess(self, drug: str, view: PatientView) -> list[Verdict]:
+        """Every verdict the drug's profiles give for this patient (contraindications first)."""
+        from assistant.rules import _Evaluator
+
+        profiles = self.knowledge.profiles_for(drug)
+        out: list[Verdict] = []
+        allergy = self._allergy(drug, profiles, view)
+        if allergy is not None:
+            out.append(allergy)
+        for prof in profiles:
+            for level, checks in (("contraindicated", prof.contraindicated), ("caution", prof.caution)):
+                for chk in checks:
+                    ev = _Evaluator(view)
+                    res = ev.cond(chk.when)
+                    refs = (prof.ref(chk), *prof.cite)
+                    if res is True:
+                        out.append(Verdict(drug, level, prof, chk, chk.reason.strip(), refs))
+                    elif res is None and chk.ask:
+                        # Only a check that says what to ask raises a question: an unstated rare condition
+                        # is read as absent rather than asked about for every drug.
+                        out.append(Verdict(drug, "ask", prof, chk, chk.ask.strip(), refs, tuple(ev.unknown)))
+        order = {"contraindicated": 0, "caution": 1, "ask": 2}
+        return sorted(out, key=lambda v: order[v.level])
+
+    def _allergy(self, drug: str, profiles: Sequence[SafetyProfile], view: PatientView) -> Verdict | None:
+        ctx = view.ctx
+        if not ctx.allergies:
+            return None
+        allergen = {drug, *self.lexicon.classes_of(drug)}
+        extra = {c for p in profiles for c in p.allergen_classes}
+        details = {d.substance.lower(): d for d in ctx.allergy_details}
+        prof = profiles[0] if profiles else None
+        refs = tuple(prof.cite) if prof is not None else ()
+        for raw in ctx.allergies:
+            a = raw.lower()
+            d = details.get(a)
+            classes = {c for c in (d.classes if d is not None else [])} | set(self.lexicon.classes_of(raw))
+            hit = (
+                raw in allergen
+                or a in {x.lower() for x in allergen}
+                or bool(classes & extra)
+                or raw in extra
+            )
+            if not hit:
+                continue
+            what = f"allergy to {raw.replace('_', ' ')}" + (f" ({d.reaction})" if d is not None and d.reaction else "")
+            if d is not None and d.severity == "intolerance":
+                return Verdict(
+                    drug, "caution", prof, None,
+                    f"Reported intolerance ({what}) — a side effect rather than an allergy; not a contraindication, "
+                    "but confirm before prescribing.",
+                    refs,
+                )  # fmt: skip
+            return Verdict(
+                drug, "contraindicated", prof, None,
+                f"Documented {what}: hypersensitivity to the drug or its class is a label contraindication.",
+                refs,
+            )  # fmt: skip
+        return None
+
+    # ------------------------------------------------------------ over findings
+    def apply(self, findings: Sequence[Finding], view: PatientView) -> list[Finding]:
+        """Offers that a label forbids become exclusions; cautions and open questions are added once per drug."""
+        out: list[Finding] = []
+        extra: list[Finding] = []
+        done_drugs: set[str] = set()
+        for f in findings:
+            if f.kind not in ("recommend", "consider") or not f.therapy:
+                out.append(f)
+                continue
+            if view.declines([f.therapy, *self.components(f.therapy)]):
+                out.append(
+                    f.model_copy(
+                        update={
+                            "rule_id": f"{DECLINED_PREFIX}{f.rule_id}",
+                            "kind": "exclude",
+                            "reason": f"The patient declines this option. (Otherwise: {f.reason.strip()})",
+                            "severity": "declined",
+                            "preference": None,
+                        }
+                    )
+                )
+                continue
+            comps = self.components(f.therapy)
+            rule = self._rules.get(f.rule_id)
+            partners = [d for d in getattr(rule, "drugs", []) if d not in comps]
+            blocked: list[Verdict] = []
+            for drug in comps:
+                verdicts = self.assess(drug, view)
+                blocked.extend(v for v in verdicts if v.level == "contraindicated")
+                if drug not in done_drugs:
+                    extra.extend(self._notes(f, [v for v in verdicts if v.level != "contraindicated"]))
+            for drug in partners:
+                # A co-administered or alternative drug the rule names: its contraindication is a warning on
+                # the option (the regimen may be given with a substitute), not a silent pass.
+                if drug in done_drugs:
+                    continue
+                verdicts = self.assess(drug, view)
+                extra.extend(self._notes(f, verdicts, partner=True))
+                done_drugs.add(drug)
+            done_drugs.update(comps)
+            if blocked:
+                v = blocked[0]
+                names = " + ".join(self._name(c) for c in comps)
+                reasons = " ".join(dict.fromkeys(x.reason for x in blocked))
+                out.append(
+                    Finding(
+                        rule_id=v.rule_id,
+                        domain=f.domain,
+                        kind="exclude",
+                        therapy=f.therapy,
+                        title=f"{names}: label contraindication for this patient",
+                        reason=reasons,
+                        strength="FDA label",
+                        refs=list(dict.fromkeys([r for x in blocked for r in x.refs] + list(f.refs))),
+                        unverified=any(x.profile is not None and x.profile.unverified for x in blocked),
+                        severity="label",
+                    )
+                )
+            else:
+                out.append(f)
+        return out + _dedupe(extra)
+
+    def _notes(self, f: Finding, verdicts: Iterable[Verdict], *, partner: bool = False) -> list[Finding]:
+        out: list[Finding] = []
+        for v in verdicts:
+            name = self._name(v.drug)
+            if v.level == "ask":
+                out.append(
+                    Finding(
+                        rule_id=v.rule_id, domain=f.domain, kind="ask", therapy=f.therapy,
+                        title=(v.facts[0] if v.facts else v.rule_id),
+                        reason=f"{v.reason} (decides whether {name} can be used)",
+                        refs=list(v.refs),
+                        unverified=v.profile is not None and v.profile.unverified,
+                    )
+                )  # fmt: skip
+            else:
+                sev = "high" if v.level == "contraindicated" else (v.check.severity if v.check else "moderate")
+                prefix = f"{name} (part of {f.title or f.therapy})" if partner else name
+                verb = "is contraindicated for this patient" if v.level == "contraindicated" else "needs caution"
+                out.append(
+                    Finding(
+                        rule_id=v.rule_id, domain=f.domain, kind="warn", therapy=v.drug,
+                        title=f"{name}: label {('contraindication' if v.level == 'contraindicated' else 'caution')}",
+                        reason=f"{prefix} {verb}: {v.reason}",
+                        severity=sev, refs=list(v.refs),
+                        unverified=v.profile is not None and v.profile.unverified,
+                    )
+                )  # fmt: skip
+        return out
+
+    # ------------------------------------------------------------ drugs named outside the rules
+    def screen(self, drugs: Iterable[str], view: PatientView, *, known: Iterable[str] = ()) -> list[Finding]:
+        """Exclusions for drugs an answer could name (passages, question, LLM draft) that the label forbids here.
+
+        `known` holds therapies the findings already decide (offered or excluded): they are not repeated."""
+        seen = set(known)
+        out: list[Finding] = []
+        for drug in dict.fromkeys(drugs):
+            if drug in seen or (not self.knowledge.profiles_for(drug) and not view.ctx.allergies and not view.ctx.declined):
+                continue
+            seen.add(drug)
+            blocked = [v for v in self.assess(drug, view) if v.level == "contraindicated"]
+            if view.declines([drug]):
+                out.append(
+                    Finding(
+                        rule_id=f"{DECLINED_PREFIX}{drug}", kind="exclude", therapy=drug,
+                        title=f"{self._name(drug)}: declined", reason="The patient declines this option.",
+                        severity="declined",
+                    )
+                )  # fmt: skip
+                continue
+            if not blocked:
+                continue
+            v = blocked[0]
+            out.append(
+                Finding(
+                    rule_id=v.rule_id,
+                    kind="exclude",
+                    therapy=drug,
+                    title=f"{self._name(drug)}: label contraindication for this patient",
+                    reason=" ".join(dict.fromkeys(x.reason for x in blocked)),
+                    strength="FDA label",
+                    refs=list(dict.fromkeys(r for x in blocked for r in x.refs)),
+                    unverified=any(x.profile is not None and x.profile.unverified for x in blocked),
+                    severity="label",
+                )
+            )
+        return out
+
+    def monitoring(self, drugs: Iterable[str]) -> list[tuple[str, str, list[str]]]:
+        """(drug, monitoring line, refs) from the profiles of the offered drugs."""
+        out: list[tuple[str, str, list[str]]] = []
+        seen: set[str] = set()
+        for drug in drugs:
+            for comp in self.components(drug):
+                for prof in self.knowledge.profiles_for(comp):
+                    for line in prof.monitor:
+                        if line not in seen:
+                            seen.add(line)
+                            out.append((comp, line, [f"{doc_id_for(prof.id)}#monitoring"]))
+        return out
+
+
+def _dedupe(findings: list[Finding]) -> list[Finding]:
+    seen: set[tuple[str, str, str | None]] = set()
+    out = []
+    for f in findings:
+        key = (f.kind, f.reason, f.therapy)
+        if key not in seen:
+            seen.add(key)
+            out.append(f)
+    return out
