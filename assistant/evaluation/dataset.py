@@ -61,6 +61,17 @@ class QACase(_Record):
     expect_abstain: bool = False
     gold_therapies: list[list[str]] = Field(default_factory=list)
     sources: list[str] = Field(default_factory=list)
+    # safety set (eval/safety.jsonl): therapy ids, names or classes that must not be *offered* to this patient,
+    # and options of which at least one must be offered ("offered" is defined in assistant/evaluation/offers.py)
+    must_not_offer: list[str] = Field(default_factory=list)
+    should_offer_any: list[str] = Field(default_factory=list)
+
+    @field_validator("must_not_offer", "should_offer_any")
+    @classmethod
+    def _no_blank_therapy(cls, v: list[str]) -> list[str]:
+        if any(not t.strip() for t in v):
+            raise ValueError("therapy entries must be non-empty names, ids or classes")
+        return v
 
 
 def load_cases(path: Path, limit: int | None = None) -> list[QACase]:

@@ -20,6 +20,8 @@ RATE_ROWS = (
     ("gold_therapy_accuracy", "Gold-therapy accuracy"),
     ("therapy_precision", "Therapy precision"),
     ("abstention_accuracy", "Abstention correctness"),
+    ("unsafe_offer_rate", "Unsafe-offer rate (cases offering a must-not-offer drug; lower is better)"),
+    ("expected_option_recall", "Expected-option recall"),
     ("retrieval_recall_at_k", "Retrieval recall@k"),
     ("cited_source_recall", "Cited-source recall"),
     ("judge_comprehensiveness", "Judge: comprehensiveness"),
@@ -27,6 +29,7 @@ RATE_ROWS = (
 )
 COUNT_ROWS = (
     ("forbidden_hits", "Forbidden-claim hits (total)"),
+    ("unsafe_offers", "Unsafe offers (total)"),
     ("false_abstentions", "False abstentions"),
     ("missed_abstentions", "Missed abstentions"),
     ("errors", "Errors"),
@@ -84,6 +87,22 @@ def case_table(scores: Sequence[dict[str, Any]]) -> str:
             f"{_fmt(s.get('gold_therapy_accuracy'))} | {ok} | {missing} |"
         )
     return "\n".join(lines)
+
+
+def safety_table(scores: Sequence[dict[str, Any]]) -> str:
+    """Per case of the safety set: unsafe offers with where they were made, and the expected-option hit."""
+    lines = ["| id | unsafe offers | where | expected option offered | offered |", "|---|---|---|---|---|"]
+    for s in scores:
+        if not s.get("has_must_not_offer") and s.get("expected_option_hit") is None:
+            continue
+        unsafe = "; ".join(s.get("unsafe_offers") or []) or "0"
+        where = " / ".join(s.get("unsafe_offer_evidence") or [])[:240]
+        hit = s.get("expected_option_hit")
+        hit_cell = "–" if hit is None else ("yes" if hit else "**no**")
+        offered = ", ".join(s.get("offered_therapies") or [])[:160]
+        cells = [s["id"], f"**{unsafe}**" if s.get("unsafe_offers") else unsafe, where, hit_cell, offered]
+        lines.append("| " + " | ".join(c.replace("|", "/").replace("\n", " ") for c in cells) + " |")
+    return "\n".join(lines) if len(lines) > 2 else ""
 
 
 def _plots(out_dir: Path, metrics: dict[str, Any]) -> list[str]:
@@ -177,6 +196,17 @@ def write_report(out_dir: Path, metrics: dict[str, Any], cases: Sequence[QACase]
         parts += [f"## Latency per stage — `{name}`", "", latency_table(summary), ""]
     for name, scores in metrics["case_scores"].items():
         parts += [f"## Per case — `{name}`", "", case_table(scores), ""]
+        safety = safety_table(scores)
+        if safety:
+            parts += [
+                f"## Safety per case — `{name}`",
+                "",
+                "What the answer *offers* (recommend/consider findings, or named without negation in the bottom "
+                "line and options): `eval/README.md`, \"Offered therapies\".",
+                "",
+                safety,
+                "",
+            ]
     path = out_dir / "report.md"
     path.write_text("\n".join(parts), encoding="utf-8")
     return path

@@ -258,6 +258,8 @@ HEADLINE = (
     "gold_therapy_accuracy",
     "therapy_precision",
     "abstention_accuracy",
+    "unsafe_offer_rate",
+    "expected_option_recall",
     "retrieval_recall_at_k",
     "cited_source_recall",
 )

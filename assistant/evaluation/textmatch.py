@@ -122,14 +122,11 @@ def sentences(markdown: str) -> list[Sentence]:
             head = normalize(line)
             excluded = any_phrase(head, EXCLUSION_HEADING_CUES)
             neutral = not excluded and any_phrase(head, NEUTRAL_HEADING_CUES)
-        line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line)
-        protected = _ABBREV.sub(lambda m: m.group(0).replace(". ", "\x00 "), line)
-        for part in _SENT_END.split(protected):
-            part = part.replace("\x00", ".").strip()
+        for part in split_sentences(line):
             norm = normalize(part)
             if not norm:
                 continue
-            clauses = tuple(c for c in (normalize(x) for x in _CLAUSE_SPLIT.split(part) if x) if c)
+            clauses = tuple(c for c in (normalize(x) for x in split_clauses(part)) if c)
             lead = part.split(":", 1)[0] if ":" in part else ""
             if len(normalize(lead).split()) > 10:
                 lead = ""  # a long lead-in is content, not a label like "Excluded for this patient"
@@ -141,6 +138,28 @@ def sentences(markdown: str) -> list[Sentence]:
                 )
             )
     return out
+
+
+def heading_text(line: str) -> tuple[int, str] | None:
+    """(level, text) when the stripped line is a Markdown heading or a whole-line bold label; bold counts as level 7."""
+    if not _HEADING.match(line):
+        return None
+    m = re.match(r"^\s{0,3}(#{1,6})\s+(.*)$", line)
+    if m:
+        return len(m.group(1)), m.group(2).strip()
+    return 7, line.strip().strip("*_: ").strip()
+
+
+def split_sentences(line: str) -> list[str]:
+    """One line (list markers removed) → its sentences (`. ! ?` before a capital; abbreviations protected)."""
+    line = re.sub(r"^([-*+]|\d+[.)])\s+", "", line.strip())
+    protected = _ABBREV.sub(lambda m: m.group(0).replace(". ", "\x00 "), line)
+    return [p.replace("\x00", ".").strip() for p in _SENT_END.split(protected) if p.strip()]
+
+
+def split_clauses(sentence: str) -> list[str]:
+    """A sentence → its clauses, in original text (punctuation and contrastive conjunctions split)."""
+    return [x for x in _CLAUSE_SPLIT.split(sentence) if x and x.strip()]
 
 
 def clause_negated(norm_clause: str) -> bool:
