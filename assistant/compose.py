@@ -14,7 +14,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
-from assistant.prompts import EMPTY_CONTEXT_NOTE, section_titles, therapy_label
+from assistant.prompts import ALSO_NOTED_SECTION, EMPTY_CONTEXT_NOTE, section_titles, therapy_label
 from assistant.render import cite_marks, plain_text
 from assistant.verify import lexical_support
 
@@ -121,6 +121,15 @@ def _merge_by_therapy(findings: list[Finding]) -> list[Finding]:
     return out
 
 
+def _forbidden_pattern(plan: AnswerPlan) -> re.Pattern[str] | None:
+    """Names of every therapy the plan forbids: a passage sentence naming one is never quoted as an option."""
+    names = sorted({n for n in plan.must_not_recommend if len(n) >= 3}, key=len, reverse=True)
+    if not names:
+        return None
+    alts = "|".join(re.escape(n).replace(r"\_", "[ _-]").replace("_", "[ _-]") for n in names)
+    return re.compile(rf"(?<![\w-])(?:{alts})(?![\w-])", re.I)
+
+
 def _ordered(findings: Sequence[Finding], kinds: tuple[str, ...]) -> list[Finding]:
     sel = [f for f in findings if f.kind in kinds]
     return sorted(sel, key=lambda f: (kinds.index(f.kind), f.preference if f.preference is not None else 99))
@@ -189,12 +198,20 @@ def compose_answer(
     findings = plan.findings
     valid = {c.number for c in citations}
     findings = [f.model_copy(update={"citations": [n for n in f.citations if n in valid]}) for f in findings]
-    options = _ordered(findings, ("recommend", "consider"))
+    aside = set(plan.also_noted)
+    all_options = _ordered(findings, ("recommend", "consider"))
+    # Offers for other conditions than the one asked about are shown apart, never as options.
+    options = [f for f in all_options if f.rule_id not in aside]
+    noted = [f for f in all_options if f.rule_id in aside]
     excluded = _merge_by_therapy(_ordered(findings, ("exclude",)))
     warns = _ordered(findings, ("warn",))
     asks = _ordered(findings, ("ask",))
     lines: list[str] = []
     quoted: set[str] = set()
+    forbidden = _forbidden_pattern(plan)
+
+    def quotable(sentence: str) -> bool:
+        return forbidden is None or not forbidden.search(sentence)
 
     # Bottom line
     lines.append(f"## {titles[0]}")
@@ -208,7 +225,7 @@ def compose_answer(
     elif citations:
         # No rule applies: lead with the passage sentence closest to the question's own words.
         best = max(
-            ((s, c.number) for c in citations for s in _sentences(plain_text(c.passage))),
+            ((s, c.number) for c in citations for s in _sentences(plain_text(c.passage)) if quotable(s)),
             key=lambda sn: lexical_support(question, sn[0]),
             default=None,
         )
@@ -234,8 +251,8 @@ def compose_answer(
             lines.append(f"{i}. **{_label(f)}**{kind}{strength}: {_cited(f.reason, f)}")
     else:
         lines.append("_No therapy rule matched this patient; see the cited passages below._")
-        for c in citations[:4]:
-            sents = [x for x in _sentences(plain_text(c.passage)) if x.lower() not in quoted]
+        for c in citations[:6]:
+            sents = [x for x in _sentences(plain_text(c.passage)) if x.lower() not in quoted and quotable(x)]
             if sents:
                 quoted.add(sents[0].lower())
                 lines.append(f"- “{sents[0].rstrip('.')}.” [{c.number}]")
@@ -244,7 +261,8 @@ def compose_answer(
     lines.append(f"\n## {titles[2]}")
     if excluded:
         for f in excluded:
-            lines.append(f"- **{_label(f)}** — not recommended: {_cited(_lc(f.reason), f)}")
+            why = "declined by the patient" if f.severity == "declined" else "not recommended"
+            lines.append(f"- **{_label(f)}** — {why}: {_cited(_lc(f.reason), f)}")
     else:
         lines.append("_No therapy was excluded by the rule checks for the details given._")
 
@@ -288,6 +306,11 @@ def compose_answer(
         lines.append("_No further step is stated in the cited passages._")
     if plan.conflicts:
         lines.append("\n_Sources disagree: " + "; ".join(plan.conflicts) + "_")
+    if noted:
+        # Not an answer to the question asked; kept visible because it applies to this patient.
+        lines.append(f"\n## {ALSO_NOTED_SECTION if not patient else 'Also noted for you'}")
+        for f in noted:
+            lines.append(f"- **{_label(f)}** ({(f.domain or '').replace('_', ' ')}): {_cited(f.reason, f)}")
 
     return ComposedAnswer(
         body="\n".join(lines), follow_ups=follow_up_questions(plan, citations, audience, display_names)

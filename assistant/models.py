@@ -211,6 +211,13 @@ class AnswerPlan(_Record):
     must_warn: list[str] = Field(default_factory=list)
     should_ask: list[str] = Field(default_factory=list)
     conflicts: list[str] = Field(default_factory=list)
+    also_noted: list[str] = Field(
+        default_factory=list,
+        description="Rule ids of offers that do not answer the question asked (shown apart, never as options)",
+    )
+    offered_names: dict[str, list[str]] = Field(
+        default_factory=dict, description="Every name of each offered therapy (the verifier's contradiction check)"
+    )
 
 
 # ---------------------------------------------------------------- answer

@@ -37,6 +37,7 @@ from assistant.models import (
     VerificationReport,
     final_answer,
 )
+from assistant.population import population_mismatch
 from assistant.render import number_sources, render_answer
 from assistant.settings import Settings
 from assistant.verify import (
@@ -385,8 +386,31 @@ class Assistant:
         refs = list(dict.fromkeys(r for f in findings for r in f.refs))
         by_ref = self.retriever.passages_for_refs(refs) if refs else {}
         hits = self.retriever.retrieve(retrieval_query(q, ctx), k=self.settings.top_k)
-        relevant = [p for p in hits if relevance_of(p) >= self.settings.min_relevance]
+        # A passage written for another population (adults for a child, non-pregnant women for a pregnant
+        # one) is never quoted to this patient; rule-backed passages were chosen for the patient already.
+        relevant = [
+            p
+            for p in hits
+            if relevance_of(p) >= self.settings.min_relevance
+            and population_mismatch(f"{p.population} › {p.section_path}", ctx) is None
+        ]
         timings["retrieval"] = self._ms(t)
+
+        # Safety screen: any drug the question or a passage names could end up in the answer (the composer
+        # quotes passages, an LLM paraphrases them); those the label forbids for this patient are excluded.
+        t = self._clock()
+        screen = getattr(self.engine, "screen", None)
+        drugs_in = getattr(self.engine, "drugs_in", None)
+        if callable(screen) and callable(drugs_in):
+            texts = [text, *(p.text for p in relevant), *(p.text for ps in by_ref.values() for p in ps)]
+            named = [d for tx in texts for d in drugs_in(tx)]
+            extra = list(screen(ctx, named, findings))
+            if extra:
+                findings.extend(extra)
+                more = [r for f in extra for r in f.refs if r not in by_ref]
+                if more:
+                    by_ref.update(self.retriever.passages_for_refs(list(dict.fromkeys(more))))
+        timings["safety_screen"] = self._ms(t)
 
         t = self._clock()
         citations, numbered = number_sources(findings, by_ref, relevant, max_sources=self.max_sources)
@@ -634,6 +658,7 @@ class Assistant:
         repaired: list[str] = []
         t_v = self._clock()
         text = clean_llm_text(raw)
+        self._screen_draft(text, prep, failed)
         text, attached = attach_citations(
             text, citations=prep.citations, plan=prep.plan, scorer=self._scorer, context_text=prep.user_text
         )
@@ -689,6 +714,18 @@ class Assistant:
             failed.append("too little verified text left after striking: composer fallback")
             return None, None, "composer-fallback", failed, repaired
         return struck, res, mode, failed, repaired
+
+    def _screen_draft(self, text: str, prep: _Prepared, failed: list[str]) -> None:
+        """Drugs the model named that nothing screened yet pass the label check too; forbidden ones join the plan's
+        must-not list, so the verifier strikes any sentence that offers them."""
+        screen = getattr(self.engine, "screen", None)
+        drugs_in = getattr(self.engine, "drugs_in", None)
+        if not (callable(screen) and callable(drugs_in)):
+            return
+        extra = list(screen(prep.ctx, drugs_in(text), prep.plan.findings))
+        if extra:
+            failed.extend(f"safety: the draft named {f.therapy}, contraindicated for this patient" for f in extra)
+            prep.plan = self._plan_builder([*prep.plan.findings, *extra], prep.ctx, self._lexicon())
 
     def _ensure_bottom_line(self, text: str, prep: _Prepared, audience: str, notes: list[str]) -> str:
         """Small models sometimes skip the first section: put the composer's (rule-derived) one in front."""

@@ -27,10 +27,13 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
 
     offered: list[str] = []
     all_offered: set[str] = set()
+    also_noted: list[str] = []
     for f in findings:
         if f.kind in ("recommend", "consider") and f.therapy:
             all_offered.add(f.therapy)
-            if f.therapy not in offered and in_focus(f):
+            if not in_focus(f):
+                also_noted.append(f.rule_id)
+            elif f.therapy not in offered:
                 offered.append(f.therapy)
     excluded: list[str] = []
     for f in findings:
@@ -52,6 +55,7 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
     must_warn = _unique(f.reason for f in findings if f.kind == "warn")
     should_ask = _unique(f.reason for f in findings if f.kind == "ask")
     conflicts = _unique(f.reason for f in findings if f.kind == "warn" and f.rule_id.startswith("CONFLICT:"))
+    offered_names = {t: (lexicon.names_of(t) if lexicon is not None else [t]) for t in offered}
     return AnswerPlan(
         findings=list(findings),
         must_mention=offered,
@@ -59,6 +63,8 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
         must_warn=must_warn,
         should_ask=should_ask,
         conflicts=conflicts,
+        also_noted=list(dict.fromkeys(also_noted)),
+        offered_names=offered_names,
     )
 
 

@@ -62,6 +62,8 @@ PATIENT_SECTIONS: tuple[str, ...] = (
     "Next steps",
 )
 WARN_ASK_SECTION = "Warnings and open questions"
+ALSO_NOTED_SECTION = "Also noted for this patient"
+"""Offers for conditions the question is not about: shown apart, never under the options."""
 FOLLOW_UP_SECTION = "Suggested follow-up questions"
 
 

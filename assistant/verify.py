@@ -40,7 +40,7 @@ LEXICAL_ONLY_THRESHOLD = 0.6
 # Lexical recall this high means the sentence restates the passage; skip the embedding (speed).
 _LEXICAL_SURE = 0.85
 
-CHECKS = ("citations", "uncited", "support", "excluded-therapy", "dose", "meta", "required")
+CHECKS = ("citations", "uncited", "support", "excluded-therapy", "contradiction", "dose", "meta", "required")
 
 # A sentence about the prompt rather than the patient ("The second sentence explains …", "the passages
 # say …", "as an AI …"): small models echo their instructions; a clinician must never read that.
@@ -418,6 +418,35 @@ def _recommended_excluded(sentence: Sentence, names: Mapping[str, Sequence[str]]
     return list(dict.fromkeys(bad))
 
 
+# Said of a therapy the plan offers, in the same clause, this contradicts the plan ("X is the preferred option
+# … and is not recommended"): the reader cannot tell which half to believe.
+_AGAINST = re.compile(
+    r"\b(?:not recommended|contraindicated|should not be (?:used|given|offered)|must not|do not (?:use|give|offer)|"
+    r"avoid(?:ed)?|not an option|not suitable|not eligible|ineligible|not appropriate)\b",
+    re.I,
+)
+_CONDITIONAL = re.compile(r"\b(?:if|unless|when|while|in case|before|until|with (?:a|an)\b)", re.I)
+
+
+def contradicts_offer(sentence: Sentence, offered: Mapping[str, Sequence[str]]) -> list[str]:
+    """Offered therapies that the sentence speaks against in the same clause (outside 'Not recommended')."""
+    if sentence.kind == "note" or sentence.section.lower() in _NOT_REC_TITLES:
+        return []
+    text = strip_citations(sentence.text)
+    bad: list[str] = []
+    for tid, start, end in therapy_mentions(sentence.text, offered):
+        clause_start = max((m.end() for m in _CLAUSE_HARD.finditer(text, 0, start)), default=0)
+        nxt = _CLAUSE_HARD.search(text, end)
+        clause = text[clause_start : nxt.start() if nxt else len(text)]
+        # A conditional clause ("avoid if CrCl < 30") is advice about when, not a contradiction.
+        if _AGAINST.search(clause) and not _CONDITIONAL.search(clause):
+            bad.append(tid)
+    return list(dict.fromkeys(bad))
+
+
+# Hard clause boundaries only: a conjunction ("… and is not recommended") keeps the subject of the clause.
+_CLAUSE_HARD = re.compile(r"[;:()]|\b(?:but|however|whereas|although)\b", re.I)
+
 _OPTION_SECTIONS = {
     s.lower()
     for s in (*section_titles("clinician"), *section_titles("patient"))
@@ -561,6 +590,21 @@ def inspect_answer(
                 s.problems.append("excluded-therapy")
                 violations.append(
                     Violation("excluded-therapy", f"recommends {tid}, which the rules exclude for this patient: “{bare[:90]}”", s.line, s.index)
+                )
+
+    if plan.offered_names:
+        for s in sentences:
+            if s.kind != "claim":
+                continue
+            for tid in contradicts_offer(s, plan.offered_names):
+                s.problems.append("contradiction")
+                violations.append(
+                    Violation(
+                        "contradiction",
+                        f"speaks against {tid}, which the rules offer for this patient: “{strip_citations(s.text)[:90]}”",
+                        s.line,
+                        s.index,
+                    )
                 )
 
     missing = required_missing(plan, sentences) if check_required else []

@@ -97,6 +97,24 @@ def load_file(
     return Document(meta=meta, text=body, content_hash=digest, body_first_line=first)
 
 
+def load_markdown_text(
+    text: str, where: str, pack: str, *, doc_id: str | None = None, defaults: Mapping[str, Any] | None = None
+) -> Document:
+    """A Document from Markdown text that has no file of its own (e.g. the rendered label-safety digests)."""
+    try:
+        fm, body, first = parse_front_matter(text, source=where)
+    except CorpusValidationError as exc:
+        raise IngestError(where, f"line {exc.line}: {exc.reason}") from exc
+    body = strip_link_targets(body)
+    if not body.strip():
+        raise IngestError(where, "no text found")
+    fallback = doc_id or slugify(where)
+    meta = meta_from_front_matter(fm, fallback_id=fallback, pack=pack, path=where, body=body, defaults=defaults)
+    return Document(
+        meta=meta, text=body, content_hash=hashlib.sha256(text.encode("utf-8")).hexdigest(), body_first_line=first
+    )
+
+
 _IMAGE = re.compile(r"!\[([^\]\n]*)\]\([^)\n]*\)")
 _LINK = re.compile(r"\[((?:[^\[\]\n]|\[[^\[\]\n]*\])*)\]\((?:[^()\s]|\([^()\s]*\))+(?:\s+\"[^\"\n]*\")?\)")
 

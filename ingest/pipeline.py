@@ -112,6 +112,31 @@ def resolve_sources(
     return sources, scopes, errors
 
 
+def _safety_documents(settings: Settings, errors: list[tuple[str, str]]) -> list[Document]:
+    """The drug safety profiles, rendered as label-safety digests (part of the shipped corpus pack)."""
+    from ingest.loaders import load_markdown_text
+    from ingest.safety_docs import rendered_safety_digests
+
+    names: dict[str, str] = {}
+    lex_path = Path(settings.corpus_dir) / "lexicon" / "therapies.yaml"
+    try:
+        import yaml
+
+        for e in (yaml.safe_load(lex_path.read_text(encoding="utf-8")) or {}).get("therapies") or []:
+            if isinstance(e, dict) and e.get("names"):
+                names[str(e["id"])] = str(e["names"][0])
+    except (OSError, ValueError, AttributeError) as exc:
+        log.warning("lexicon unreadable for safety digest titles: %s", exc)
+    out: list[Document] = []
+    for where, text in rendered_safety_digests(settings.corpus_dir, names):
+        try:
+            out.append(load_markdown_text(text, where, CORPUS_PACK))
+        except IngestError as exc:
+            errors.append((where, exc.reason))
+            log.warning("skipped %s: %s", where, exc.reason)
+    return out
+
+
 def _warn_unsupported(root: Path) -> None:
     """Say which files in a folder were not ingested because of their type (silence would hide them)."""
     from ingest.loaders import SUPPORTED_EXT
@@ -175,6 +200,8 @@ def ingest_paths(
             log.warning("skipped %s: %s", s.path, exc.reason)
         bar.update(1)
     bar.close()
+    if not paths:
+        docs.extend(_safety_documents(settings, errors))
     report = ingest_documents(
         store,
         docs,
