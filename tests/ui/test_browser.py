@@ -28,7 +28,11 @@ pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ROOT = Path(__file__).resolve().parents[2]
 ARTIFACTS = ROOT / "test-artifacts" / "ui"
-REFERENCE = ROOT.parent / "shared" / "reference" / "example-answer-page.txt"
+# The design card's reference question, kept here so a fresh clone with nothing beside it can run this test.
+REFERENCE_QUESTION = (
+    "mCRPC with a CHEK2 mutation, PSA rising during Lu-177-PSMA, after docetaxel, abiraterone and "
+    "orchiectomy — what now?"
+)
 CHROMIUM, CHROMEDRIVER = shutil.which("chromium") or "/usr/bin/chromium", shutil.which("chromedriver") or "/usr/bin/chromedriver"
 FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -119,7 +123,7 @@ def test_clinician_flow_in_chromium_on_the_real_pipeline(browser, served_app, re
 
     factory, overrides = real_factory
     _, url = served_app(factory, **overrides)
-    question = REFERENCE.read_text(encoding="utf-8").splitlines()[0].strip()
+    question = REFERENCE_QUESTION
     driver = browser
     driver.get(url)
     wait_until(driver, "document.querySelector('#gr-question textarea')", 60, "page load")
