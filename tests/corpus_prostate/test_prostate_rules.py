@@ -239,8 +239,9 @@ def test_nmcrpc_arpi_needs_short_psadt(psadt, expected, engine):
 
 
 def test_mhspc_triplet_needs_fitness(engine):
-    f = engine.evaluate(_ctx("mHSPC", ecog=1))
+    # Volume and presentation decide the triplet (issue 12); fitness still gates it.
+    f = engine.evaluate(_ctx("mHSPC", ecog=1, disease_volume="high", presentation="de_novo"))
     assert _kinds(f, "darolutamide+docetaxel") == {"recommend"}
     assert _kinds(f, "abiraterone+docetaxel") == {"recommend"}
-    f = engine.evaluate(_ctx("mHSPC", ecog=3))
+    f = engine.evaluate(_ctx("mHSPC", ecog=3, disease_volume="high", presentation="de_novo"))
     assert _kinds(f, "darolutamide+docetaxel") == {"exclude"}

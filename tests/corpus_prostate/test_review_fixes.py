@@ -6,6 +6,7 @@ label covers and checks the rules neither over- nor under-reach it.
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -17,9 +18,25 @@ from assistant.rules import RuleEngine
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
+def _prostate_corpus(dest: Path) -> Path:
+    """Only what the prostate rules depend on, so another specialty's files cannot hide or cause failures here."""
+    shutil.copytree(CORPUS / "lexicon", dest / "lexicon")
+    shutil.copytree(CORPUS / "labels", dest / "labels")
+    shutil.copytree(CORPUS / "guidelines" / "prostate", dest / "guidelines" / "prostate")
+    (dest / "rules").mkdir()
+    for rule_file in (CORPUS / "rules").glob("prostate*.yaml"):
+        shutil.copy(rule_file, dest / "rules" / rule_file.name)
+    return dest
+
+
 @pytest.fixture(scope="module")
-def knowledge():
-    return load_knowledge(CORPUS)
+def corpus_dir(tmp_path_factory) -> Path:
+    return _prostate_corpus(tmp_path_factory.mktemp("prostate-review"))
+
+
+@pytest.fixture(scope="module")
+def knowledge(corpus_dir):
+    return load_knowledge(corpus_dir)
 
 
 @pytest.fixture(scope="module")
@@ -96,8 +113,8 @@ def test_prostate_radiotherapy_not_offered_after_prostatectomy(engine):
     f = engine.evaluate(ctx("mHSPC", [RP], sites=low_volume, ecog=1))
     rt = by_rule(f, "PCA-MHSPC-RT-PRIMARY")
     assert [x.kind for x in rt] == ["exclude"] and "prostatectomy" in rt[0].reason
-    # prostate in place: still an option for low-volume disease
-    f = engine.evaluate(ctx("mHSPC", sites=low_volume, ecog=1))
+    # prostate in place, newly diagnosed low-volume disease: still an option
+    f = engine.evaluate(ctx("mHSPC", sites=low_volume, ecog=1, disease_volume="low", presentation="de_novo"))
     assert [x.kind for x in by_rule(f, "PCA-MHSPC-RT-PRIMARY")] == ["consider"]
 
 
@@ -122,10 +139,10 @@ def test_docetaxel_reason_matches_arpi_history(therapies, after_arpi, engine):
 
 
 # ------------------------------------------------------------------ 8. no token is both a therapy id and a class
-def test_lexicon_has_no_id_class_clash():
+def test_lexicon_has_no_id_class_clash(corpus_dir):
     from assistant.knowledge import validate_corpus
 
-    report = validate_corpus(CORPUS)
+    report = validate_corpus(corpus_dir)
     assert report.ok
     assert not [w for w in report.warnings if "both a therapy id and a class" in w.reason]
 

@@ -80,7 +80,8 @@ CASES = [
     Case(
         "mhspc-no-mcrpc-drugs",
         "mHSPC on ADT, fit, ECOG 1, bone metastases. Should we add docetaxel and darolutamide?",
-        {"PCA-MHSPC-TRIPLET-DAROLUTAMIDE": "recommend", "PCA-MHSPC-DOCETAXEL-DOUBLET": "consider"},
+        # Volume not stated: docetaxel-containing options wait on it (CHAARTED, AUA S16), and it is asked.
+        {"PCA-ASK-VOLUME": "ask", "PCA-MHSPC-DAROLUTAMIDE": "recommend"},
         never_offer=("cabazitaxel", "radium223"),
     ),
     # ---------------------------------------------------------------- nmCRPC
