@@ -1458,9 +1458,38 @@ def format_report(report: ValidationReport, corpus_dir: Path | str) -> str:
 def main(argv: list[str] | None = None) -> int:
     args = sys.argv[1:] if argv is None else argv
     if args and args[0] in ("-h", "--help"):
-        print("usage: python -m assistant.knowledge [CORPUS_DIR]   — validate the corpus and print a report")
+        print(
+            "usage: python -m assistant.knowledge [CORPUS_DIR]   — validate the corpus and print a report\n"
+            "       python -m assistant.knowledge review [--out review.md] [CORPUS_DIR]   — clinician review sheet"
+        )
         return 0
     from assistant.settings import PROJECT_ROOT
+
+    if args and args[0] == "review":
+        from assistant.review import review_sheet
+
+        rest = args[1:]
+        out: str | None = None
+        if "--out" in rest:
+            i = rest.index("--out")
+            if i + 1 >= len(rest):
+                print("review: --out needs a file name", file=sys.stderr)
+                return 2
+            out = rest[i + 1]
+            rest = rest[:i] + rest[i + 2 :]
+        corpus_dir = Path(rest[0]) if rest else PROJECT_ROOT / "corpus"
+        try:
+            know = load_knowledge(corpus_dir)
+        except CorpusValidationError as exc:
+            print(f"review: the corpus is invalid — {exc}", file=sys.stderr)
+            return 1
+        sheet = review_sheet(know)
+        if out:
+            Path(out).write_text(sheet, encoding="utf-8")
+            print(f"wrote {out}: {len(know.rules)} rules, {len(know.safety_profiles)} safety profiles")
+        else:
+            print(sheet)
+        return 0
 
     corpus_dir = Path(args[0]) if args else PROJECT_ROOT / "corpus"
     report = validate_corpus(corpus_dir)

@@ -775,6 +775,10 @@ class RuleEngine:
             return findings
         return _after_safety(self.safety.apply(findings, view))
 
+    def drugs_in(self, text: str) -> list[str]:
+        """Therapy ids named in a text (generic, brand or synonym)."""
+        return self.safety.matcher.ids_in(text) if self.safety is not None else []
+
     def screen(self, ctx: PatientContext, drugs: Iterable[str], findings: Iterable[Finding]) -> list[Finding]:
         """Safety exclusions for drugs named outside the rules (passages, question, draft)."""
         if self.safety is None:
