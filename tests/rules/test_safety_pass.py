@@ -195,3 +195,20 @@ def test_unknown_atom_value_is_located(tmp_path: Path) -> None:
     (root / "safety" / "x.yaml").write_text(SAFETY_YAML.replace("child_pugh: [C]", "child_pugh: [D]"), encoding="utf-8")
     report = validate_corpus(root)
     assert any("Child-Pugh" in str(e) and "x.yaml:" in str(e) for e in report.errors), report.errors
+
+
+def test_review_sheet_states_every_rule_and_check_in_plain_language(corpus: Path, tmp_path: Path) -> None:
+    from assistant.knowledge import main
+
+    out = tmp_path / "review.md"
+    assert main(["review", "--out", str(out), str(corpus)]) == 0
+    sheet = out.read_text(encoding="utf-8")
+    k = load_knowledge(corpus)
+    for r in k.rules:
+        assert f"{r.id}" in sheet, r.id
+    assert "**Do not use when** pregnant — Not for use in pregnancy" in sheet
+    assert "If unknown, asks: “Could the patient be pregnant?”" in sheet
+    assert "**Do not use when** bilirubin above 1 × upper limit of normal" in sheet
+    assert "**Caution (high) when** currently takes strong CYP3A4 inducer" in sheet
+    assert "- **Applies when:** disease state is mCRPC" in sheet
+    assert sheet.count("signed off by") >= len(k.rules) - sum(1 for r in k.rules if r.type == "question")
