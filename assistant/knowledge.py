@@ -47,7 +47,7 @@ VISCERAL_SITES = ("liver", "lung", "brain", "adrenal")
 LAB_NAMES = (
     "psa", "psadt_months", "egfr", "crcl", "creatinine", "testosterone", "hemoglobin", "platelets", "anc",
     "wbc", "potassium", "sodium", "alt", "ast", "bilirubin", "albumin", "inr", "ldl", "hba1c", "sbp", "dbp",
-    "heart_rate", "qtc", "ldh", "alp", "calcium", "vitamin_d", "bmi", "uacr",
+    "heart_rate", "qtc", "ldh", "alp", "calcium", "vitamin_d", "bmi", "uacr", "psa_nadir",
 )  # fmt: skip
 DIAGNOSES = (
     "prostate_cancer", "atrial_fibrillation", "vte", "dvt", "pe", "ckd", "diabetes", "heart_failure",
