@@ -1,7 +1,9 @@
 """Deterministic patient-context extraction from a clinician's question and earlier turns.
 
-Lexicons and patterns only (no model): therapy names come from corpus/lexicon/therapies.yaml,
-everything else from the tables below. Each user turn is read on its own, then merged in order;
+Lexicons and patterns only (no model): therapy names come from corpus/lexicon/therapies.yaml, condition
+ids and their patterns from corpus/lexicon/clinical.yaml, the grammar from the tables below; the facts that
+decide drug safety (pregnancy, allergies, diabetes type, liver tests, infection site …) are read by
+`assistant/patient_facts.py`. Each user turn is read on its own, then merged in order;
 a later statement replaces an earlier one and the replacement is recorded in `changes` so the UI
 can show it ("liver metastases: absent → present, turn 2").
 
@@ -22,8 +24,10 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from assistant import patient_facts as pf
 from assistant.knowledge import Lexicon, load_lexicon
 from assistant.models import Biomarker, FactChange, LabValue, PatientContext, TherapyExposure
+from assistant.patient_facts import SafetyFacts
 
 log = logging.getLogger(__name__)
 
@@ -45,80 +49,6 @@ _LINE_CLASSES = {
     "first_gen_antiandrogen",
     "immunotherapy",
 }
-
-# Condition id → patterns. Order matters only for overlapping phrases (first wins).
-_CONDITIONS: list[tuple[str, str]] = [
-    (
-        "prostate_cancer",
-        r"prostate (?:cancer|adenocarcinoma|carcinoma|ca)\b|\bPCa\b|carcinoma of the prostate|\b(?:nm|m|n)?CRPC\b|\b(?:nm|m|n)?[HC]SPC\b|\bGleason\b|\bISUP grade\b",
-    ),
-    ("atrial_fibrillation", r"atrial fibrillation|\bA-?fib\b|\bAF\b|\bNVAF\b|paroxysmal af|atrial flutter"),
-    (
-        "vte",
-        r"venous thromboembolism|\bVTE\b|\bDVT\b|deep (?:vein|venous) thrombosis|pulmonary embol(?:ism|us|i)|\bPE\b|blood clot",
-    ),
-    (
-        "mechanical_valve",
-        r"mechanical (?:heart |mitral |aortic |prosthetic )?valve|metallic valve|mechanical (?:AVR|MVR)|\bmechanical prosthesis",
-    ),
-    ("mitral_stenosis", r"mitral stenosis|\bMS\b(?= \(mitral)|rheumatic mitral"),
-    ("dialysis", r"(?:haemo|hemo|peritoneal )?dialysis|\bESRD\b|\bESKD\b|end[- ]stage (?:renal|kidney)"),
-    (
-        "ckd",
-        r"chronic kidney disease|\bCKD\b(?: stage \w+)?|renal (?:impairment|insufficiency|failure)|kidney (?:disease|impairment)",
-    ),
-    ("diabetes", r"type (?:2|ii|two) diabetes|\bT2DM?\b|diabet(?:es|ic)(?: mellitus)?|\bDM2?\b|\bNIDDM\b"),
-    (
-        "heart_failure",
-        r"heart failure|\bHF(?:rEF|pEF|mrEF)?\b|\bCHF\b|\bLVSD\b|(?:reduced|low) (?:LV )?ejection fraction|LV dysfunction|cardiomyopathy",
-    ),
-    ("hypertension", r"hypertension|hypertensive|\bHTN\b|high blood pressure|raised blood pressure"),
-    (
-        "hyperlipidemia",
-        r"hyperlipid(?:a)?emia|dyslipid(?:a)?emia|hypercholesterol(?:a)?emia|high cholesterol|raised (?:LDL|cholesterol)",
-    ),
-    ("uti", r"urinary tract infection|\bUTIs?\b|cystitis|pyelonephritis|dysuria"),
-    ("pneumonia", r"pneumonia|\bCAP\b"),
-    (
-        "stroke_tia",
-        r"\bstrokes?\b(?! (?:prevention|risk|prophylaxis|thromboprophylaxis|reduction))|\bTIA\b|transient isch(?:a)?emic attack|\bCVA\b|cerebrovascular accident",
-    ),
-    (
-        "vascular_disease",
-        r"peripheral arter(?:y|ial) disease|\bPAD\b|myocardial infarction|\bMI\b|heart attack|aortic plaque|\bPVD\b",
-    ),
-    (
-        "coronary_artery_disease",
-        r"coronary (?:artery|heart) disease|\bCAD\b|\bCHD\b|ischaemic heart disease|ischemic heart disease|\bIHD\b|\bangina\b|\bstents?\b",
-    ),
-    ("cirrhosis", r"cirrho(?:sis|tic)"),
-    ("liver_disease", r"liver disease|hepatic impairment|child[- ]pugh [abc]|hepatitis|cirrho(?:sis|tic)"),
-    (
-        "bleeding_history",
-        r"(?:major |gi |gastrointestinal |intracranial )?(?:bleed(?:ing)?|h(?:a)?emorrhage)(?! risk)|\bGIB\b|\bICH\b",
-    ),
-    ("osteoporosis", r"osteoporo(?:sis|tic)"),
-    ("asthma", r"\basthma"),
-    ("copd", r"\bCOPD\b|emphysema|chronic obstructive"),
-    ("gout", r"\bgout"),
-    ("seizure_disorder", r"epilep(?:sy|tic)|seizures?(?! prophylaxis)"),
-    ("antiphospholipid_syndrome", r"antiphospholipid|\bAPS\b|lupus anticoagulant"),
-    ("albuminuria", r"(?:micro|macro)?albuminuria|proteinuria"),
-    ("interstitial_lung_disease", r"interstitial lung disease|\bILD\b|pulmonary fibrosis|pneumonitis"),
-    ("alcohol_use", r"alcohol (?:use|excess|misuse|abuse)|heavy drink(?:er|ing)|alcoholi[cs]m?"),
-    ("falls", r"\bfalls\b|fall risk|recurrent falls"),
-    ("qt_prolongation", r"long QT|QTc? prolongation|prolonged QTc?"),
-    ("anemia", r"\ban(?:a)?emi(?:a|c)\b"),
-    ("thrombocytopenia", r"thrombocytop(?:a)?enia"),
-    ("hyperkalemia", r"hyperkal(?:a)?emia"),
-    ("peripheral_neuropathy", r"(?:peripheral )?neuropathy"),
-    ("dementia", r"dementia"),
-    ("organ_transplant", r"(?:kidney|renal|liver|heart) transplant"),
-]
-_PRIMARY = {
-    "prostate_cancer", "atrial_fibrillation", "vte", "ckd", "diabetes", "heart_failure", "hypertension",
-    "hyperlipidemia", "uti", "pneumonia", "stroke_tia", "vascular_disease", "coronary_artery_disease",
-}  # fmt: skip
 
 _GENE_RE = re.compile(
     r"(?<![\w-])(BRCA1/2|BRCA ?1|BRCA ?2|BRCA|ATM|ATR|BARD1|BRIP1|CDK12|CHEK1|CHEK2|FANCA|FANCD2|FANCL|PALB2|RAD51B|RAD51C|"
@@ -186,6 +116,10 @@ _SCOPE_BREAK = re.compile(
     re.IGNORECASE,
 )
 
+_CLOSED_FINDING = re.compile(
+    r"\b(?:negative|positive|normal|unremarkable|confirmed|ruled out|excluded|absent|present)\s*,", re.IGNORECASE
+)
+
 _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
     (s, re.compile(p, re.IGNORECASE))
     for s, p in [
@@ -214,7 +148,8 @@ _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
         (
             "ongoing",
             r"\b(?:(?:just |recently |newly )?started(?: on)?|(?:has been|was) started on|currently (?:on|taking|receiving|getting)|still (?:on|taking|receiving)|remains on|continu(?:es|ing|ed) (?:on )?|"
-            r"is (?:now )?on|are on|now on|taking|takes|receiving|maintained on|on (?:long[- ]term|chronic|maintenance)|on)\b",
+            r"is (?:now )?on|are on|now on|taking|takes|receiving|maintained on|on (?:long[- ]term|chronic|maintenance)|on|"
+            r"(?:\d+|one|two|three|four|six|nine|twelve) (?:days?|weeks?|months?|years?) into)\b",
         ),
         (
             "planned",
@@ -358,6 +293,10 @@ def _polarity(clause: str, start: int, end: int) -> str:
     breaks = list(_SCOPE_BREAK.finditer(before))
     if breaks:
         before = before[breaks[-1].end() :]
+    # "not breastfeeding, pregnancy test negative, PE": a finding closed by its own status word ends the scope.
+    closed = list(_CLOSED_FINDING.finditer(before))
+    if closed:
+        before = before[closed[-1].end() :]
     # A comma followed by a new clause also stops it: "no pain, liver metastases present".
     after = clause[end : end + 40]
     neg = _NEG_PRE.search(before)
@@ -380,8 +319,8 @@ def _num(s: str) -> float:
 
 
 @dataclass
-class _TurnFacts:
-    """What one turn said (None/empty = said nothing about it)."""
+class _TurnFacts(SafetyFacts):
+    """What one turn said (None/empty = said nothing about it); the safety facts come from SafetyFacts."""
 
     diagnoses: dict[str, str] = field(default_factory=dict)
     disease_state: str | None = None
@@ -398,9 +337,6 @@ class _TurnFacts:
     age: int | None = None
     sex: str | None = None
     weight_kg: float | None = None
-    pregnant: bool | None = None
-    allergies: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
     dx_positions: list[tuple[int, str, bool]] = field(default_factory=list)  # (offset, id, in a question)
     question_text: str = ""  # the interrogative clauses of the turn
     castration_resistant: bool = False
@@ -410,10 +346,12 @@ class _TurnFacts:
 
 # ------------------------------------------------------------------ the extractor
 class PatientExtractor:
-    """Compiled patterns for one lexicon; `extract_turn(text)` reads one user turn."""
+    """Compiled patterns for one lexicon and clinical vocabulary; `extract_turn(text)` reads one user turn."""
 
-    def __init__(self, lexicon: Lexicon) -> None:
+    def __init__(self, lexicon: Lexicon, corpus_dir: str | None = None) -> None:
         self.lexicon = lexicon
+        vocab = pf.load_clinical_vocab(str(corpus_dir or pf.corpus_dir_of(lexicon)))
+        self.primary = vocab.primary
         names_ci: list[str] = []
         names_cs: list[str] = []
         for name in lexicon.by_name:
@@ -432,7 +370,7 @@ class PatientExtractor:
             re.compile(rf"(?<![\w])(?:{alt(names_ci)})(?![\w])", re.IGNORECASE) if names_ci else None
         )
         self._therapy_cs = re.compile(rf"(?<![\w])(?:{alt(names_cs)})(?![\w])") if names_cs else None
-        self._conditions = [(cid, _compile_mixed_case(p)) for cid, p in _CONDITIONS]
+        self._conditions = [(cid, _compile_mixed_case(p)) for cid, p in vocab.conditions]
         self._sites = [(s, re.compile(p, re.IGNORECASE)) for s, p in _SITES]
 
     # -- therapies
@@ -521,12 +459,8 @@ class PatientExtractor:
             mentions = self._therapy_mentions(cl.text)
             prev_end = 0
             for s, e, tid in mentions:
-                if re.search(
-                    r"allerg\w*\s*(?:to|:)?\s*(?:[\w-]+,?\s*(?:and |or )?){0,3}$",
-                    cl.text[max(0, s - 40) : s],
-                    re.IGNORECASE,
-                ) or re.match(r"^[- ]?allerg", cl.text[e : e + 10], re.IGNORECASE):
-                    continue  # "allergic to penicillin" is an allergy, not a treatment
+                if pf.allergy_span(cl.text, s, e) or pf.declined_span(cl.text, s):
+                    continue  # "allergic to penicillin", "refuses docetaxel": not a treatment given
                 if _THERAPY_NEG.search(cl.text[max(0, s - 45) : s]) or re.match(
                     r"^[- ](?:naive|naïve|free)\b", cl.text[e : e + 8], re.IGNORECASE
                 ):
@@ -564,7 +498,10 @@ class PatientExtractor:
         self._demographics(text, facts)
         self._performance(text, facts)
         self._symptoms(clauses, facts)
-        self._allergies(text, facts)
+        pf.read_turn(text, clauses, self.lexicon, _polarity, self._therapy_mentions, facts)
+        facts.labs.update(facts.liver_labs)  # a ULN multiple replaces a bare number read as units
+        for cid, pol in facts.extra_conditions.items():
+            facts.diagnoses.setdefault(cid, pol)
         return facts
 
     def _conditions_in(self, cl: _Clause, facts: _TurnFacts) -> None:
@@ -901,6 +838,7 @@ class PatientExtractor:
             ("inr", r"\bINR\b(?:\s*(?:is|of|=|was|:))*\s*" + _NUM, ""),
             ("alt", r"\bALT\b(?:\s*(?:is|of|=|was|:))*\s*" + _NUM, "U/L"),
             ("ast", r"\bAST\b(?:\s*(?:is|of|=|was|:))*\s*" + _NUM, "U/L"),
+            ("alp", r"\b(?:ALP|alk(?:aline)? phos(?:phatase)?)\b(?:\s*(?:is|of|=|was|:))*\s*" + _NUM, "U/L"),
             (
                 "bilirubin",
                 r"\bbilirubin\b(?:\s*(?:is|of|=|was|:))*\s*" + _NUM + r"\s*(mg/dl|umol/l)?",
@@ -1005,37 +943,23 @@ class PatientExtractor:
             if age.group(5):
                 facts.sex = "male" if age.group(5).upper() == "M" else "female"
         if facts.sex is None:
-            if re.search(
-                r"\b(?:woman|female|lady|girl|she|her|mrs|ms|pregnan\w*|postmenopausal)\b",
-                text,
-                re.IGNORECASE,
-            ):
+            # Nouns before pronouns: "a 68-year-old man whose wife is pregnant" is a man.
+            female_noun = re.search(r"\b(?:woman|female|lady|girl|mrs|ms)\b", text, re.IGNORECASE)
+            male_noun = re.search(r"\b(?:man|male|gentleman|boy|mr)\b", text, re.IGNORECASE)
+            if female_noun and not male_noun:
                 facts.sex = "female"
-            elif re.search(r"\b(?:man|male|gentleman|boy|he|his|him|mr)\b", text, re.IGNORECASE):
+            elif male_noun and not female_noun:
+                facts.sex = "male"
+            elif re.search(
+                r"\b(?:she|her|pregnan\w*|postmenopausal|breast-?feeding|postpartum)\b", text, re.IGNORECASE
+            ) and not re.search(r"\b(?:wife|partner|girlfriend|daughter)\b", text, re.IGNORECASE):
+                facts.sex = "female"
+            elif re.search(r"\b(?:he|his|him)\b", text, re.IGNORECASE):
                 facts.sex = "male"
         w = re.search(r"\b" + _NUM + r"\s?(kg|kilograms?|lbs?|pounds)\b", text, re.IGNORECASE)
         if w:
             v = _num(w.group(1))
             facts.weight_kg = round(v * 0.4536, 1) if w.group(2).lower().startswith(("lb", "pound")) else v
-        if re.search(
-            r"\bnot pregnant\b|\bnon-?pregnant\b|\bpostmenopausal\b|\bpregnancy (?:test )?(?:is )?negative\b",
-            text,
-            re.IGNORECASE,
-        ):
-            facts.pregnant = False
-        elif re.search(
-            r"\bplanning (?:a |her )?pregnancy|\btrying to (?:conceive|get pregnant)|\bwants? to (?:become|get) pregnant",
-            text,
-            re.IGNORECASE,
-        ):
-            facts.pregnant = False
-            facts.notes.append(
-                "Planning a pregnancy (not pregnant now): drugs harmful in pregnancy need review."
-            )
-        elif re.search(
-            r"\bpregnan(?:t|cy)\b|\b\d+ weeks'? (?:pregnant|gestation)\b|\bgravid\b", text, re.IGNORECASE
-        ):
-            facts.pregnant = True
 
     def _performance(self, text: str, facts: _TurnFacts) -> None:
         m = re.search(
@@ -1108,27 +1032,6 @@ class PatientExtractor:
                         facts.symptomatic = True
                 elif pol == "absent" and word in ("pain", "bone pain") and facts.symptomatic is None:
                     facts.symptomatic = False
-
-    def _allergies(self, text: str, facts: _TurnFacts) -> None:
-        for m in re.finditer(
-            r"\ballerg(?:ic|y|ies)\b\s*(?:to|:)?\s*([\w\- ,/]+?)(?:[.;)]|$| and (?:is|has|he|she))|\b([\w-]+)[- ]allerg(?:ic|y)\b|\bNKDA\b",
-            text,
-            re.IGNORECASE,
-        ):
-            if m.group(0).upper() == "NKDA":
-                continue
-            raw = (m.group(1) or m.group(2) or "").strip()
-            for piece in re.split(r",| and | or |/", raw):
-                piece = piece.strip().lower()
-                if not piece or piece in ("reaction", "reactions"):
-                    continue
-                classes = {c.lower(): c for c in self.lexicon.classes}
-                tid = classes.get(piece) or self.lexicon.by_name.get(piece)
-                name = tid or {"sulfa": "sulfonamide", "sulpha": "sulfonamide", "pcn": "penicillin"}.get(
-                    piece, piece
-                )
-                if name not in facts.allergies:
-                    facts.allergies.append(name)
 
 
 def _split_top(pattern: str) -> list[str]:
@@ -1270,10 +1173,14 @@ def _default_result(marker: str, clause: str) -> str | None:
 
 
 # ------------------------------------------------------------------ merging turns
-_SCALARS = ("disease_state", "castration", "ecog", "symptomatic", "age", "sex", "weight_kg", "pregnant")
+_SCALARS = (
+    "disease_state", "castration", "ecog", "symptomatic", "age", "sex", "weight_kg", "pregnant", *pf.SAFETY_SCALARS,
+)  # fmt: skip
 
 
-def _merge(ctx: PatientContext, facts: _TurnFacts, turn: int, lexicon: Lexicon) -> PatientContext:
+def _merge(
+    ctx: PatientContext, facts: _TurnFacts, turn: int, lexicon: Lexicon, primary: frozenset[str] = frozenset()
+) -> PatientContext:
     data = ctx.model_copy(deep=True)
     changes = list(data.changes)
 
@@ -1296,7 +1203,7 @@ def _merge(ctx: PatientContext, facts: _TurnFacts, turn: int, lexicon: Lexicon) 
         data.comorbidities[cid] = pol
     data.diagnoses = [c for c in data.diagnoses if data.comorbidities.get(c, "present") == "present"]
     for cid, pol in data.comorbidities.items():
-        if pol == "present" and cid in _PRIMARY and cid not in data.diagnoses:
+        if pol == "present" and cid in primary and cid not in data.diagnoses:
             data.diagnoses.append(cid)
     # Sites.
     for site, pol in facts.sites.items():
@@ -1345,6 +1252,8 @@ def _merge(ctx: PatientContext, facts: _TurnFacts, turn: int, lexicon: Lexicon) 
                 lab.trend if lab.trend != "unknown" else ("rising" if lab.value > old.value else "falling")
             )
             lab = lab.model_copy(update={"series": series, "trend": trend})
+        elif old is not None and lab.uln_multiple is not None and lab.uln_multiple != old.uln_multiple:
+            change(f"lab:{name}:xULN", old.uln_multiple if old.uln_multiple is not None else old.value, lab.uln_multiple)
         elif old is not None and lab.value is None:
             lab = old.model_copy(update={"trend": lab.trend if lab.trend != "unknown" else old.trend})
         data.labs[name] = lab
@@ -1367,7 +1276,7 @@ def _merge(ctx: PatientContext, facts: _TurnFacts, turn: int, lexicon: Lexicon) 
         history[tid] = exp
         planned.pop(tid, None) if exp.status == "ongoing" else None
     data.therapies = list(history.values()) + list(planned.values())
-    data.allergies = list(dict.fromkeys(data.allergies + facts.allergies))
+    pf.merge_turn(data, facts, change, other_infection=facts.diagnoses.get("pneumonia") == "present")
     data.symptoms = list(dict.fromkeys(data.symptoms + facts.symptoms))
     data.notes = list(dict.fromkeys(data.notes + facts.notes))
     data.changes = changes
@@ -1473,6 +1382,7 @@ def _infer(ctx: PatientContext, facts_all: list[_TurnFacts], lexicon: Lexicon) -
         if t.status == "ongoing" and not (set(t.classes) & _ONCOLOGY_CLASSES) and t.therapy not in meds:
             meds.append(t.therapy)
     data.medications = list(dict.fromkeys(list(ctx.medications) + meds))
+    pf.infer(data, facts_all, lexicon, notes)
     for site, state in data.sites.items():
         if state == "possible":
             notes.append(f"{site.replace('_', ' ')} involvement is uncertain (possible, not confirmed).")
@@ -1488,7 +1398,7 @@ def _infer(ctx: PatientContext, facts_all: list[_TurnFacts], lexicon: Lexicon) -
 # ------------------------------------------------------------------ public API
 @functools.lru_cache(maxsize=4)
 def _default_extractor(corpus_dir: str) -> PatientExtractor:
-    return PatientExtractor(load_lexicon(corpus_dir))
+    return PatientExtractor(load_lexicon(corpus_dir), corpus_dir)
 
 
 _EXTRACTORS: dict[int, tuple[Lexicon, PatientExtractor]] = {}
@@ -1557,9 +1467,9 @@ def extract_context(
             continue
         facts = extractor.extract_turn(text)
         all_facts.append(facts)
-        ctx = _merge(ctx, facts, start_turn + i, lex)
+        ctx = _merge(ctx, facts, start_turn + i, lex, extractor.primary)
     ctx = _infer(ctx, all_facts, lex)
-    ctx = ctx.model_copy(update={"focus": _focus(ctx, all_facts)})
+    ctx = ctx.model_copy(update={"focus": _focus(ctx, all_facts, extractor.primary)})
     if llm_extractor is not None:
         ctx = _add_llm_facts(ctx, llm_extractor("\n".join(turns)))
     return ctx
@@ -1582,7 +1492,7 @@ _TOPICS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
 ]
 
 
-def _focus(ctx: PatientContext, all_facts: list[_TurnFacts]) -> list[str]:
+def _focus(ctx: PatientContext, all_facts: list[_TurnFacts], primary: frozenset[str]) -> list[str]:
     """What the question is about: conditions named in the question itself, else the first one named.
 
     "65-year-old with pneumonia, COPD and diabetes. Which antibiotic?" is about pneumonia; the
@@ -1591,14 +1501,14 @@ def _focus(ctx: PatientContext, all_facts: list[_TurnFacts]) -> list[str]:
     """
     present = {c for c, v in ctx.comorbidities.items() if v == "present"} | set(ctx.diagnoses)
     focus: list[str] = []
-    primary_turns = [f for f in all_facts if any(cid in _PRIMARY for _, cid, _ in f.dx_positions)]
+    primary_turns = [f for f in all_facts if any(cid in primary for _, cid, _ in f.dx_positions)]
     last = all_facts[-1] if all_facts else None
     if last is not None:
         focus.extend(cid for _, cid, asked in sorted(last.dx_positions) if asked)
     if primary_turns:
-        focus.append(min(p for p in primary_turns[0].dx_positions if p[1] in _PRIMARY)[1])
-        if last is not None and any(cid in _PRIMARY for _, cid, _ in last.dx_positions):
-            focus.append(min(p for p in last.dx_positions if p[1] in _PRIMARY)[1])
+        focus.append(min(p for p in primary_turns[0].dx_positions if p[1] in primary)[1])
+        if last is not None and any(cid in primary for _, cid, _ in last.dx_positions):
+            focus.append(min(p for p in last.dx_positions if p[1] in primary)[1])
     if ctx.disease_state and "prostate_cancer" not in focus and not focus:
         focus.append("prostate_cancer")
     focus = [c for c in dict.fromkeys(focus) if c in present]
@@ -1653,6 +1563,9 @@ def _add_llm_facts(ctx: PatientContext, extra: PatientContext | dict[str, Any] |
     have_b = {b.name for b in data.biomarkers}
     data.biomarkers.extend(b for b in other.biomarkers if b.name not in have_b)
     data.allergies = list(dict.fromkeys(data.allergies + other.allergies))
+    have_a = {d.substance for d in data.allergy_details}
+    data.allergy_details.extend(d for d in other.allergy_details if d.substance not in have_a)
+    data.declined = list(dict.fromkeys(data.declined + other.declined))
     data.medications = list(dict.fromkeys(data.medications + other.medications))
     data.notes = list(dict.fromkeys(notes))
     return data
@@ -1673,4 +1586,5 @@ def describe(ctx: PatientContext) -> str:
         parts.append("sites=" + ",".join(f"{k}:{v}" for k, v in ctx.sites.items()))
     if ctx.labs:
         parts.append("labs=" + ",".join(f"{k}:{v.value}" for k, v in ctx.labs.items()))
+    parts.extend(pf.describe_safety(ctx))
     return " ".join(parts)
