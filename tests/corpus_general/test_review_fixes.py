@@ -59,6 +59,7 @@ def test_uti_in_pregnancy_excludes_tmp_smx_and_fluoroquinolone(
 
 
 def test_uti_not_pregnant_keeps_the_usual_options(knowledge: Knowledge, engine: RuleEngine) -> None:
+    # The 3-day TMP-SMX and fluoroquinolone cystitis courses need the site known (pyelonephritis has its own regimens).
     ctx = patient(
         knowledge,
         labs={"creatinine": 0.7},
@@ -67,6 +68,7 @@ def test_uti_not_pregnant_keeps_the_usual_options(knowledge: Knowledge, engine: 
         age=28,
         weight_kg=65,
         pregnant=False,
+        infection_site="cystitis",
     )
     out = engine.evaluate(ctx)
     assert kinds(out, "trimethoprim_sulfamethoxazole") == {"consider"}
