@@ -201,7 +201,8 @@ _TRIMESTER = re.compile(r"\b(first|1st|second|2nd|third|3rd)[- ]trimester\b", re
 _TERM = re.compile(r"\b(?:at|full|near)[- ]term\b|\bterm (?:pregnancy|gestation|labou?r)\b", re.IGNORECASE)
 _POSTPARTUM = re.compile(
     r"\bpost-?partum\b|\bpuerper\w*|\b(?:recently|just) (?:delivered|gave birth|had (?:a|her) baby)\b|"
-    r"\bpost-?natal\b|\bafter (?:delivery|childbirth|giving birth)\b",
+    r"\bpost-?natal\b|\bafter (?:delivery|childbirth|giving birth)\b|"
+    r"\b(?:delivered|gave birth|had (?:a|her) baby)\s+(?:yesterday|today|last (?:night|week)|this (?:week|morning))",
     re.IGNORECASE,
 )
 _SINCE_DELIVERY = re.compile(
@@ -377,7 +378,9 @@ _ALLERGEN_ALIASES = {
 _ALIAS_CLASSES = set(_ALLERGEN_ALIASES.values())
 _ALLERGY_STOP = {
     "reaction", "reactions", "medication", "medications", "meds", "drugs", "drug", "it", "this", "that", "them",
-    "some", "various", "multiple", "several", "unknown", "none", "nil", "nothing", "other", "known",
+    "some", "various", "multiple", "several", "unknown", "none", "nil", "nothing", "other", "known", "not", "non",
+    "severe", "mild", "true", "reported", "possible", "documented", "food", "any", "is", "was", "has", "had", "the",
+    "with", "and", "his", "her", "seasonal", "environmental", "no", "denies", "history", "prior", "previous",
 }  # fmt: skip
 _NKDA = re.compile(
     r"\bNKDA\b|\bNKA\b|\bno known (?:drug |medication )?allerg(?:ies|y)\b|\bno (?:drug |medication )?allergies\b|"
@@ -525,7 +528,7 @@ def read_allergies(
             # Parentheses hold reactions, not substances: blank them (same length keeps offsets).
             tail = re.sub(r"\([^)]*\)?", lambda x: " " * len(x.group(0)), t[m.end() :])
             stop = re.search(
-                r"[.;\[]| - |\b(?:and (?:is|has|he|she|now|was)|but|with|causing|which|who|that)\b",
+                r"[.;:\[]| - |\b(?:and (?:is|has|he|she|now|was)|but|with|causing|which|who|that)\b",
                 tail,
                 re.I,
             )
@@ -533,7 +536,7 @@ def read_allergies(
             for pm in re.finditer(r"[^,/&]+", seg):
                 for piece in re.split(r"\band\b|\bor\b", pm.group(0)):
                     word = piece.strip()
-                    if word:
+                    if word and not _reaction_in(word)[0]:  # "allergy: anaphylaxis" names no substance
                         s = (
                             m.end()
                             + pm.start()
@@ -840,7 +843,7 @@ def read_infection_site(clauses: Sequence[ClauseLike], polarity: Polarity, out: 
         # A later turn without UTI words can still upgrade an earlier UTI (merge decides, knowing the context).
         out.upper_tract_signs = [s for s in upper if not re.match(r"fever|febrile|pyrex|temp|rigo", s)]
         return
-    if sepsis and (upper or lower or "urosepsis" in sepsis):
+    if sepsis:
         out.infection_site = "urosepsis"
         _note(out, f"Urinary infection read as urosepsis ({', '.join(dict.fromkeys(sepsis))}).")
     elif upper:
@@ -1258,7 +1261,7 @@ def infer(data: PatientContext, facts_all: Sequence[SafetyFacts], lexicon: Lexic
             data.diagnoses.append("uti")
     # VTE phase only for VTE.
     if data.care_phase is not None and not (
-        {"vte", "dvt", "pe"} & {c for c, v in comorb.items() if v == "present"}
+        {"vte", "dvt", "pe"} & {c for c, v in comorb.items() if v in ("present", "possible")}
     ):
         data.care_phase = None
 
