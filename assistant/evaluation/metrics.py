@@ -145,7 +145,14 @@ def source_matches(source: str, passage: Mapping[str, Any]) -> bool:
     return source in (doc, rec) or (bool(rec) and source.lower() == rec.lower())
 
 
+def corpus_sources(sources: Sequence[str]) -> list[str]:
+    """The sources that name a corpus document/recommendation (no spaces); the rest are bibliographic
+    references for reviewers ("FDA Macrobid label, section 4 (2024)") and are not scored."""
+    return [s for s in sources if s.strip() and not any(ch.isspace() for ch in s.strip())]
+
+
 def source_recall(sources: Sequence[str], passages: Sequence[Mapping[str, Any]]) -> float | None:
+    sources = corpus_sources(sources)
     if not sources:
         return None
     found = sum(1 for s in sources if any(source_matches(s, p) for p in passages))

@@ -29,7 +29,7 @@ from assistant.evaluation.textmatch import (
     any_phrase,
     heading_text,
     normalize,
-    split_clauses,
+    split_clauses_with_lead,
     split_sentences,
 )
 from assistant.evaluation.therapies import TherapyLexicon
@@ -53,7 +53,7 @@ OFFER_HISTORY_CUES: tuple[str, ...] = (
     "history of", "exposure to", "pretreated with", "previously treated with", "refractory to", "resistant to",
     "while on", "during treatment with", "on prior", "taking", "currently on", "is on", "already on",
     "receiving", "switch from", "switching from", "rather than", "instead of", "alternative to", "in place of",
-    "over", "in preference to", "allergic to", "allergy to", "hypersensitivity to",
+    "over", "in preference to", "unlike", "compared with", "versus", "allergic to", "allergy to", "hypersensitivity to",
     "intolerant of", "intolerant to", "reaction to",
 )
 # Words right after a drug that make it an allergy or reaction report ("sulfa allergy", "penicillin rash")
@@ -61,6 +61,8 @@ ALLERGY_AFTER: frozenset[str] = frozenset(
     {"allergy", "allergies", "allergic", "hypersensitivity", "intolerance", "rash", "anaphylaxis", "reaction",
      "reactions", "hives", "urticaria"}
 )
+# Clause boundaries that open an explanation, not an option
+_REASON_LEADS: frozenset[str] = frozenset({"because", "since"})
 # Words that may join the items of a list of drugs ("apixaban, rivaroxaban or edoxaban")
 _LIST_FILLER: frozenset[str] = frozenset(
     {"and", "or", "the", "a", "an", "either", "both", "plus", "also", "eg", "e", "g", "such", "as", "like",
@@ -149,10 +151,12 @@ def sentence_offers(sentence: str, lexicon: TherapyLexicon, negated: bool = Fals
         # "Excluded by the rule checks for this patient: A, B" — a short negating label rules out the list
         if lead and len(lead.split()) <= 10 and _negated(lead):
             return set()
-    clauses = [normalize(c) for c in split_clauses(sentence)]
-    clauses = [c for c in clauses if c]
+    parts = [(normalize(c), lead) for c, lead in split_clauses_with_lead(sentence)]
+    parts = [(c, lead) for c, lead in parts if c]
+    clauses = [c for c, _ in parts]
     mentions = [lexicon.find_terms(c) for c in clauses]
-    neg = [negated or _negated(c) for c in clauses]
+    # a clause that gives a reason ("… because warfarin crosses the placenta") explains, it does not offer
+    neg = [negated or _negated(c) or lead in _REASON_LEADS for c, lead in parts]
     # a clause that is only a list of drugs ("apixaban", "rivaroxaban and") takes the reading of the clause
     # that opened the list or, at the start of a sentence, of the clause that closes it
     pure = []

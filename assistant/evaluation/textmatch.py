@@ -162,6 +162,19 @@ def split_clauses(sentence: str) -> list[str]:
     return [x for x in _CLAUSE_SPLIT.split(sentence) if x and x.strip()]
 
 
+def split_clauses_with_lead(sentence: str) -> list[tuple[str, str]]:
+    """Like `split_clauses`, with the boundary that opened each clause ("" for the first, "because", ",", …)."""
+    out: list[tuple[str, str]] = []
+    lead, pos = "", 0
+    for m in _CLAUSE_SPLIT.finditer(sentence):
+        if sentence[pos : m.start()].strip():
+            out.append((sentence[pos : m.start()], lead))
+        lead, pos = m.group(0).strip().lower(), m.end()
+    if sentence[pos:].strip():
+        out.append((sentence[pos:], lead))
+    return out
+
+
 def clause_negated(norm_clause: str) -> bool:
     return any_phrase(norm_clause, NEGATION_CUES)
 

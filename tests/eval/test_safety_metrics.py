@@ -87,6 +87,13 @@ def test_negation_stays_in_its_clause(lex):
     assert offered(md, lex) == {"enoxaparin", "apixaban", "rivaroxaban"}
 
 
+def test_a_reason_clause_does_not_offer(lex):
+    md = answer(bottom="Enoxaparin is preferred because warfarin crosses the placenta [1].")
+    assert offered(md, lex) == {"enoxaparin"}
+    md = answer(bottom="Enoxaparin is preferred, unlike warfarin [1].")
+    assert offered(md, lex) == {"enoxaparin"}
+
+
 def test_brand_names_and_class_phrases(lex):
     assert offered(answer(options="- Eliquis 5 mg twice daily [1]."), lex) == {"apixaban"}
     assert offered(answer(options="- Start Xtandi [1]."), lex) == {"enzalutamide"}
