@@ -163,7 +163,9 @@ def test_ras_blocker_not_recommended_when_planning_pregnancy(
 def test_rivaroxaban_af_dose_follows_creatinine_clearance(
     crcl: float, fires: bool, knowledge: Knowledge, engine: RuleEngine
 ) -> None:
-    ctx = patient(knowledge, [("rivaroxaban", "planned")], labs={"crcl": crcl}, diagnoses=["atrial_fibrillation"])
+    ctx = patient(
+        knowledge, [("rivaroxaban", "planned")], labs={"crcl": crcl}, diagnoses=["atrial_fibrillation"]
+    )
     hits = fired(engine.evaluate(ctx), "GEN-WARN-RIVAROXABAN-AF-RENAL-DOSE")
     assert bool(hits) is fires, f"CrCl {crcl}: expected the 15 mg warning {'' if fires else 'not '}to fire"
     if fires:
