@@ -473,6 +473,12 @@ class _Evaluator:
                 self._miss("infection_site")
                 return None
             return False
+        if key == "phase" and ctx.care_phase is None and not v.any_match(
+            ("ongoing", "received", "completed", "progressed", "stopped", "intolerant"), ["anticoagulant"],
+            extra=v.medications,
+        ):
+            # No phase stated and no anticoagulant yet: this is the start of treatment (the initial phase).
+            return "initial" in value
         if key in ("volume", "presentation", "imaging", "phase"):
             field_name = {"volume": "disease_volume", "presentation": "presentation",
                           "imaging": "metastasis_imaging", "phase": "care_phase"}[key]  # fmt: skip
