@@ -799,13 +799,27 @@ def _after_safety(findings: list[Finding]) -> list[Finding]:
     excluded_only = {f.therapy for f in findings if f.kind == "exclude" and f.therapy} - offered
     rest = [f for f in findings if f.kind != "ask"]
     asks = [f for f in findings if f.kind == "ask" and not (f.therapy and f.therapy in excluded_only)]
-    seen: set[str] = set()
-    unique_asks = []
+    # One question per wording: the safety pass asks "Could the patient be pregnant?" for every drug whose label
+    # depends on it; the clinician reads it once, with the drugs it decides.
+    merged: dict[str, tuple[Finding, list[str]]] = {}
+    marker = " (decides whether "
     for a in asks:
-        key = a.reason.lower()
-        if key not in seen:
-            seen.add(key)
-            unique_asks.append(a)
+        question, _, tail = a.reason.partition(marker)
+        key = question.strip().lower()
+        drugs = [tail.removesuffix(" can be used)")] if tail else []
+        if key in merged:
+            first, names = merged[key]
+            names.extend(d for d in drugs if d not in names)
+            merged[key] = (first.model_copy(update={"refs": list(dict.fromkeys(first.refs + a.refs))}), names)
+        else:
+            merged[key] = (a, drugs)
+    unique_asks = []
+    for first, names in merged.values():
+        if names:
+            question = first.reason.partition(marker)[0]
+            shown = ", ".join(names[:-1]) + (" or " if len(names) > 1 else "") + names[-1]
+            first = first.model_copy(update={"reason": f"{question}{marker}{shown} can be used)"})
+        unique_asks.append(first)
 
     def key(f: Finding) -> tuple:
         order = _KIND_ORDER[f.kind]
