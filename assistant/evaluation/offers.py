@@ -41,7 +41,8 @@ OFFER_NEGATION_CUES: tuple[str, ...] = (
     *(c for c in NEGATION_CUES if c not in ("rather than", "instead of")),
     "declined", "declines", "declining", "refused", "refuses", "refusing", "not suitable", "unsuitable",
     "not an option", "not appropriate", "inappropriate", "not safe", "teratogenic", "fetotoxic", "harmful",
-    "prohibited", "not to be used",
+    "prohibited", "not to be used", "stopping", "stopped", "discontinuing", "discontinued", "withholding",
+    "hold", "pause", "pausing",
 )
 # Words before a drug that make it a fact about the patient, not an offer ("progressed on apalutamide",
 # "currently taking carbamazepine", "allergic to penicillin"), or the drug being replaced ("preferred over
@@ -53,7 +54,8 @@ OFFER_HISTORY_CUES: tuple[str, ...] = (
     "history of", "exposure to", "pretreated with", "previously treated with", "refractory to", "resistant to",
     "while on", "during treatment with", "on prior", "taking", "currently on", "is on", "already on",
     "receiving", "switch from", "switching from", "rather than", "instead of", "alternative to", "in place of",
-    "over", "in preference to", "unlike", "compared with", "versus", "allergic to", "allergy to", "hypersensitivity to",
+    "over", "in preference to", "unlike", "compared with", "versus", "missed on", "uncontrolled on",
+    "failing on", "on top of", "replace", "replacing", "allergic to", "allergy to", "hypersensitivity to",
     "intolerant of", "intolerant to", "reaction to",
 )
 # Words right after a drug that make it an allergy or reaction report ("sulfa allergy", "penicillin rash")
@@ -157,12 +159,16 @@ def sentence_offers(sentence: str, lexicon: TherapyLexicon, negated: bool = Fals
     mentions = [lexicon.find_terms(c) for c in clauses]
     # a clause that gives a reason ("… because warfarin crosses the placenta") explains, it does not offer
     neg = [negated or _negated(c) or lead in _REASON_LEADS for c, lead in parts]
+    # a class phrase next to a named member describes that drug ("apixaban: DOACs are preferred over warfarin"),
+    # it does not offer the whole class
+    named = {tid for ms in mentions for _, _, ids, is_class in ms if not is_class for tid in ids}
+    mentions = [[m for m in ms if not (m[3] and m[2] & named)] for ms in mentions]
     # a clause that is only a list of drugs ("apixaban", "rivaroxaban and") takes the reading of the clause
     # that opened the list or, at the start of a sentence, of the clause that closes it
     pure = []
     for c, ms in zip(clauses, mentions, strict=True):
         toks = c.split()
-        covered = {j for i, n, _ in ms for j in range(i, i + n)}
+        covered = {j for i, n, _, _ in ms for j in range(i, i + n)}
         pure.append(bool(ms) and all(j in covered or t in _LIST_FILLER for j, t in enumerate(toks)))
     for k in range(len(clauses)):
         if not pure[k]:
@@ -178,14 +184,17 @@ def sentence_offers(sentence: str, lexicon: TherapyLexicon, negated: bool = Fals
         if is_neg:
             continue
         toks = c.split()
-        prev_end = 0
-        for i, n, ids in ms:
-            # a history cue reaches only back to the previous drug: "switch from warfarin to apixaban"
+        prev_end, prev_fact = 0, False
+        for i, n, ids, _ in ms:
+            # a history cue reaches only back to the previous drug ("switch from warfarin to apixaban"), unless
+            # the two are coordinated ("after docetaxel and an ARPI": both are history)
+            gap = toks[prev_end:i]
+            coordinated = prev_end > 0 and all(t in _LIST_FILLER for t in gap)
             before = " ".join(toks[max(prev_end, i - 4) : i])
-            prev_end = i + n
-            if any_phrase(before, OFFER_HISTORY_CUES) or _allergy_after(toks, i + n):
-                continue
-            out |= ids
+            fact = (coordinated and prev_fact) or any_phrase(before, OFFER_HISTORY_CUES) or _allergy_after(toks, i + n)
+            prev_end, prev_fact = i + n, fact
+            if not fact:
+                out |= ids
     return out
 
 
@@ -216,6 +225,9 @@ def answer_offers(
 ) -> OfferReport:
     """Everything an answer record (the `ask --json` object) offers, with the evidence for each drug."""
     evidence = finding_offers(list(answer.get("findings") or []), lexicon)
+    if answer.get("abstained"):
+        # an abstention's text is the refusal and the list of what the corpus covers, not options
+        return OfferReport(evidence)
     for tid, ev in text_offers(str(answer.get("answer_markdown", "")), lexicon, titles).items():
         evidence.setdefault(tid, []).extend(ev)
     return OfferReport(evidence)

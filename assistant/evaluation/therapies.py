@@ -152,8 +152,8 @@ class TherapyLexicon:
         """(token offset, id) of every non-overlapping therapy mention, longest names first."""
         return [(i, tid) for i, _, tid in self._scan(norm_text, self.names)]
 
-    def find_terms(self, norm_text: str) -> list[tuple[int, int, frozenset[str]]]:
-        """(token offset, token length, drug ids) of every therapy *or class* mention, longest first.
+    def find_terms(self, norm_text: str) -> list[tuple[int, int, frozenset[str], bool]]:
+        """(token offset, token length, drug ids, is a class phrase) of every therapy or class mention.
 
         A class phrase ("DOACs") stands for every member drug; a drug name for its id (regimens: components).
         """
@@ -161,11 +161,11 @@ class TherapyLexicon:
             [(n, ("id", t)) for n, t in self.names] + [(n, ("class", c)) for n, c in self.class_terms],
             key=lambda kv: (-len(kv[0]), kv[1][0] == "id", kv[0]),  # same words: the class reading wins
         ))
-        out: list[tuple[int, int, frozenset[str]]] = []
+        out: list[tuple[int, int, frozenset[str], bool]] = []
         for i, n, (kind, tok) in self._scan(norm_text, table):
             ids = self.class_members(tok) if kind == "class" else frozenset(self.components(tok))
             if ids:
-                out.append((i, n, ids))
+                out.append((i, n, ids, kind == "class"))
         return out
 
     @staticmethod

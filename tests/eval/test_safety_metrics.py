@@ -111,6 +111,26 @@ def test_history_and_allergy_mentions_are_not_offers(lex):
     assert offered(md, lex) == {"apixaban"}
 
 
+def test_a_class_phrase_describing_a_named_drug_does_not_offer_the_class(lex):
+    md = answer(options="1. **Apixaban** (DOAC over VKA): DOACs are preferred over warfarin [1].")
+    assert offered(md, lex) == {"apixaban"}
+
+
+def test_coordinated_history_and_background_therapy(lex):
+    md = answer(bottom="After docetaxel and an ARPI, enzalutamide is not better; olaparib fits [1].")
+    assert offered(md, lex) == {"olaparib"}
+    md = answer(options="- Enoxaparin adds protection when targets are missed on apixaban and warfarin [1].")
+    assert offered(md, lex) == {"enoxaparin"}
+    md = answer(bottom="Replace apixaban with enoxaparin as soon as pregnancy is known [1].")
+    assert offered(md, lex) == {"enoxaparin"}
+
+
+def test_an_abstention_offers_nothing_in_its_text(lex):
+    rec = {"answer_markdown": "I can't answer this. The corpus covers: atrial fibrillation, DOAC, warfarin.",
+           "abstained": True, "findings": []}
+    assert answer_offers(rec, lex).ids == frozenset()
+
+
 def test_quoted_passages_listed_as_options_are_offers(lex):
     # the composer quotes passages under the options when no rule matched: a reader takes them as options
     md = answer(options="_No therapy rule matched this patient._\n- “Direct oral anticoagulants are preferred.” [2]")
