@@ -84,6 +84,31 @@ _TRIMESTER_WEEKS = {1: (8.0, 12.0), 2: (18.0, 24.0), 3: (30.0, 36.0)}
 _PREGNANCY_FIELDS = ("pregnant", "gestational_weeks", "trimester", "lactating", "postpartum")
 
 
+# Anatomy, not clinical rules: a generated patient must be physically possible, so a diagnosis that only
+# one sex can have fixes the sex (a "pregnant woman with prostate cancer" proves nothing about safety).
+SEX_OF_DIAGNOSIS = {"prostate_cancer": "male"}
+
+
+def coherent(ctx: PatientContext) -> bool:
+    """Can this patient exist? (sex-specific diagnoses agree with the sex and with pregnancy facts)"""
+    present = set(ctx.diagnoses) | {k for k, v in ctx.comorbidities.items() if v == "present"}
+    for dx in present & set(SEX_OF_DIAGNOSIS):
+        sex = SEX_OF_DIAGNOSIS[dx]
+        if ctx.sex not in (None, sex):
+            return False
+        if sex == "male" and (ctx.pregnant or ctx.lactating or ctx.postpartum):
+            return False
+    return True
+
+
+def _with_diagnosis(ctx: PatientContext, dx: str) -> dict[str, Any]:
+    """The update that adds a diagnosis, with the sex it implies when the sex is not stated."""
+    update: dict[str, Any] = {"diagnoses": [d for d in ctx.diagnoses if d != dx] + [dx]}
+    if dx in SEX_OF_DIAGNOSIS and ctx.sex is None:
+        update["sex"] = SEX_OF_DIAGNOSIS[dx]
+    return update
+
+
 @dataclass(frozen=True)
 class Goal:
     """A condition and the truth value the generated patient must give it."""
@@ -181,7 +206,7 @@ class PatientSolver:
         items = tuple(("cond", g.cond, g.want) for g in goals)
         seen: set[str] = set()
         for ctx in self._search(items, start):
-            if not self.satisfies(ctx, goals):
+            if not coherent(ctx) or not self.satisfies(ctx, goals):
                 continue
             key = ctx.model_dump_json()
             if key not in seen:
@@ -344,8 +369,7 @@ class PatientSolver:
     def _opt_diagnosis(self, ids: list[str], want: bool, ctx: PatientContext) -> Iterator[PatientContext]:
         if want:
             for x in self.order(ids):
-                dx = [d for d in ctx.diagnoses if d != x] + [x]
-                yield ctx.model_copy(update={"diagnoses": dx})
+                yield ctx.model_copy(update=_with_diagnosis(ctx, x))
                 yield ctx.model_copy(update={"comorbidities": {**ctx.comorbidities, x: "present"}})
             return
         dx = [d for d in ctx.diagnoses if d not in ids]
@@ -515,9 +539,9 @@ class PatientSolver:
         from assistant.knowledge import DISEASE_STATES
 
         choices = states if want else [s for s in DISEASE_STATES if s not in states]
-        dx = ctx.diagnoses if "prostate_cancer" in ctx.diagnoses else [*ctx.diagnoses, "prostate_cancer"]
+        update = _with_diagnosis(ctx, "prostate_cancer")  # the states are prostate cancer's
         for s in self.order(choices):
-            yield ctx.model_copy(update={"disease_state": s, "diagnoses": dx})
+            yield ctx.model_copy(update={**update, "disease_state": s})
 
     def _opt_enum(self, key: str, value: Any, want: bool, ctx: PatientContext) -> Iterator[PatientContext]:
         field, companions = _ENUM_ATOMS[key]

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assistant.knowledge import Condition, CorpusRef, Knowledge, Lexicon, TherapyRule
-from assistant.models import Finding, PatientContext, RetrievedPassage
+from assistant.models import Citation, Finding, PatientContext, RetrievedPassage
 from assistant.testing.patients import Goal, PatientSolver
 
 OFFER_KINDS = ("recommend", "consider")
@@ -227,6 +227,41 @@ def offer_segments(markdown: str, titles: Sequence[str] = ("Bottom line", "Optio
     return [s for s in out if s.strip()]
 
 
+_QUOTE_CITED = re.compile(r"“([^”]*)”\s*((?:\[\d+\]\s*)+)")
+
+
+def quoted_options(markdown: str, titles: Sequence[str] = ("Bottom line", "Options that fit this patient")) -> list[tuple[str, list[int]]]:
+    """Passages quoted as options (Bottom line lead, Options bullets) with the citation numbers after them."""
+    secs = sections(markdown)
+    out: list[tuple[str, list[int]]] = []
+    for title in titles:
+        for line in secs.get(title, "").splitlines():
+            if _NOTE.match(line):
+                continue
+            for quote, marks in _QUOTE_CITED.findall(line):
+                out.append((quote, [int(n) for n in re.findall(r"\d+", marks)]))
+    return out
+
+
+def label_drug(knowledge: Knowledge, doc_id: str) -> list[str]:
+    """The drugs a label digest is about ([] for any other document).
+
+    The label-safety documents rendered from the profiles are left out: their passages state why a drug
+    is contraindicated, which is evidence against it, not an offer of it."""
+    digest = knowledge.digests.get(doc_id)
+    if digest is None or digest.kind != "label" or doc_id in _safety_doc_ids(knowledge):
+        return []
+    return components(str(digest.meta.get("drug", "")))
+
+
+def _safety_doc_ids(knowledge: Knowledge) -> set[str]:
+    try:
+        from ingest.safety_docs import doc_id_for
+    except ImportError:  # no rendered label-safety documents in this version
+        return set()
+    return {doc_id_for(p.id) for p in getattr(knowledge, "safety_profiles", [])}
+
+
 def option_items(markdown: str, title: str = "Options that fit this patient") -> list[str]:
     """Each line of the Options section (one option per numbered line)."""
     return [ln for ln in sections(markdown).get(title, "").splitlines() if ln.strip() and not _NOTE.match(ln)]
@@ -243,6 +278,7 @@ def offer_violations(
     *,
     must_mention: Sequence[str] = (),
     markdown: str = "",
+    citations: Sequence[Citation] = (),
 ) -> list[str]:
     """Every place the drug is still offered (empty = the invariant holds)."""
     out: list[str] = []
@@ -252,6 +288,15 @@ def offer_violations(
     mm = [t for t in must_mention if drug in components(t)]
     if mm:
         out.append(f"in the plan's must_mention: {', '.join(mm)}")
+    if markdown and citations:
+        # A passage from the drug's own label listed as an option offers the drug even without naming it
+        # ("Immediate release: start 500 mg twice daily …" from the metformin label).
+        by_number = {c.number: c for c in citations}
+        for quote, numbers in quoted_options(markdown):
+            for n in numbers:
+                cit = by_number.get(n)
+                if cit is not None and drug in label_drug(knowledge, cit.doc_id):
+                    out.append(f"a passage of its label ({cit.doc_id}) quoted as an option: {quote[:120]!r}")
     if markdown:
         pat = _pattern(drug_names(knowledge.lexicon, drug))
         for seg in offer_segments(markdown):

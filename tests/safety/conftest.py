@@ -69,6 +69,10 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config) -> None:
         f"incompatible, {s['pair_failures']} failures"
     )
     terminalreporter.write_line(
+        f"  of the tested pairs, {s['pairs_guarded_by_safety_pass']} would offer the drug without the safety pass "
+        "(the rules alone do not exclude it)"
+    )
+    terminalreporter.write_line(
         f"  rules: {s['rules']} therapy rules, {s['rules_fired']} fired from their own conditions, "
         f"{s['rules_unsolved']} unsolved; drugs without a safety profile: {s['drugs_without_profile']}; "
         f"facts the solver could not build: {s['facts_unsolvable']}"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, given, note, settings
 from hypothesis import strategies as st
 
 from assistant.errors import CorpusValidationError
@@ -36,6 +36,7 @@ from assistant.testing.safety_harness import (
     load_for_safety,
     offer_violations,
     offered_drugs,
+    offered_in_findings,
     partner_drugs,
     partner_violations,
     rule_goals,
@@ -122,7 +123,12 @@ def check_pair(assistant, knowledge: Knowledge, ctx: PatientContext, drug: str) 
     answer = assistant.ask(QUESTION, context=ctx, context_is_final=True)
     plan = build_plan(list(answer.findings), answer.patient_context, knowledge.lexicon)
     return offer_violations(
-        drug, knowledge, answer.findings, must_mention=plan.must_mention, markdown=answer.answer_markdown
+        drug,
+        knowledge,
+        answer.findings,
+        must_mention=plan.must_mention,
+        markdown=answer.answer_markdown,
+        citations=answer.citations,
     )
 
 
@@ -143,6 +149,7 @@ def test_rule_fires_and_each_contraindication_withdraws_its_drug(
         report.notes.append(f"{rule_id}: no generated patient makes it fire ({gaps})")
         pytest.fail(f"{rule_id}: the solver found no patient for whom this rule fires ({gaps})")
     report.counts["rules_fired"] += 1
+    rules_only = RuleEngine(knowledge, safety=False)
     failures: list[str] = []
     for drug in offered_drugs(rule):
         retriever.hits = hits_naming(knowledge, rule, drug)
@@ -167,6 +174,8 @@ def test_rule_fires_and_each_contraindication_withdraws_its_drug(
                 continue
             assert ctx is not None
             report.counts["pairs_tested"] += 1
+            if offered_in_findings(rules_only.evaluate(ctx), drug):
+                report.counts["pairs_guarded_by_safety_pass"] += 1  # only the label profile stands in the way
             found = check_pair(assistant, knowledge, ctx, drug)
             if found:
                 report.counts["pair_failures"] += 1
@@ -270,13 +279,35 @@ def _add_irrelevant(knowledge: Knowledge, ctx: PatientContext, extra: dict, goal
     return ctx
 
 
+class Env:
+    """The session's fixtures in one argument with a short repr (hypothesis prints a failing example's
+    arguments; a plain class, because its printer expands dataclasses field by field)."""
+
+    def __init__(self, knowledge, engine, assistant, retriever, pairs, report) -> None:
+        self.knowledge, self.engine, self.assistant = knowledge, engine, assistant
+        self.retriever, self.pairs, self.report = retriever, pairs, report
+
+    def __repr__(self) -> str:
+        return f"Env(real corpus, {len(self.pairs)} pairs)"
+
+
+@pytest.fixture(scope="session")
+def env(knowledge, engine, assistant, retriever, pairs, report) -> Env:
+    return Env(knowledge, engine, assistant, retriever, pairs, report)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.filter_too_much])
 @given(data=st.data())
-def test_hypothesis_varied_pairs_never_offer_a_contraindicated_drug(data, knowledge, engine, assistant, retriever, pairs, report):
+def test_hypothesis_varied_pairs_never_offer_a_contraindicated_drug(data, env):
+    knowledge, engine, assistant, retriever, pairs, report = (
+        env.knowledge, env.engine, env.assistant, env.retriever, env.pairs, env.report
+    )
     if not pairs:
         pytest.skip("no (rule, fact) pairs: no safety profiles loaded")
     report.counts["hypothesis_examples"] += 1
-    pair = data.draw(st.sampled_from(pairs), label="pair")
+    # Draw an index, not the pair: a drawn value is printed, and a pair holds whole condition trees.
+    pair = pairs[data.draw(st.integers(0, len(pairs) - 1), label="pair index")]
+    note(f"pair: {pair.rule_id} × {pair.fact.label} ({pair.drug})")
     rng = data.draw(st.randoms(use_true_random=False), label="choices")
     rule = _rule(knowledge, pair.rule_id)
     solver = PatientSolver(knowledge, rng=rng, budget=800)
