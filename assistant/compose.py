@@ -210,7 +210,13 @@ def compose_answer(
     quoted: set[str] = set()
     forbidden = _forbidden_pattern(plan)
 
-    def quotable(sentence: str) -> bool:
+    banned_docs = set(plan.excluded_docs)
+
+    def quotable(sentence: str, c: Citation | None = None) -> bool:
+        # A sentence from an excluded drug's own label (its dosing, its indication) reads as an option even
+        # when it never names the drug; it stays citable as evidence, never quoted as an option.
+        if c is not None and c.doc_id in banned_docs:
+            return False
         return forbidden is None or not forbidden.search(sentence)
 
     # Bottom line
@@ -225,7 +231,7 @@ def compose_answer(
     elif citations:
         # No rule applies: lead with the passage sentence closest to the question's own words.
         best = max(
-            ((s, c.number) for c in citations for s in _sentences(plain_text(c.passage)) if quotable(s)),
+            ((s, c.number) for c in citations for s in _sentences(plain_text(c.passage)) if quotable(s, c)),
             key=lambda sn: lexical_support(question, sn[0]),
             default=None,
         )
@@ -252,7 +258,7 @@ def compose_answer(
     else:
         lines.append("_No therapy rule matched this patient; see the cited passages below._")
         for c in citations[:6]:
-            sents = [x for x in _sentences(plain_text(c.passage)) if x.lower() not in quoted and quotable(x)]
+            sents = [x for x in _sentences(plain_text(c.passage)) if x.lower() not in quoted and quotable(x, c)]
             if sents:
                 quoted.add(sents[0].lower())
                 lines.append(f"- “{sents[0].rstrip('.')}.” [{c.number}]")

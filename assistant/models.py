@@ -218,6 +218,10 @@ class AnswerPlan(_Record):
     offered_names: dict[str, list[str]] = Field(
         default_factory=dict, description="Every name of each offered therapy (the verifier's contradiction check)"
     )
+    excluded_docs: list[str] = Field(
+        default_factory=list,
+        description="Label documents of excluded drugs: citable as evidence, never quoted as an option",
+    )
 
 
 # ---------------------------------------------------------------- answer

@@ -185,6 +185,34 @@ def prompt_passage_order(plan: AnswerPlan, citations: Sequence[Citation]) -> lis
     return list(dict.fromkeys(order))
 
 
+def excluded_label_docs(plan: AnswerPlan, knowledge: Any) -> list[str]:
+    """Label documents (digests and rendered safety checks) whose drug the plan excludes for this patient."""
+    lexicon = getattr(knowledge, "lexicon", None)
+    digests = getattr(knowledge, "digests", None) or {}
+    offered = {p for t in plan.must_mention for p in t.split("+")}
+    excluded = {
+        p
+        for f in plan.findings
+        if f.kind == "exclude" and f.therapy
+        for p in f.therapy.split("+")
+        if p not in offered
+    }
+    if not excluded or lexicon is None:
+        return []
+    out = []
+    for d in digests.values():
+        drug = str((getattr(d, "meta", {}) or {}).get("drug", "") or "")
+        if getattr(d, "kind", "") != "label" or not drug:
+            continue
+        parts = drug.split("+")
+        # The label's drug (or, for a class profile, any excluded member of its class) is excluded.
+        if any(p in excluded or any(lexicon.matches(x, p) for x in excluded) for p in parts) and not (
+            set(parts) & offered
+        ):
+            out.append(d.doc_id)
+    return sorted(out)
+
+
 def relevance_of(p: RetrievedPassage) -> float:
     """The retriever's calibrated 0–1 relevance when it set one (RRF scores are rank-based, not calibrated)."""
     return p.relevance if "relevance" in p.model_fields_set else p.score
@@ -415,6 +443,9 @@ class Assistant:
         t = self._clock()
         citations, numbered = number_sources(findings, by_ref, relevant, max_sources=self.max_sources)
         plan = self._plan_builder(numbered, ctx, self._lexicon())
+        banned = excluded_label_docs(plan, self.knowledge)
+        if banned:
+            plan = plan.model_copy(update={"excluded_docs": banned})
         timings["plan"] = self._ms(t)
         # Abstain when nothing in the corpus speaks to the question: no relevant passage and no rule
         # finding that the corpus backs (ask-only findings are not an answer).
