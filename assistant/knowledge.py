@@ -479,6 +479,10 @@ class SafetyCheck(_Strict):
     section: str = Field(min_length=1, description="Label section the fact comes from")
     severity: Literal["high", "moderate"] = "high"
     ask: str = Field("", description="Question asked when the condition cannot be decided (a deciding fact is missing)")
+    prefer_alternative: bool = Field(
+        False,
+        description="Caution only: when a same-class alternative without this warning is offered, this drug gives way",
+    )
 
     @field_validator("id")
     @classmethod

@@ -171,6 +171,7 @@ class SafetyPass:
         out: list[Finding] = []
         extra: list[Finding] = []
         done_drugs: set[str] = set()
+        cautioned: dict[int, list[Verdict]] = {}
         for f in findings:
             if f.kind not in ("recommend", "consider") or not f.therapy:
                 out.append(f)
@@ -195,6 +196,9 @@ class SafetyPass:
             for drug in comps:
                 verdicts = self.assess(drug, view)
                 blocked.extend(v for v in verdicts if v.level == "contraindicated")
+                high = [v for v in verdicts if v.level == "caution" and v.check is not None and v.check.prefer_alternative]
+                if high:
+                    cautioned.setdefault(id(f), []).extend(high)
                 if drug not in done_drugs:
                     extra.extend(self._notes(f, [v for v in verdicts if v.level != "contraindicated"]))
             for drug in partners:
@@ -226,7 +230,59 @@ class SafetyPass:
                 )
             else:
                 out.append(f)
-        return out + _dedupe(extra)
+        return self._prefer_unburdened_sibling(out, cautioned) + _dedupe(extra)
+
+    def _primary_class(self, therapy: str) -> str | None:
+        classes = self.lexicon.classes_of(therapy.split("+")[0])
+        return classes[0] if classes else None
+
+    def _prefer_unburdened_sibling(self, out: list[Finding], cautioned: dict[int, list[Verdict]]) -> list[Finding]:
+        """A drug whose label warning for this patient says to prefer an alternative (`prefer_alternative`) gives
+        way to a sibling of its own class,
+        offered for the same question, that carries no such warning (enzalutamide after a seizure when
+        darolutamide is on offer): a careful prescriber takes the alternative; the warning stays visible."""
+        if not cautioned:
+            return out
+        offers = [f for f in out if f.kind in ("recommend", "consider") and f.therapy]
+        result: list[Finding] = []
+        for f in out:
+            burdens = cautioned.get(id(f))
+            cls = self._primary_class(f.therapy or "") if burdens else None
+            alt = next(
+                (
+                    g
+                    for g in offers
+                    if g is not f
+                    and id(g) not in cautioned
+                    and g.domain == f.domain
+                    and g.therapy != f.therapy
+                    and cls is not None
+                    and self._primary_class(g.therapy or "") == cls
+                ),
+                None,
+            )
+            if not burdens or alt is None:
+                result.append(f)
+                continue
+            v = burdens[0]
+            result.append(
+                Finding(
+                    rule_id=v.rule_id,
+                    domain=f.domain,
+                    kind="exclude",
+                    therapy=f.therapy,
+                    title=f"{self._name(f.therapy or '')}: a same-class alternative avoids a label warning",
+                    reason=(
+                        f"{v.reason.rstrip('.')}. {self._name(alt.therapy or '')}, of the same class and offered for "
+                        "this situation, carries no such warning for this patient."
+                    ),
+                    strength="FDA label",
+                    refs=list(dict.fromkeys([*v.refs, *f.refs])),
+                    unverified=v.profile is not None and v.profile.unverified,
+                    severity="label",
+                )
+            )
+        return result
 
     def _notes(self, f: Finding, verdicts: Iterable[Verdict], *, partner: bool = False) -> list[Finding]:
         out: list[Finding] = []

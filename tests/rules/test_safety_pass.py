@@ -212,3 +212,23 @@ def test_review_sheet_states_every_rule_and_check_in_plain_language(corpus: Path
     assert "**Caution (high) when** currently takes strong CYP3A4 inducer" in sheet
     assert "- **Applies when:** disease state is mCRPC" in sheet
     assert sheet.count("signed off by") >= len(k.rules) - sum(1 for r in k.rules if r.type == "question")
+
+
+def test_a_high_label_warning_gives_way_to_a_same_class_sibling(real_knowledge) -> None:
+    """Seizure history: enzalutamide/apalutamide carry a high-severity seizure warning, darolutamide does not —
+    the siblings give way to it (and the warning stays visible); without darolutamide on offer they stay."""
+    from assistant.patient import extract_context
+
+    engine = RuleEngine(real_knowledge)
+    q = ("nmCRPC on ADT, PSA doubling time 5 months, CT and bone scan negative. Epilepsy with a seizure "
+         "4 months ago. Which androgen-receptor inhibitor?")  # fmt: skip
+    findings = engine.evaluate(extract_context(q, lexicon=real_knowledge.lexicon))
+    kinds = {f.therapy: f.kind for f in findings if f.therapy in ("darolutamide", "enzalutamide", "apalutamide")
+             and f.kind in ("recommend", "consider", "exclude")}  # fmt: skip
+    assert kinds == {"darolutamide": "recommend", "enzalutamide": "exclude", "apalutamide": "exclude"}, kinds
+    assert any(f.kind == "warn" and f.therapy == "enzalutamide" for f in findings) or any(
+        "darolutamide" in f.reason for f in findings if f.therapy == "enzalutamide"
+    )
+    no_seizure = engine.evaluate(extract_context(q.replace("Epilepsy with a seizure 4 months ago. ", ""),
+                                                 lexicon=real_knowledge.lexicon))  # fmt: skip
+    assert {f.therapy for f in no_seizure if f.kind == "recommend"} >= {"enzalutamide", "apalutamide", "darolutamide"}
