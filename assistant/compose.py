@@ -203,7 +203,15 @@ def compose_answer(
     # Offers for other conditions than the one asked about are shown apart, never as options.
     options = [f for f in all_options if f.rule_id not in aside]
     noted = [f for f in all_options if f.rule_id in aside]
-    excluded = _merge_by_therapy(_ordered(findings, ("exclude",)))
+    # Passive safety exclusions (drugs only a passage named) stay out of the list; class placeholders
+    # ("DOAC") are not listed when a member of the class is.
+    excluded = _merge_by_therapy([f for f in _ordered(findings, ("exclude",)) if f.severity != "screen"])
+    named = {f.therapy for f in excluded if f.therapy and not f.therapy.endswith("_unspecified")}
+    excluded = [
+        f
+        for f in excluded
+        if not (f.therapy or "").endswith("_unspecified") or not named
+    ]
     warns = _ordered(findings, ("warn",))
     asks = _ordered(findings, ("ask",))
     lines: list[str] = []

@@ -430,9 +430,23 @@ class Assistant:
         screen = getattr(self.engine, "screen", None)
         drugs_in = getattr(self.engine, "drugs_in", None)
         if callable(screen) and callable(drugs_in):
-            texts = [text, *(p.text for p in relevant), *(p.text for ps in by_ref.values() for p in ps)]
+            asked = drugs_in(text)
+            texts = [*(p.text for p in relevant), *(p.text for ps in by_ref.values() for p in ps)]
             named = [d for tx in texts for d in drugs_in(tx)]
-            extra = list(screen(ctx, named, findings))
+            extra = list(screen(ctx, asked, findings))
+            # Drugs only the passages name: forbidden for this answer (the plan's must-not list, the rule panel),
+            # but not listed under "Not recommended" — a pregnant woman's DVT answer need not list prostate drugs.
+            lex = self._lexicon()
+            topic_classes = {
+                c
+                for f in [*findings, *extra]
+                if f.therapy and lex is not None
+                for c in lex.classes_of(f.therapy)
+            }
+            for f in screen(ctx, named, [*findings, *extra]):
+                related = lex is not None and bool(set(lex.classes_of(f.therapy or "")) & topic_classes)
+                # A sibling of what the question is about (warfarin beside the heparins) is listed; others are not.
+                extra.append(f if related else f.model_copy(update={"severity": "screen"}))
             if extra:
                 findings.extend(extra)
                 more = [r for f in extra for r in f.refs if r not in by_ref]
@@ -753,7 +767,7 @@ class Assistant:
         drugs_in = getattr(self.engine, "drugs_in", None)
         if not (callable(screen) and callable(drugs_in)):
             return
-        extra = list(screen(prep.ctx, drugs_in(text), prep.plan.findings))
+        extra = [f.model_copy(update={"severity": "screen"}) for f in screen(prep.ctx, drugs_in(text), prep.plan.findings)]
         if extra:
             failed.extend(f"safety: the draft named {f.therapy}, contraindicated for this patient" for f in extra)
             prep.plan = self._plan_builder([*prep.plan.findings, *extra], prep.ctx, self._lexicon())
