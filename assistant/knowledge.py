@@ -172,6 +172,12 @@ class UlnCond(Compare):
         return _one_of(v, ULN_LABS, "ULN lab")
 
 
+class ResistanceCond(Compare):
+    """The stated local resistance rate (%) to a therapy or class (IDSA thresholds: TMP-SMX 20 %, fluoroquinolone 10 %)."""
+
+    to: str
+
+
 class AllergyCond(_Strict):
     """An allergy to one of `to` (therapy ids or classes), optionally narrowed by severity or reaction words."""
 
@@ -195,6 +201,7 @@ _ATOMS = (
     "tested_negative", "site", "lab", "age", "weight", "ecog", "sex", "pregnant", "symptomatic",
     "comorbidity", "allergy", "calc", "castration", "trimester", "gestational_weeks", "lactating", "postpartum",
     "diabetes_type", "uln", "child_pugh", "infection_site", "volume", "presentation", "imaging", "phase", "declined",
+    "resistance",
 )  # fmt: skip
 _THERAPY_ATOMS = ("received", "progressed_on", "current", "planned", "intolerant_to", "declined")
 
@@ -240,6 +247,7 @@ class Condition(_Strict):
     imaging: list[str] | None = None
     phase: list[str] | None = None
     declined: list[str] | None = None
+    resistance: ResistanceCond | None = None
 
     @field_validator(
         "state", "diagnosis", "received", "progressed_on", "current", "planned", "intolerant_to",

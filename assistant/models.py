@@ -163,6 +163,10 @@ class PatientContext(_Record):
     declined: list[str] = Field(
         default_factory=list, description="Therapy ids or classes the patient declines (shown as declined, never preferred)"
     )
+    local_resistance: dict[str, float] = Field(
+        default_factory=dict,
+        description="Local resistance rates stated for the likely pathogen, % by therapy id or class (e.g. TMP-SMX 30)",
+    )
     medications: list[str] = Field(
         default_factory=list, description="Current non-cancer medications (canonical ids)"
     )

@@ -75,6 +75,8 @@ def _atom(key: str, v) -> str:
     if key == "allergy":
         sev = f" ({_words(v.severity)} reaction)" if v.severity else ""
         return f"allergic to {_words(v.to)}{sev}"
+    if key == "resistance":
+        return f"local resistance to {v.to.replace('_', ' ')} {_OPS[v.op]} {v.value:g} %"
     if key == "trimester":
         return f"in trimester {_words(str(t) for t in v)}"
     labels = {"diabetes_type": "diabetes type is ", "child_pugh": "Child-Pugh class ", "infection_site": "infection site is ",

@@ -489,6 +489,15 @@ class _Evaluator:
             return got in value
         if key == "declined":
             return v.declines(value)
+        if key == "resistance":
+            rates = [
+                pct for tok, pct in ctx.local_resistance.items()
+                if tok == value.to or v.lexicon.matches(tok, value.to) or v.lexicon.matches(value.to, tok)
+            ]  # fmt: skip
+            if not rates:
+                self._miss("resistance")
+                return None
+            return _OPS[value.op](max(rates), value.value)
         raise ValueError(f"unknown condition atom {key!r}")  # the loader rejects these; a guard for tests
 
     def _biomarker(self, spec) -> Tri:
