@@ -37,7 +37,7 @@ _ONCOLOGY_CLASSES = {
     "ADT", "GnRH_agonist", "GnRH_antagonist", "surgical_castration", "first_gen_antiandrogen", "ARPI",
     "CYP17_inhibitor", "AR_inhibitor", "taxane", "chemotherapy", "platinum", "PARPi", "PSMA_radioligand",
     "radiopharmaceutical", "bone_targeted_radionuclide", "immunotherapy", "cell_therapy", "PD1_inhibitor",
-    "checkpoint_inhibitor", "radiotherapy", "radiation_therapy", "surgery",
+    "checkpoint_inhibitor", "radiotherapy", "radiation_therapy", "palliative_radiation", "surgery",
 }  # fmt: skip
 # Prior systemic lines whose unstated outcome is read as progression once the disease is castration-resistant.
 _LINE_CLASSES = {
@@ -70,11 +70,11 @@ _RESULT_WORDS = [
 _SITES: list[tuple[str, str]] = [
     (
         "bone",
-        r"bone[- ]only|bone[- ](?:mets|metastas[ie]s|metastatic|lesions?|disease|involvement|predominant)|osseous|skeletal (?:mets|metastas[ie]s)|bony (?:mets|metastas[ie]s|lesions?)|(?:spine|spinal|vertebral|rib|pelvic) (?:mets|metastas[ie]s|lesions?)|metastases? (?:to|in) (?:the )?bones?|sclerotic lesions?",
+        r"bone[- ]only|bone[- ](?:mets?\b|metastas[ie]s|metastatic|lesions?|disease|involvement|predominant)|osseous|skeletal (?:mets|metastas[ie]s)|bony (?:mets|metastas[ie]s|lesions?)|(?:spine|spinal|vertebral|rib|pelvic) (?:mets|metastas[ie]s|lesions?)|metastases? (?:to|in) (?:the )?bones?|sclerotic lesions?",
     ),
     (
         "lymph_node",
-        r"(?:lymph )?nod(?:al|es?) (?:mets|metastas[ie]s|disease|involvement)|lymph nodes?|lymphadenopathy|adenopathy|nodal|\bLN\b|retroperitoneal nodes?",
+        r"(?:lymph )?nod(?:al|es?) (?:mets|metastas[ie]s|disease|involvement)|lymph nodes?|lymphadenopathy|adenopathy|nodal|\bLN\b|(?:retroperitoneal|pelvic|para-?aortic|iliac|obturator|inguinal|mediastinal|supraclavicular) (?:lymph )?nodes?",
     ),
     (
         "liver",
@@ -112,7 +112,7 @@ _UNC_POST = re.compile(
 )
 # Words that end a negation's reach ("no pain but liver metastases").
 _SCOPE_BREAK = re.compile(
-    r"\b(?:but|however|although|though|except|apart from|yet|whereas|with|now|and has|has|shows?|showed|revealed|new)\b",
+    r"\b(?:but|however|although|though|except|apart from|(?<!not )(?<!never )yet|whereas|with|now|and has|has|shows?|showed|revealed|new)\b",
     re.IGNORECASE,
 )
 
@@ -148,7 +148,7 @@ _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
         (
             "ongoing",
             r"\b(?:(?:just |recently |newly )?started(?: on)?|(?:has been|was) started on|currently (?:on|taking|receiving|getting)|still (?:on|taking|receiving)|remains on|continu(?:es|ing|ed) (?:on )?|"
-            r"is (?:now )?on|are on|now on|taking|takes|receiving|maintained on|on (?:long[- ]term|chronic|maintenance)|on|"
+            r"is (?:now )?on|are on|now on|taking|takes|receiving|maintained on|on (?:long[- ]term|chronic|maintenance)|on|and now|"
             r"(?:\d+|one|two|three|four|six|nine|twelve) (?:days?|weeks?|months?|years?) into)\b",
         ),
         (
@@ -160,7 +160,7 @@ _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
         ),
         (
             "received",
-            r"\b(?:prior|previous(?:ly)?|history of|treated with|treatments? with|received|had|has had|s/p|status post|post[- ]|after|following|underwent|"
+            r"\b(?:prior|previous(?:ly)?|history of|treated (?:for [^.;,]{1,30}? )?with|treatments? with|received|had|has had|s/p|status post|post[- ]|after|following|underwent|"
             r"exposed to|pre-?treated with|given|was on|were on|used to take|then)\b",
         ),
     ]
@@ -185,6 +185,13 @@ _POST_STATUS: list[tuple[str, re.Pattern[str]]] = [
         ("completed", r"^[^.;]{0,30}?\b(?:completed|finished|x ?\d+ cycles|for \d+ cycles)\b"),
         ("stopped", r"^[^.;]{0,30}?\b(?:stopped|discontinued|held)\b"),
         ("ongoing", r"^[^.;]{0,20}?\b(?:ongoing|currently|continues|continuing|at present)\b"),
+        # "ADT started two weeks ago": begun and not said to have ended.
+        (
+            "ongoing",
+            r"^\W{0,3}(?:was |were |has been |had been )?(?:started|commenced|begun|initiated)\b[^.;]{0,30}\b(?:ago|last (?:week|month)|yesterday|recently)\b",
+        ),
+        # "ADT only so far": history, not a plan.
+        ("received", r"^[^.;]{0,12}?\b(?:so far|to date|until now|thus far)\b"),
         # "Docetaxel given for mHSPC two years ago": a past-tense participle after the drug is history, not a plan.
         (
             "received",
@@ -236,8 +243,12 @@ def _conflict(facts: _TurnFacts, what: str, detail: str) -> None:
 
 
 _LIST_GAP = re.compile(
-    r"^(?:[\s,/&+()]|\([^)]{0,40}\)|\b(?:and|or|then|plus|with|chemotherapy|therapy|treatments?|tablets|injections?|"
-    r"cycles?|combination|regimen|and then|then|later|subsequently|on|\d+)\b)*$",
+    r"^(?:[\s,/&+().-]|\([^)]{0,40}\)|\b(?:and|or|then|plus|with|chemotherapy|therapy|treatments?|tablets|injections?|"
+    r"cycles?|combination|regimen|and then|then|later|subsequently|on|\d+(?:[.,]\d+)?|"
+    # a dose between two drugs keeps the list: "on metformin 500 mg twice daily and maximum-dose lisinopril"
+    r"mg|mcg|g|units?|IU|mg/kg|(?:once|twice|three times|four times) (?:a )?(?:day|daily|weekly)|daily|weekly|monthly|nightly|"
+    r"bd|bid|tds|tid|qds|qid|od|qd|prn|maximum|max|maximal|full|low|high|standard|dose|doses|maximum-dose|max-dose|"
+    r"maximally tolerated|tolerated|oral|IV|SC|subcutaneous|extended-release|ER|XR)\b)*$",
     re.IGNORECASE,
 )
 _STATUS_RANK = {
@@ -256,7 +267,59 @@ _THERAPY_NEG = re.compile(
     re.IGNORECASE,
 )
 _NUM = r"(\d+(?:[.,]\d+)?)"
+# "breastfeeding mother, baby 3 weeks old": the age right after a word for the child is the child's.
+_CHILD_AGE = re.compile(
+    r"(\b(?:baby|son|daughter|child|infant|newborn|toddler|kid)(?:\s+(?:is|was|now|aged?))?\s+)"
+    r"(?:\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)\s*(?:days?|weeks?|months?|years?)(?:[- ]old)?\b",
+    re.IGNORECASE,
+)
+# An age phrase about a child, partner or parent rather than the patient ("mother of a 6-year-old").
+_OTHERS_AGE = re.compile(
+    r"((?:\b(?:mother|father|parent|mum|mom|carer|caregiver)\s+of(?:\s+(?:her|his|their|a|an))?|\b(?:breast-?feed\w*|nursing|feeding|"
+    r"caring for|looks after|delivered|gave birth to|has|with)\s+(?:her|his|their|a|an)|\b(?:her|his|their|whose)\b)\s+)"
+    r"(?:\d{1,3}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[- ](?:day|week|month|year)s?[- ]old\b"
+    r"(?=\s*(?:son|daughter|child|kid|baby|infant|toddler|boy|girl|twins?|newborn|sibling|brother|sister|mother|father|husband|wife|partner|,|\.|;|$))",
+    re.IGNORECASE,
+)
 _NON_GENE_MARKERS = {"MSI-H", "dMMR", "TMB-high", "PSMA-PET", "FDG-PET", "HRD", "PD-L1"}
+# Antimicrobial resistance rates name a drug without giving it ("E. coli resistance to TMP-SMX is 30%").
+_RESISTANCE_BEFORE = re.compile(
+    r"\b(?:resistan(?:ce|t)|susceptib\w*|sensitiv\w*)\s+(?:rates?\s+)?(?:to|for|of)\s+(?:[\w-]+\s+){0,1}$", re.IGNORECASE
+)
+_RESISTANCE_AFTER = re.compile(
+    r"^[- ](?:resistan(?:ce|t)|susceptib\w*|sensitiv\w*|non-?susceptib\w*)\b", re.IGNORECASE
+)
+# Radiotherapy aimed at a metastasis or given for symptoms is palliative, not radical treatment of the prostate.
+_PALLIATIVE_BEFORE = re.compile(
+    r"\b(?:palliative|single[- ]fraction|symptomatic|analgesic|pain[- ]relieving|emergency)\s+(?:[\w-]+\s+){0,1}$", re.IGNORECASE
+)
+_PALLIATIVE_AFTER = re.compile(
+    r"^\s*(?:\([^)]{0,30}\)\s*)?(?:\d+\s*Gy\s*(?:in|x)\s*(?:1|one|a single)\s*(?:fraction|#)|(?:for|to|of)\s+(?:an?\s+|the\s+|his\s+|her\s+)?"
+    r"(?:(?:painful|symptomatic|solitary|single|spinal|vertebral|bony|bone|oligometastatic|\w+)\s+){0,2}"
+    r"(?:ribs?|spine|vertebra\w*|femur|femoral|humer\w*|hip|skull|sternum|scapula|bones?|bony|osseous|(?:bone |bony )?met(?:s|astas[ie]s|astatic)?\b|"
+    r"lesions?|deposits?|oligometasta\w*|(?:[CTLS]\d{1,2})\b|cord compression|brain|liver|lung|nodes?)|for (?:bone )?pain|for cord compression)",
+    re.IGNORECASE,
+)
+
+
+def _palliative_rt(tid: str, text: str, start: int, end: int, lexicon: Lexicon) -> str | None:
+    """Radiotherapy aimed at a metastasis (or called palliative) is recorded as palliative_radiotherapy.
+
+    "palliative RT to a rib", "SBRT to a painful bone met": not radical treatment of the prostate, so it must not
+    count as prior radiotherapy of the primary (rules read `received: radiation_therapy` that way). "Radiotherapy to
+    the prostate" / "to the prostate bed" / "to the pelvis" stays radiotherapy. Returns the id to record.
+    """
+    if tid != "radiotherapy":
+        return tid
+    after = text[end : end + 80]
+    if re.match(r"^[- ]?(?:oncolog\w*|exposure|protection|safety|physic\w*|department|team)\b", after, re.IGNORECASE):
+        return None  # "seen by radiation oncology": a specialty, not a treatment
+    if re.match(r"^\s*(?:\([^)]{0,30}\)\s*)?(?:to|of)\s+(?:the\s+)?(?:prostate|prostatic|pelvi\w*|primary)", after, re.IGNORECASE):
+        return tid
+    if _PALLIATIVE_BEFORE.search(text[max(0, start - 40) : start]) or _PALLIATIVE_AFTER.match(after):
+        # Metastasis-directed RT (SBRT to a node) is recorded the same way: it did not treat the primary.
+        return "palliative_radiotherapy" if "palliative_radiotherapy" in lexicon.entries else None
+    return tid
 
 
 # ------------------------------------------------------------------ helpers
@@ -459,8 +522,25 @@ class PatientExtractor:
             mentions = self._therapy_mentions(cl.text)
             prev_end = 0
             for s, e, tid in mentions:
-                if pf.allergy_span(cl.text, s, e) or pf.declined_span(cl.text, s):
-                    continue  # "allergic to penicillin", "refuses docetaxel": not a treatment given
+                kind = pf.allergy_kind(cl.text, s, e)
+                if kind == "reaction" and set(self.lexicon.classes_of(tid)) & _ONCOLOGY_CLASSES:
+                    # "severe rash on apalutamide": the allergy is recorded, and the line still counts as given.
+                    facts.therapies.setdefault(
+                        (tid, False),
+                        TherapyExposure(
+                            therapy=tid, classes=self.lexicon.classes_of(tid), status="intolerant", mention=cl.text[s:e]
+                        ),
+                    )
+                    continue
+                if kind is not None or pf.declined_span(cl.text, s):
+                    continue  # "allergic to penicillin", "anaphylaxis after amoxicillin", "refuses docetaxel"
+                if "antibiotic" in self.lexicon.classes_of(tid) and (
+                    _RESISTANCE_BEFORE.search(cl.text[max(0, s - 40) : s]) or _RESISTANCE_AFTER.match(cl.text[e : e + 25])
+                ):
+                    continue  # "local resistance to TMP-SMX is 30%": a resistance rate, not a treatment given
+                tid = _palliative_rt(tid, cl.text, s, e, self.lexicon)
+                if tid is None:
+                    continue
                 if _THERAPY_NEG.search(cl.text[max(0, s - 45) : s]) or re.match(
                     r"^[- ](?:naive|naïve|free)\b", cl.text[e : e + 8], re.IGNORECASE
                 ):
@@ -750,7 +830,7 @@ class PatientExtractor:
                     trend = "falling"
             put("psa", values[-1], "ng/mL", m.group(0), values if len(values) > 1 else [], trend)
         trend_m = re.search(
-            r"(rising|increasing|climbing|rise in|doubling|going up|went up|rose|falling|declining|decreasing|dropp\w+|fell|stable|undetectable)[^.;]{0,30}\bPSA\b|\bPSA\b[^.;]{0,25}\b(rising|rose|increas\w*|climb\w*|doubl\w*|went up|going up|up|falling|fell|declin\w*|decreas\w*|dropp\w*|stable|undetectable)",
+            r"(rising|increasing|climbing|rise in|doubling|going up|went up|rose|falling|declining|decreasing|dropp\w+|fell|stable|undetectable)[^.;]{0,30}\bPSA\b|\bPSA\b(?:[^.;]|\.(?=\d)){0,25}\b(rising|rose|increas\w*|climb\w*|doubl\w*|went up|going up|up|falling|fell|declin\w*|decreas\w*|dropp\w*|stable|undetectable)",
             text,
             re.IGNORECASE,
         )
@@ -919,6 +999,21 @@ class PatientExtractor:
                 put("sbp", float(sbp.group(1)), "mmHg", sbp.group(0))
 
     def _demographics(self, text: str, facts: _TurnFacts) -> None:
+        # "mother of a 6-year-old", "breastfeeding her 3-month-old": an age that belongs to someone else is blanked
+        # (same length keeps offsets) before the patient's age is read.
+        text = _OTHERS_AGE.sub(lambda m: m.group(1) + " " * (len(m.group(0)) - len(m.group(1))), text)
+        text = _CHILD_AGE.sub(lambda m: m.group(1) + " " * (len(m.group(0)) - len(m.group(1))), text)
+        infant = re.search(
+            r"\b(\d{1,2}|one|two|three|four|five|six|seven|eight|nine|ten|eleven|twelve)[- ](day|week|month)s?[- ]old\b",
+            text,
+            re.IGNORECASE,
+        )
+        if infant:
+            n = pf._n(infant.group(1))
+            unit = infant.group(2).lower()
+            years = n // 12 if unit == "month" else 0
+            facts.age = years
+            facts.notes.append(f"Age {n} {unit}s (read as {years} year{'s' if years != 1 else ''}); child dosing applies.")
         age = re.search(
             r"\b(\d{1,3})[- ]?(?:year|yr)s?[- ]?old\b|\b(\d{1,3})\s?(?:yo|y/o|y\.o\.|yrs?)\b|\baged? (\d{1,3})\b|\b(\d{2})\s?([MF])\b|\bage(?: is|:)? (\d{1,3})\b",
             text,
@@ -938,7 +1033,7 @@ class PatientExtractor:
             value = next(
                 int(g) for g in (age.group(1), age.group(2), age.group(3), age.group(4), age.group(6)) if g
             )
-            if 0 < value < 120:
+            if 0 < value < 120 and not (infant and infant.start() < age.start()):
                 facts.age = value
             if age.group(5):
                 facts.sex = "male" if age.group(5).upper() == "M" else "female"
@@ -1131,6 +1226,15 @@ def _result_in(segment: str, marker: str, pre_only: bool = False) -> str | None:
             return None
     else:
         seg = segment[:60]
+    if marker == "PSMA-PET":
+        # "PSMA PET shows nodes with negative CT and bone scan": the result words of other scans are not PSMA's.
+        seg = re.sub(
+            r"\b(?:negative|positive|clear|normal|unremarkable)\s+(?:on\s+)?(?:CT|bone scan|MRI|conventional|imaging|x-ray)\b.*"
+            r"|\b(?:CT|bone scan|MRI|conventional imaging|x-ray|FDG)\b.*",
+            "",
+            seg,
+            flags=re.IGNORECASE,
+        )
     for result, pattern in _RESULT_WORDS:
         if (
             marker in ("MSI-H", "TMB-high")

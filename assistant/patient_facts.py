@@ -176,7 +176,9 @@ _PREG_POS = re.compile(
     re.IGNORECASE,
 )
 _PREG_CUE = re.compile(
-    r"pregnan|gestation|gravid|\bG\d+\s*P\d+|trimester|antenatal|obstetric|\bat term\b", re.IGNORECASE
+    r"pregnan|gestation|gravid|\bG\d+\s*P\d+|trimester|antenatal|obstetric|\bat term\b|pre-?eclampsia|\beclampsia|\bHELLP\b|"
+    r"placenta|fetal|foetal|fetus|foetus",
+    re.IGNORECASE,
 )
 _WEEKS_RX = [
     re.compile(
@@ -193,7 +195,7 @@ _WEEKS_RX = [
 ]
 # "G2P1 at 39 weeks", "she is 30 weeks": bare weeks count only when the turn is about a pregnancy.
 _AT_WEEKS = re.compile(
-    r"\b(?:at|is|now|currently)\s+(\d{1,2}(?:\.\d)?)(?:\s*\+\s*(\d))?\s*(?:weeks?|wks?)\b"
+    r"\b(?:at|is|now|currently|about|around|approximately|approx\.?|roughly|~|only|just)\s+(\d{1,2}(?:\.\d)?)(?:\s*\+\s*(\d))?\s*(?:weeks?|wks?)\b"
     r"(?!\s+(?:ago|after|post|postpartum|since|of (?:treatment|therapy|anticoagula\w*)|into))",
     re.IGNORECASE,
 )
@@ -205,10 +207,12 @@ _POSTPARTUM = re.compile(
     r"\b(?:delivered|gave birth|had (?:a|her) baby)\s+(?:yesterday|today|last (?:night|week)|this (?:week|morning))",
     re.IGNORECASE,
 )
+# "3 months after a hip replacement" is not a delivery: after/since/following need a birth word.
 _SINCE_DELIVERY = re.compile(
     _NUMW
-    + r"\s*(days?|weeks?|wks?|months?)\s*(?:after|post|since|following|postpartum|post-partum|post partum)\s*"
-    r"(?:delivery|childbirth|giving birth|birth|(?:a |her )?(?:caesarean|cesarean|c-section|vaginal delivery|baby))?|"
+    + r"\s*(days?|weeks?|wks?|months?)\s*(?:post-?partum|post partum|post-?natal(?:ly)?|post-?delivery|"
+    r"(?:after|post|since|following)\s+(?:the\s+)?(?:delivery|childbirth|giving birth|birth|(?:a |her |the )?(?:caesarean|cesarean|"
+    r"c-section|section|vaginal delivery|baby)))|"
     r"\b(?:delivered|gave birth|had (?:a|her) baby)\s*" + _NUMW + r"\s*(days?|weeks?|wks?|months?) ago",
     re.IGNORECASE,
 )
@@ -233,7 +237,9 @@ def _weeks_to_float(m: re.Match[str]) -> float | None:
 
 def read_pregnancy(text: str, clauses: Sequence[ClauseLike], polarity: Polarity, out: SafetyFacts) -> None:
     """pregnant / gestational weeks / trimester / term / postpartum / lactating, negations respected."""
-    weeks: float | None = None
+    # Every stated gestational age; the current one wins over one a past event happened at
+    # ("GDM diagnosed at 26 weeks; now 28 weeks").
+    found: list[tuple[int, float]] = []
     for rx in _WEEKS_RX:
         for m in rx.finditer(text):
             before = text[max(0, m.start() - 25) : m.start()]
@@ -243,14 +249,27 @@ def read_pregnancy(text: str, clauses: Sequence[ClauseLike], polarity: Polarity,
                 continue  # "BP 90/40" is not 40 weeks
             w = _weeks_to_float(m)
             if w is not None:
-                weeks = w
-                break
-        if weeks is not None:
-            break
-    if weeks is None and _PREG_CUE.search(text):
-        m = _AT_WEEKS.search(text)
-        if m:
-            weeks = _weeks_to_float(m)
+                found.append((m.start(), w))
+    if _PREG_CUE.search(text):
+        for m in _AT_WEEKS.finditer(text):
+            w = _weeks_to_float(m)
+            if w is not None and not any(abs(p - m.start()) < 12 for p, _ in found):
+                found.append((m.start(), w))
+    weeks: float | None = None
+    if found:
+        found.sort()
+        current = [
+            (p, w) for p, w in found if re.search(r"\b(?:now|currently|today|presently|is)\s*$", text[max(0, p - 12) : p] + " ", re.I)
+            or re.search(r"\b(?:now|currently|today)\b", text[p : p + 30], re.I)
+        ]
+        past = [
+            (p, w) for p, w in found
+            if re.search(r"\b(?:diagnosed|detected|found|booked|booking|scan(?:ned)?|started|since|from|until|when|was)\b[^.;]{0,15}$", text[max(0, p - 25) : p], re.I)
+        ]  # fmt: skip
+        pool = current or [f for f in found if f not in past] or found
+        weeks = pool[-1][1] if current else pool[0][1]
+        if len({w for _, w in found}) > 1:
+            _note(out, f"Several gestational ages stated; {weeks:g} weeks read as the current one.")
     tri: int | None = None
     tm = _TRIMESTER.search(text)
     if tm:
@@ -354,7 +373,7 @@ _REACTIONS: list[tuple[str, str, re.Pattern[str]]] = [
         ("rash", "non-severe", r"\brash\w*|\bmaculopapular|\bexanthem\w*", re.I),
         ("itch", "non-severe", r"\bitch\w*|\bprurit\w*", re.I),
         ("nausea", "intolerance", r"\bnause\w*|\bvomit\w*|\bsick\b", re.I),
-        ("diarrhoea", "intolerance", r"\bdiarrh\w*", re.I),
+        ("diarrhoea", "intolerance", r"\bdiarrh\w*|\bloose (?:stools?|bowels?|motions)", re.I),
         ("GI upset", "intolerance", r"\bGI upset|(?:upset|sore) stomach|stomach upset|gastrointestinal upset|\bdyspepsia", re.I),
         ("headache", "intolerance", r"\bheadaches?\b", re.I),
     ]
@@ -392,10 +411,26 @@ _DELABELLED = re.compile(
     r"negative (?:oral |skin |drug )?(?:challenge|test\w*)|tolerated (?:a )?(?:challenge|\w+ since))",
     re.IGNORECASE,
 )
+# Reaction words a clinician writes before or after the drug ("anaphylaxis after amoxicillin", "penicillin -> hives").
+_REACTION_WORDS = (
+    r"(?:anaphyla\w*|angio-?o?edema|(?-i:SJS(?:/TEN)?|TEN|DRESS)|stevens[- ]johnson(?: syndrome)?|toxic epidermal necrolysis|hives|"
+    r"urticaria\w*|(?:(?:drug|skin|maculopapular|morbilliform|blistering|urticarial|pruritic) )?rash|bronchospasm|itching|(?:lip|tongue|throat|facial|face|airway) swelling|swelling of (?:the |her |his )?"
+    r"(?:lips?|tongue|throat|face)|serum sickness|(?:an? )?(?:allergic|adverse|hypersensitivity|drug|severe|serious) reaction)"
+)
+# "had anaphylaxis (throat swelling, hypotension) after amoxicillin", "developed SJS on co-trimoxazole":
+# a reaction, an optional parenthesis of its signs, then the drug it followed.
 _REACTION_FIRST = re.compile(
-    r"\b(?:had|has|developed|got|experienced|history of)?\s*(?:an? )?(?P<r>anaphyla\w*|angio-?o?edema|SJS|TEN|stevens[- ]johnson(?: syndrome)?|"
-    r"toxic epidermal necrolysis|DRESS|hives|urticaria|rash|bronchospasm|itching)\s+"
-    r"(?:to|with|from|after|on|due to|caused by|secondary to|while on|when (?:taking|given)|following|attributed to)\s+",
+    r"\b(?:had|has|developed|got|experienced|history of|reported|with)?\s*(?:an? )?(?:severe |serious |mild |itchy |generali[sz]ed |"
+    r"widespread |life[- ]threatening )*(?P<r>" + _REACTION_WORDS[3:-1] + r")(?:\s*\([^)]{0,80}\))?\s+"
+    r"(?:to|with|from|after|on|due to|caused by|secondary to|while (?:on|taking)|when (?:taking|given)|following|attributed to|"
+    r"within (?:minutes|hours|days) of)\s+",
+    re.IGNORECASE,
+)
+# "penicillin -> anaphylaxis", "amoxicillin (hives)", "co-trimoxazole: SJS", "lisinopril caused angioedema".
+_REACTION_AFTER = re.compile(
+    r"^\s*(?:->|→|=>|:|-(?!\w)|\(|\bcaused\b|\bcauses\b|\bgave (?:him|her|them)\b|\btriggered\b|\bled to\b|\bresulted in\b|"
+    r"\bproduced\b|\bprovoked\b)\s*(?:an? )?(?:severe |serious |mild |itchy |generali[sz]ed |widespread |life[- ]threatening )*"
+    + _REACTION_WORDS,
     re.IGNORECASE,
 )
 _INTOL_AFTER = re.compile(
@@ -426,7 +461,7 @@ def resolve_substance(word: str, lexicon: Lexicon) -> _Substance | None:
     an allergy to penicillins is also an allergy to a beta-lactam); a drug name is the lexicon id with its
     classes; anything else is kept as written so the clinician still sees it.
     """
-    w = re.sub(r"\s+", " ", word.strip().lower().strip("-:,"))
+    w = re.sub(r"\s+", " ", word.strip().lower().strip("-:,'\"‘’“”"))
     w = re.sub(r"^(?:the|a|an|any|all|some|to)\s+", "", w)
     w = re.sub(r"\s+(?:drugs?|antibiotics?|medications?|meds|class|group|family)$", "", w) or w
     if not w or w in _ALLERGY_STOP or len(w) < 3:
@@ -457,8 +492,7 @@ def _reaction_in(segment: str) -> tuple[str, str]:
     """(reaction, severity) named in a segment: the most severe reaction, or a severity word alone."""
     found: list[tuple[int, str, str]] = []
     for name, sev, rx in _REACTIONS:
-        m = rx.search(segment)
-        if m:
+        if any(not _reaction_negated(segment, m.start()) for m in rx.finditer(segment)):
             found.append((_SEV_ORDER[sev], name, sev))
     if found:
         found.sort()
@@ -470,19 +504,51 @@ def _reaction_in(segment: str) -> tuple[str, str]:
     return "", "unknown"
 
 
+def allergy_kind(text: str, start: int, end: int) -> str | None:
+    """How the drug name at text[start:end] is the object of an allergy statement, if it is.
+
+    "allergy": named as an allergen ("allergic to X", "X allergy") or an intolerance ("X makes her sick");
+    "reaction": named with the reaction it caused and no allergy word ("anaphylaxis after X", "X -> hives").
+    None: a treatment mention ("had amoxicillin last month").
+    """
+    before = text[max(0, start - 50) : start]
+    after = text[end : end + 60]
+    if re.search(r"allerg\w*\s*(?:to|:|-)?\s*(?:[\w-]+,?\s*(?:and |or )?){0,3}$", before, re.I):
+        return "allergy"
+    if re.match(r"^[- ]?(?:allerg|hypersensitiv|intoleran)", after, re.I):
+        return "allergy"
+    if _INTOL_AFTER.match(after):
+        return "allergy"
+    wide = text[max(0, start - 140) : start]
+    for m in _REACTION_FIRST.finditer(wide):
+        if re.fullmatch(r"(?:[\w-]+\s+){0,2}", wide[m.end() :]) and not _reaction_negated(wide, m.start("r")):
+            return "reaction"
+    if _REACTION_AFTER.match(after):
+        return "reaction"
+    return None
+
+
 def allergy_span(text: str, start: int, end: int) -> bool:
     """Is the drug name at text[start:end] the object of an allergy statement (not a treatment)?"""
-    before = text[max(0, start - 50) : start]
-    after = text[end : end + 30]
-    if re.search(r"allerg\w*\s*(?:to|:|-)?\s*(?:[\w-]+,?\s*(?:and |or )?){0,3}$", before, re.I):
-        return True
-    if re.match(r"^[- ]?(?:allerg|hypersensitiv|intoleran)", after, re.I):
-        return True
-    if _REACTION_FIRST.search(before) and re.search(
-        _REACTION_FIRST.pattern + r"(?:\w+\s+){0,2}$", before, re.I
-    ):
-        return True
-    return bool(_INTOL_AFTER.match(after))
+    return allergy_kind(text, start, end) is not None
+
+
+_REACTION_NEG_WORD = re.compile(r"\b(?:no|not|never|without|denies|denied|nor|free of)\b", re.I)
+# "not pregnant, had anaphylaxis": a new assertion after a comma ends the denial's reach.
+_REACTION_NEG_BREAK = re.compile(
+    r"\b(?:but|only|however|although|though|yet|except)\b|[;:]|"
+    r"(?:,|\band\b)\s*(?:\w+\s+){0,2}?(?:had|has|developed|got|experienced|reported|reports|is|was|with)\b",
+    re.I,
+)
+
+
+def _reaction_negated(segment: str, pos: int) -> bool:
+    """'never a rash, swelling or breathing trouble', 'no anaphylaxis': the reaction word is denied."""
+    before = segment[max(0, pos - 50) : pos]
+    triggers = list(_REACTION_NEG_WORD.finditer(before))
+    if not triggers or re.search(r"[.;]", before[triggers[-1].end() :]):
+        return False
+    return not _REACTION_NEG_BREAK.search(before[triggers[-1].end() :])
 
 
 def _add_allergy(
@@ -552,24 +618,34 @@ def read_allergies(
             # "ACE inhibitor allergy" is one name; in "severe penicillin allergy" only the last word is.
             word = two if " " not in two or _known(two, lexicon) else two.split()[-1]
             hits.append((m.start(1) + two.rfind(word), m.end(), word, "before"))
-        # "angioedema with lisinopril", "SJS from TMP-SMX".
+        # "angioedema with lisinopril", "SJS from TMP-SMX", "anaphylaxis (throat swelling) after amoxicillin":
+        # the reaction is read from its own words (and their parenthesis), not from an earlier drug's.
+        reaction_from: dict[int, int] = {}
         for m in _REACTION_FIRST.finditer(t):
+            if _reaction_negated(t, m.start("r")):
+                continue  # "no rash with amoxicillin" names no allergy
+            cm = class_rx.match(t[m.end() :]) if class_rx else None
+            if cm and not any(s0 == 0 and e0 >= cm.end() for s0, e0, _ in mentions(t[m.end() : m.end() + 60])):
+                hits.append((m.end(), m.end() + cm.end(), cm.group(0), "reaction"))
+                reaction_from[m.end()] = m.start()
+                continue
             for s, e, _tid in mentions(t[m.end() : m.end() + 60]):
                 if re.fullmatch(r"(?:[\w-]+\s+){0,2}", t[m.end() : m.end() + s]):
                     hits.append((m.end() + s, m.end() + e, t[m.end() + s : m.end() + e], "reaction"))
+                    reaction_from[m.end() + s] = m.start()
                 break
-            else:
-                cm = class_rx.match(t[m.end() :]) if class_rx else None
-                if cm:
-                    hits.append((m.end(), m.end() + cm.end(), cm.group(0), "reaction"))
-        # "penicillin makes her nauseous".
+        # "penicillin makes her nauseous"; "penicillin -> anaphylaxis", "lisinopril caused angioedema".
         for s, e, _tid in mentions(t):
             if _INTOL_AFTER.match(t[e:]):
                 hits.append((s, e, t[s:e], "intolerance"))
+            elif _REACTION_AFTER.match(t[e:]):
+                hits.append((s, e, t[s:e], "after"))
         if class_rx:
             for cm in class_rx.finditer(t):
                 if _INTOL_AFTER.match(t[cm.end() :]):
                     hits.append((cm.start(), cm.end(), cm.group(0), "intolerance"))
+                elif _REACTION_AFTER.match(t[cm.end() :]):
+                    hits.append((cm.start(), cm.end(), cm.group(0), "after"))
         seen: set[int] = set()
         resolved = sorted((h, sub) for h in hits if (sub := resolve_substance(h[2], lexicon)) is not None)
         for i, ((s, e, _word, how), sub) in enumerate(resolved):
@@ -580,7 +656,7 @@ def read_allergies(
             window_after = t[e : min(nxt, e + 90)]
             window_before = t[max(0, s - 40) : s]
             if how == "reaction":
-                reaction, severity = _reaction_in(t[max(0, s - 60) : s])
+                reaction, severity = _reaction_in(t[reaction_from.get(s, max(0, s - 60)) : s])
             elif how == "intolerance":
                 reaction, severity = _reaction_in(t[e : e + 40])
                 severity = "intolerance" if severity == "unknown" else severity
@@ -594,6 +670,8 @@ def read_allergies(
             pol = polarity(t, anchor_s, e)
             if trigger and how == "after":
                 pol = polarity(t, max(0, s - 30) + trigger.start(), max(0, s - 30) + trigger.end())
+            elif how == "reaction" and pol == "absent":
+                pol = "present"  # a denied reaction was skipped above; "not pregnant, had SJS on X" is not a denial
             if pol == "absent" or _DELABELLED.match(t[e:]):
                 if sub.id not in out.allergies_denied:
                     out.allergies_denied.append(sub.id)
@@ -601,7 +679,9 @@ def read_allergies(
                     _note(out, f"Allergy to {sub.id.replace('_', ' ')} reported as disproven or removed.")
                 continue
             if re.search(
-                r"\b(?:as a (?:child|kid)|in childhood|childhood|decades ago|years ago)\b", window_after, re.I
+                r"\b(?:as a (?:child|kid|teenager|teen|baby)|in (?:childhood|(?:his|her) (?:teens|youth))|childhood|decades ago|years ago)\b",
+                window_after,
+                re.I,
             ):
                 _note(
                     out,
@@ -685,11 +765,11 @@ def read_diabetes_type(clauses: Sequence[ClauseLike], polarity: Polarity, out: S
 
 _CHILD_PUGH = [
     re.compile(
-        r"\bchild(?:'s)?[- ](?:pugh|turcotte[- ]pugh)(?:[- ]turcotte)?\s*(?:class|grade|category|stage)?\s*[:=]?\s*\(?([ABC])\b",
+        r"\bchild(?:'s)?[- ](?:pugh|turcotte[- ]pugh)(?:[- ]turcotte)?\s*(?:class|grade|category|stage)?\s*[:=]?\s*\(?([ABC])(?:\b|(?=\s*\(?\d))",
         re.I,
     ),
-    re.compile(r"\bChild(?:'s)?[- ]([ABC])\b"),
-    re.compile(r"\bCP[- ]?([ABC])\b(?![- ]?\d)"),
+    re.compile(r"\bChild(?:'s)?[- ]([ABC])(?:\b|(?=\d))"),
+    re.compile(r"\bCP[- ]?([ABC])(?:\b(?![- ]?\d)|(?=\d{1,2}\b))"),
 ]
 _CHILD_SCORE = re.compile(
     r"\bchild[- ]pugh(?:[- ]turcotte)?\s*(?:score)?\s*(?:of|is|=|:)?\s*(\d{1,2})\b", re.I
@@ -719,9 +799,10 @@ _ULN_TAIL = (
 _ULN_MULT = re.compile(
     _LIVER_NAMES
     + r"((?:\s*(?:,|and|&|/)\s*(?:AST|ALT|ALP|bilirubin))*)\s*(?:is|are|of|=|was|were|:|at|now|elevated|raised|up|to|>|>=|above|about|around|~|\s)*\s*"
-    r"(\d+(?:\.\d+)?)\s*(?:x|×|times|-fold|fold)\s*(?:the\s+)?(?:ULN|upper limit(?:s)? of normal|upper limit|normal)",
+    r"(\d+(?:\.\d+)?|twice|two|three|four|five|six|eight|ten)\s*(?:x|×|times|-fold|fold)?\s*(?:the\s+)?(?:ULN|upper limit(?:s)? of normal|upper limit|normal)",
     re.IGNORECASE,
 )
+_MULT_WORDS = {"twice": 2.0, "two": 2.0, "three": 3.0, "four": 4.0, "five": 5.0, "six": 6.0, "eight": 8.0, "ten": 10.0}
 _ULN_STATED = re.compile(
     _LIVER_NAMES
     + r"\s*(?:is|of|=|was|:|at|now)?\s*(\d+(?:\.\d+)?)\s*(mg/dl|umol/l|u/l|iu/l)?\s*\(\s*(?:ULN|upper limit(?: of normal)?|normal\s*(?:<|<=|up to)|ref(?:erence)?(?: range)?\s*(?:\d+(?:\.\d+)?\s*-\s*)?)\s*[:=]?\s*(\d+(?:\.\d+)?)",
@@ -755,7 +836,13 @@ def read_liver_labs(text: str, out: SafetyFacts) -> None:
         names = _liver_key(m.group(1)) + [
             k for w in re.findall(r"AST|ALT|ALP|bilirubin", m.group(2) or "", re.I) for k in _liver_key(w)
         ]
-        mult = float(m.group(3))
+        word = m.group(3).lower()
+        if word in _MULT_WORDS:
+            mult = _MULT_WORDS[word]
+        elif re.search(r"(?:x|×|times|fold)\s*(?:the\s+)?(?:ULN|upper|normal)", m.group(0)[m.end(3) - m.start(0) :], re.I):
+            mult = float(word)
+        else:
+            continue  # "bilirubin 2 normal" is not a multiple
         if re.search(r"\b(?:ALT|AST)\b", m.group(1)) is None and m.group(1).upper() in ("ALT", "AST"):
             continue
         for name in dict.fromkeys(names):
@@ -795,7 +882,8 @@ def read_liver_labs(text: str, out: SafetyFacts) -> None:
 
 # ------------------------------------------------------------------ urinary infection site
 _UTI_WORDS = re.compile(
-    r"urinary tract infection|\bUTIs?\b|cystitis|pyelonephritis|\bpyelo\b|urosepsis|dysuria|\bbladder infection",
+    r"urinary tract infection|\bUTIs?\b|cystitis|pyelonephritis|\bpyelo\b|urosepsis|dysuria|\bbladder infection|"
+    r"\b(?:urinary|urine|water|kidney|renal) infection|pyuria (?:and|with) nitrites?|nitrite[- ]positive",
     re.I,
 )
 _UPPER = re.compile(
@@ -878,7 +966,11 @@ _BEYOND = re.compile(
 )
 _DE_NOVO = re.compile(
     r"\bde[- ]novo\b|\bsynchronous\b|\bmetastatic at (?:diagnosis|presentation)\b|\b(?:newly diagnosed|new diagnosis of) metastatic\b|"
-    r"\bpresented with metasta\w+|\bmetastases at (?:diagnosis|presentation)\b|\bM1 at diagnosis\b",
+    r"\bpresented with metasta\w+|\bmetastases at (?:diagnosis|presentation)\b|\bM1 at diagnosis\b|"
+    # "newly diagnosed prostate cancer with three bone metastases", "prostate never treated"
+    r"\b(?:newly|just|recently) diagnosed\b[^.;]{0,60}\bmetasta\w*|\bnew diagnosis\b[^.;]{0,80}\bmetasta\w*|"
+    r"\b(?:prostate|primary(?: tumou?r)?)\s+(?:has\s+)?(?:never been|not been|not yet been|never|not)\s+treated\b|"
+    r"\b(?:untreated|treatment[- ]na[iï]ve|intact)\s+(?:prostate|primary)\b",
     re.I,
 )
 _METACHRONOUS = re.compile(
@@ -889,15 +981,18 @@ _METACHRONOUS = re.compile(
     re.I,
 )
 _LOCAL = re.compile(
-    r"\b(?:radical|curative|definitive|primary)\s+(?:radiotherapy|radiation(?: therapy)?|RT|EBRT|IMRT|brachytherapy)\b|"
+    r"\b(?:radical|curative|definitive|primary)\s+(?:radiotherapy|radiation(?: therapy)?|RT|EBRT|IMRT|VMAT|brachytherapy|SBRT)\b|"
     r"\b(?:radiotherapy|radiation(?: therapy)?|RT|EBRT|IMRT|brachytherapy)\s+(?:to|of)\s+the\s+prostate\b|\bprostate (?:radiotherapy|RT|EBRT)\b|"
     r"\b(?:radical )?prostatectomy\b|\bpost-?RP\b|\bRALP\b|\bbrachytherapy\b",
     re.I,
 )
 _PSMA_ONLY = re.compile(
     r"\bPSMA[- ]?(?:PET[- ]?)?only\b|\bonly (?:seen |visible |detected |evident )?on PSMA|"
-    r"\bPSMA[- ]?PET\b[^.;]{0,80}\b(?:CT|bone scan|conventional imaging|MRI)\b[^.;]{0,40}\b(?:negative|clear|unremarkable|normal|no (?:evidence|metasta\w*|lesions?))|"
-    r"\b(?:CT|bone scan|conventional imaging|MRI)\b[^.;]{0,40}\b(?:negative|clear|unremarkable|normal|no (?:evidence|metasta\w*|lesions?))\b[^.;]{0,80}\bPSMA\b|"
+    r"\bPSMA[- ]?PET\b[^.]{0,80}\b(?:CT|bone scan|conventional imaging|MRI)\b[^.;]{0,40}\b(?:negative|clear|unremarkable|normal|no (?:evidence|metasta\w*|lesions?))|"
+    r"\b(?:CT|bone scan|conventional imaging|MRI)\b[^.;]{0,40}\b(?:negative|clear|unremarkable|normal|no (?:evidence|metasta\w*|lesions?))\b[^.]{0,80}\bPSMA\b|"
+    # "PSMA PET shows two nodes with negative CT and bone scan"
+    r"\bPSMA\b[^.]{0,80}\b(?:negative|clear|unremarkable|normal)\s+(?:CT|bone scan|conventional imaging|MRI|staging)\b|"
+    r"\b(?:negative|clear|unremarkable|normal)\s+(?:CT|bone scan|conventional imaging|MRI)\b[^.]{0,80}\bPSMA\b|"
     r"\b(?:negative|no (?:metastases|disease) on) conventional imaging\b",
     re.I,
 )
@@ -953,6 +1048,12 @@ def read_prostate(text: str, clauses: Sequence[ClauseLike], polarity: Polarity, 
             ):
                 continue  # proposed, not received
             out.prior_local_therapy = True
+    if (
+        out.presentation == "de_novo"
+        and out.prior_local_therapy
+        and not re.search(r"\bde[- ]novo\b|\bsynchronous\b", text, re.I)
+    ):
+        out.presentation = None  # "newly diagnosed bone metastases after prostatectomy" is metachronous (infer decides)
     if _PSMA_ONLY.search(text):
         out.metastasis_imaging = "psma_pet_only"
     elif _CONVENTIONAL.search(text):
@@ -966,7 +1067,7 @@ _EXTENDED = re.compile(
     r"\b(?:after|completed?|finished) (?:3|three|6|six|12|twelve) months\b|\b(?:3|three|6|six|12|twelve) months into\b|"
     r"\blong[- ]term (?:anticoagula\w*|treatment|therapy|secondary prevention)|\bindefinite(?:ly)? (?:anticoagula\w*|treatment|therapy|duration)|"
     r"\banticoagula\w* indefinitely\b|\bsecondary prevention\b|\bshould (?:we|I|he|she) (?:continue|extend|stop)\b|"
-    r"\bhow long (?:to|should)\b|\breduced[- ]dose (?:apixaban|rivaroxaban|DOAC)\b|\bmaintenance (?:phase|dose)\b",
+    r"\breduced[- ]dose (?:apixaban|rivaroxaban|DOAC)\b|\bmaintenance (?:phase|dose)\b",
     re.I,
 )
 _INITIAL = re.compile(
@@ -1260,15 +1361,15 @@ def infer(data: PatientContext, facts_all: Sequence[SafetyFacts], lexicon: Lexic
         if "uti" not in data.diagnoses:
             data.diagnoses.append("uti")
     # VTE phase only for VTE.
-    if data.care_phase is not None and not (
-        {"vte", "dvt", "pe"} & {c for c, v in comorb.items() if v in ("present", "possible")}
-    ):
+    if not ({"vte", "dvt", "pe"} & {c for c, v in comorb.items() if v in ("present", "possible")}):
         data.care_phase = None
+        # "30 years ago", "25 years on insulin": a duration read as a VTE phase means nothing without VTE.
+        notes[:] = [n for n in notes if not n.startswith("Treatment phase read as")]
 
 
 def _infer_prostate(data: PatientContext, facts_all: Sequence[SafetyFacts], notes: list[str]) -> None:
     local = any(f.prior_local_therapy for f in facts_all) or any(
-        t.therapy in ("radical_prostatectomy", "salvage_radiotherapy") and t.status != "planned"
+        t.therapy in ("radical_prostatectomy", "salvage_radiotherapy", "radiotherapy") and t.status != "planned"
         for t in data.therapies
     )
     metastatic = data.disease_state in ("mHSPC", "mCRPC") or any(v == "present" for v in data.sites.values())
@@ -1276,6 +1377,7 @@ def _infer_prostate(data: PatientContext, facts_all: Sequence[SafetyFacts], note
     if data.metastasis_imaging == "psma_pet_only":
         if data.disease_state == "mCRPC":
             data.disease_state = "nmCRPC"
+            notes[:] = [n for n in notes if not n.startswith("Disease state read as mCRPC")]
             notes.append(
                 "Metastases seen on PSMA PET only with negative conventional imaging: read as nmCRPC "
                 "(trials and labels define metastatic disease on CT/bone scan)."
