@@ -129,12 +129,15 @@ def test_cabazitaxel_excluded_above_three_times_uln_bilirubin(engine: RuleEngine
     _assert_excluded(engine, base, changed, "cabazitaxel", "SAFE-CABAZITAXEL.severe-hepatic-impairment")
 
 
-def test_enzalutamide_seizure_history_is_a_warning_not_an_exclusion(engine: RuleEngine) -> None:
+def test_enzalutamide_seizure_history_is_a_warning_that_gives_way_to_darolutamide(engine: RuleEngine) -> None:
+    # The label warns (it does not contraindicate); the profile marks the warning prefer_alternative, so with
+    # darolutamide (no seizure warning) offered for the same nmCRPC question, enzalutamide steps aside.
     base = _ctx("nmCRPC", labs={"psadt_months": 6})
     assert _offered(engine.evaluate(base), "enzalutamide")
     out = engine.evaluate(_ctx("nmCRPC", labs={"psadt_months": 6}, comorbidities={"seizure_disorder": "present"}))
-    assert _offered(out, "enzalutamide")
     assert any("SAFE-ENZALUTAMIDE.seizure-risk" in f.rule_id for f in _safety(out, "enzalutamide", "warn"))
+    assert _offered(out, "darolutamide")
+    assert not _offered(out, "enzalutamide")
 
 
 def test_denosumab_excluded_with_uncorrected_hypocalcaemia(engine: RuleEngine) -> None:
