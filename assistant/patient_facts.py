@@ -120,6 +120,7 @@ class SafetyFacts:
     care_phase: str | None = None
     declined: list[str] = field(default_factory=list)
     accepted: list[str] = field(default_factory=list)
+    resistance: dict[str, float] = field(default_factory=dict)
     liver_labs: dict[str, LabValue] = field(default_factory=dict)
     extra_conditions: dict[str, str] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
@@ -1216,6 +1217,29 @@ def read_turn(
     read_prostate(text, clauses, polarity, out)
     read_care_phase(text, out)
     read_declined(text, lexicon, mentions, out)
+    read_resistance(text, mentions, out)
+
+
+# "Local E. coli resistance to TMP-SMX is 30%", "TMP-SMX resistance of 25 %", "30% resistance to levofloxacin".
+_RATE = r"(\d{1,3}(?:\.\d+)?)\s?%"
+_RES_AFTER = re.compile(r"^[\s-]*(?:resistance|resistant)\b[^.;\d]{0,30}?(?:is|of|at|=|:|rate|around|about|~)?\s*" + _RATE, re.I)
+_RES_BEFORE = re.compile(r"(?:resistance|resistant)(?:\s+rates?)?\s+(?:to|for|of)\s+(?:[\w-]+\s+){0,1}$", re.I)
+_RES_RATE_NEXT = re.compile(r"^[^.;\d]{0,25}?(?:is|of|at|=|:|around|about|~)?\s*" + _RATE, re.I)
+_RES_RATE_PREV = re.compile(_RATE + r"\s*(?:local\s+)?(?:[\w.]+\s+)?(?:resistance|resistant)\s+(?:rates?\s+)?(?:to|for|of)\s+$", re.I)
+
+
+def read_resistance(text: str, mentions: Mentions, out: SafetyFacts) -> None:
+    """Local resistance rates stated for a drug (IDSA thresholds decide empirical choices)."""
+    for start, end, tid in mentions(text):
+        before, after = text[max(0, start - 60) : start], text[end : end + 60]
+        m = _RES_AFTER.match(after)
+        if m is None and _RES_BEFORE.search(before):
+            m = _RES_RATE_NEXT.match(after) or _RES_RATE_PREV.search(before)
+        if m is None:
+            m = _RES_RATE_PREV.search(before)
+        if m is not None:
+            out.resistance[tid] = float(m.group(1))
+            out.notes.append(f"Local resistance to {tid.replace('_', ' ')} stated as {m.group(1)}%.")
 
 
 # ------------------------------------------------------------------ across turns
@@ -1274,6 +1298,8 @@ def merge_turn(data: PatientContext, facts: SafetyFacts, change: Change, *, othe
         if d not in declined:
             declined.append(d)
     data.declined = declined
+    if facts.resistance:
+        data.local_resistance = {**data.local_resistance, **facts.resistance}
     # A follow-up turn with flank pain / CVA tenderness upgrades an earlier cystitis.
     if (
         facts.infection_site is None
