@@ -13,6 +13,7 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from assistant.injection import is_instruction
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
 from assistant.prompts import ALSO_NOTED_SECTION, EMPTY_CONTEXT_NOTE, section_titles, therapy_label
 from assistant.render import cite_marks, plain_text
@@ -83,6 +84,13 @@ def _sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE.split(text) if 20 < len(s.strip()) <= 320]
 
 
+# ---- issue 14: ingested text is data, never instructions
+def _planted(sentence: str, c: Citation | None) -> bool:
+    """Never quoted as advice: any sentence of a passage ingest flagged as addressing the model (the whole
+    passage is suspect), and any sentence that reads as an instruction (an index built before the flag)."""
+    return bool(c is not None and c.flagged) or is_instruction(sentence)
+
+
 def _passage_sentences(
     citations: Sequence[Citation], pattern: re.Pattern[str], limit: int, seen: set[str] | None = None
 ) -> list[tuple[str, int]]:
@@ -94,7 +102,7 @@ def _passage_sentences(
     for c in citations:
         for s in _sentences(plain_text(c.passage)):
             key = s.lower()
-            if pattern.search(s) and key not in seen:
+            if pattern.search(s) and key not in seen and not _planted(s, c):
                 seen.add(key)
                 out.append((s, c.number))
                 break  # one sentence per passage keeps the section short
@@ -224,6 +232,8 @@ def compose_answer(
         # A sentence from an excluded drug's own label (its dosing, its indication) reads as an option even
         # when it never names the drug; it stays citable as evidence, never quoted as an option.
         if c is not None and c.doc_id in banned_docs:
+            return False
+        if _planted(sentence, c):  # issue 14
             return False
         return forbidden is None or not forbidden.search(sentence)
 

@@ -41,6 +41,9 @@ class RetrievedPassage(_Record):
     bm25_score: float | None = Field(None, description="BM25 score when the keyword retriever found it.")
     slug: str = ""
     population: str = ""
+    flagged: str = Field(
+        "", description="Why ingest flagged this passage as text addressed to the model (planted instruction); '' when clean"
+    )
 
 
 # ---------------------------------------------------------------- patient context
@@ -243,6 +246,9 @@ class Citation(_Record):
     rec_id: str = ""
     last_reviewed: str = ""
     unverified: bool = False
+    flagged: str = Field(
+        "", description="Why the passage was flagged as addressing the model: shown, cited, never quoted; '' when clean"
+    )
 
 
 class VerificationReport(_Record):

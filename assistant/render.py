@@ -30,6 +30,7 @@ def citation_from_passage(p: RetrievedPassage, number: int) -> Citation:
         rec_id=p.rec_id,
         last_reviewed=p.last_reviewed,
         unverified=bool(p.unverified),
+        flagged=p.flagged,  # issue 14: planted-instruction flag travels with the passage
     )
 
 

@@ -146,6 +146,8 @@ def to_passage(hit: Hit, **extra: Any) -> RetrievedPassage:
         unverified=bool(m.get("unverified", False)),
         slug=str(m.get("slug", "")),
         population=str(m.get("population", "")),
+        # chunk flag from ingest (issue 14): a planted instruction is data; keep why it was flagged
+        flagged=str(m.get("flag_reason") or ("addresses the model" if m.get("flagged") else "")),
         **extra,
     )
 

@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from assistant.injection import flag_reason
 from assistant.models import Answer, Citation, Finding, PatientContext
 
 ANCHOR_PREFIX = "guiderail-src-"
@@ -96,9 +97,19 @@ def safe_markdown(md: str) -> str:
     return _defuse_links(_escape_markdown_text(md))
 
 
+_QUOTE = re.compile(r"“([^”\n]*)”")
+_MD_EMPHASIS = re.compile(r"([\\`*_~])")
+
+
+def escape_quotes(md: str) -> str:
+    """Backslash-escape Markdown emphasis and code markers inside “…” quotes, so a quoted passage renders
+    exactly as its source (``__init__``, ``*`` footnote marks and ``~`` ranges would otherwise be eaten)."""
+    return _QUOTE.sub(lambda m: "“" + _MD_EMPHASIS.sub(r"\\\1", m.group(1)) + "”", md)
+
+
 def answer_markdown(md: str, citations: Sequence[Citation]) -> str:
     """Untrusted answer Markdown → safe Markdown for the Chatbot with clickable citation numbers."""
-    return link_citations(safe_markdown(md), (c.number for c in citations))
+    return link_citations(escape_quotes(safe_markdown(md)), (c.number for c in citations))
 
 
 def user_markdown(text: str) -> str:
@@ -164,6 +175,11 @@ def outdated_reason(c: Citation, all_citations: Sequence[Citation], today: date 
 
 
 # ---------------------------------------------------------------- sources panel
+def passage_flag(c: Citation) -> str:
+    """Why a passage is flagged as addressing the model: ingest's flag, else found now (an older index)."""
+    return c.flagged or flag_reason(c.passage)
+
+
 def _cite_links(numbers: Iterable[int]) -> str:
     return " ".join(
         f'<a class="gr-cite" href="#{ANCHOR_PREFIX}{int(n)}" data-cite="{int(n)}">[{int(n)}]</a>' for n in numbers
@@ -188,6 +204,10 @@ def sources_html(citations: Sequence[Citation], answer_md: str = "", today: date
         badges: list[str] = []
         if c.unverified:
             badges.append('<span class="gr-badge gr-unverified" title="Not checked against its source">unverified</span>')
+        # issue 14: text addressed to the model is shown as data, flagged, and never quoted as advice
+        flagged = passage_flag(c)
+        if flagged:
+            badges.append(f'<span class="gr-badge gr-flagged" title="{esc(flagged)}">flagged: addressed to the model</span>')
         old = outdated_reason(c, citations, today)
         if old:
             badges.append(f'<span class="gr-badge gr-outdated" title="{esc(old)}">outdated edition?</span>')
@@ -215,7 +235,13 @@ def sources_html(citations: Sequence[Citation], answer_md: str = "", today: date
             f'<summary><span class="gr-num">[{n}]</span> <b>{esc(c.title)}</b> {" ".join(badges)}</summary>'
             f'<div class="gr-meta">{" · ".join(meta)}</div>'
             f'<div class="gr-meta">{" · ".join(details)}</div>'
-            f'<blockquote class="gr-passage">{_highlight(c.passage, span)}</blockquote>'
+            + (
+                f'<div class="gr-flagnote" role="note">⚠ This passage contains text addressed to the model '
+                f"({esc(flagged)}); it is shown as data and never quoted as advice.</div>"
+                if flagged
+                else ""
+            )
+            + f'<blockquote class="gr-passage">{_highlight(c.passage, span)}</blockquote>'
             f'<div class="gr-chunk">chunk <code>{esc(c.chunk_id)}</code></div>'
             "</details>"
         )
@@ -389,11 +415,13 @@ def conversation_markdown(turns: Sequence[Mapping[str, Any]], exported_at: str) 
         if answer.banner:
             lines.append(f"> **Note:** {user_markdown(answer.banner)}")
             lines.append("")
-        lines.append(safe_markdown(answer.answer_markdown.strip()))
+        lines.append(escape_quotes(safe_markdown(answer.answer_markdown.strip())))
         if answer.citations and "## Sources" not in answer.answer_markdown:
             lines.append("\n### Sources")
             for c in answer.citations:
                 src = f"{c.number}. {c.title} — {c.organisation} {c.year} § {c.section} ({c.chunk_id})"
+                if passage_flag(c):
+                    src += " — flagged: contains text addressed to the model, not advice"
                 lines.append(user_markdown(src))
         lines.append("")
     return "\n".join(lines).rstrip() + "\n"
@@ -431,6 +459,7 @@ def audit_turn(turn: Mapping[str, Any]) -> dict[str, Any]:
                     "last_reviewed": c.last_reviewed,
                     "unverified": c.unverified,
                     "url": c.url,
+                    "flagged": passage_flag(c) or None,
                     "text": c.passage,
                 }
                 for c in answer.citations

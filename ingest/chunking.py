@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
+from assistant.injection import chunk_flags
 from ingest.markdown import slugify
 from ingest.models import Chunk, DocumentMeta, Section
 
@@ -231,6 +232,9 @@ def chunk_sections(
             seen.add(cid)
             md = dict(base)
             md["ordinal"] = len(chunks)
+            # issue 14: ingested text is data, never instructions; a chunk that addresses the model is
+            # flagged here (`flagged`, `flag_reason`) so the UI marks it and the answer never quotes it
+            md.update(chunk_flags(piece))
             chunks.append(Chunk(cid, meta.doc_id, piece, section_path, len(chunks), md))
     return chunks
 
