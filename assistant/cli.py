@@ -13,7 +13,7 @@ import os
 import sys
 from pathlib import Path
 
-from assistant.errors import GuideRailError
+from assistant.errors import GuideRailError, StoreError
 from assistant.logging_setup import configure_logging, install_redaction, register_patient_text
 from assistant.settings import Settings, load_settings
 
@@ -23,9 +23,22 @@ EXIT_OK, EXIT_ERROR, EXIT_USAGE = 0, 1, 2
 
 
 def _store_args(p: argparse.ArgumentParser) -> None:
-    g = p.add_mutually_exclusive_group()
-    g.add_argument("--store", type=Path, help="index folder (default: $GUIDERAIL_STORE_DIR or .data/index)")
-    g.add_argument("--chroma-url", help="Chroma server URL, e.g. http://127.0.0.1:8000 (instead of a local folder)")
+    p.add_argument(
+        "--store",
+        type=Path,
+        help="index folder (default: $GUIDERAIL_STORE_DIR or .data/index); with --chroma-url it holds only the "
+        "local manifest and BM25 sidecar of the remote collection (under remote/<hash>/)",
+    )
+    p.add_argument(
+        "--chroma-url", help="Chroma server URL, e.g. http://127.0.0.1:8000 (vectors live there instead of in --store)"
+    )
+    p.add_argument(
+        "--embedder",
+        choices=["minilm", "hash"],
+        default=None,
+        help="embedding model (default: $GUIDERAIL_EMBEDDER or minilm); hash is a test/dev option: instant, no "
+        "model files, poor retrieval",
+    )
 
 
 def _llm_arg(p: argparse.ArgumentParser) -> None:
@@ -81,6 +94,7 @@ def settings_from_args(args: argparse.Namespace) -> Settings:
     return load_settings(
         store_dir=getattr(args, "store", None),
         chroma_url=getattr(args, "chroma_url", None),
+        embedder=getattr(args, "embedder", None),
         llm=getattr(args, "llm", None),
         audience=getattr(args, "audience", None),
         host=getattr(args, "host", None),
@@ -92,6 +106,9 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
     from ingest.pipeline import ingest_command
 
     report = ingest_command(settings, list(args.paths), progress=not args.no_progress, pack=args.pack)
+    # Each problem is named exactly once, here (the pipeline logs them at debug level only).
+    for path, reason in report.warnings:
+        print(f"warning: {path}: {reason}", file=sys.stderr)
     for path, reason in report.errors:
         print(f"error: {path}: {reason}", file=sys.stderr)
     print(report.summary())
@@ -99,9 +116,16 @@ def _cmd_ingest(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_ask(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.pipeline import build_assistant
+    from assistant.pipeline import build_assistant, clean_question
+    from ingest.store import local_index_problem
 
     register_patient_text(args.question, args.patient)
+    # Cheap checks before any model loads (~16 s): a bad question or a missing/unready index fails at once,
+    # and a mistyped --store is never created as an empty folder.
+    clean_question(args.question, settings.max_question_chars)
+    problem = local_index_problem(settings)
+    if problem:
+        raise StoreError(problem)
     assistant = build_assistant(settings)
     answer = assistant.ask(args.question, patient=args.patient, audience=settings.audience)
     if args.json:

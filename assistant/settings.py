@@ -30,6 +30,9 @@ class Settings(BaseSettings):
 
     # --- ingestion ---
     embedding_model: str = Field("all-MiniLM-L6-v2", description="Sentence-transformers model name.")
+    embedder: Literal["minilm", "hash"] = Field(
+        "minilm", description="minilm (the product) or hash (test/dev only: instant, no model, poor retrieval)."
+    )
     embed_batch_size: int = Field(64, ge=1, le=4096)
     chunk_max_tokens: int = Field(230, ge=32, le=256, description="Word-pieces per chunk (MiniLM truncates at 256).")
     chunk_overlap_tokens: int = Field(30, ge=0, le=128)

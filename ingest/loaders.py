@@ -50,9 +50,35 @@ def load_file(
     doc_id: str | None = None,
     defaults: Mapping[str, Any] | None = None,
 ) -> Document:
-    """Load one file. `defaults` supplies provenance the file lacks (e.g. from a pack registry)."""
-    p = Path(path)
+    """Load one file. `defaults` supplies provenance the file lacks (e.g. from a pack registry).
+
+    Every way one file can fail — unreadable (permissions, I/O error), gone since it was listed,
+    undecodable, unparsable, too large, too deeply nested — is an `IngestError` naming the file.
+    """
+    where = str(path)
+    try:
+        return _load_file(Path(path), pack, max_file_mb=max_file_mb, root=root, doc_id=doc_id, defaults=defaults)
+    except OSError as exc:
+        if isinstance(exc, FileNotFoundError):
+            raise IngestError(where, "the file disappeared while it was being read") from exc
+        reason = exc.strerror or type(exc).__name__
+        raise IngestError(where, f"cannot read the file: {reason}") from exc
+    except RecursionError as exc:
+        raise IngestError(where, "structure nested too deeply to parse") from exc
+
+
+def _load_file(
+    p: Path,
+    pack: str,
+    *,
+    max_file_mb: float,
+    root: Path | None,
+    doc_id: str | None,
+    defaults: Mapping[str, Any] | None,
+) -> Document:
     where = str(p)
+    if not p.exists():
+        raise IngestError(where, "no such file (deleted, or a broken link)")
     if not p.is_file():
         raise IngestError(where, "not a file")
     ext = p.suffix.lower()
@@ -130,14 +156,17 @@ def strip_link_targets(text: str) -> str:
 
 
 # ---------------------------------------------------------------- provenance
+MAX_FIELD_CHARS = 1000  # one provenance field (title, body, url …); front matter is capped, fields too
+
+
 def _s(value: Any) -> str:
     if value is None:
         return ""
     if isinstance(value, (date, datetime)):
         return value.isoformat()[:10]
     if isinstance(value, (list, tuple)):
-        return "/".join(_s(v) for v in value if _s(v))
-    return str(value).strip()
+        return "/".join(_s(v) for v in value if _s(v))[:MAX_FIELD_CHARS]
+    return str(value).strip()[:MAX_FIELD_CHARS]
 
 
 def meta_from_front_matter(

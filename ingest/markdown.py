@@ -23,6 +23,57 @@ _DIV_OPEN = re.compile(r"^\s*:::+\s*\S")  # any other fenced div (::: note) — 
 _DIV_CLOSE = re.compile(r"^\s*:::+\s*$")
 _HEADER_RULE = re.compile(r"^\s*---+\s*$")
 
+# Bounds on YAML read from ingested files (front matter, recommendation headers). Aliases are refused
+# outright: `yaml.safe_load` blocks tags but expands aliases, so a few hundred bytes of nested
+# `&a [*b, *b, …]` lists grow tenfold per level (an "alias bomb": 53 s and 1.5 GB for 375 bytes).
+# Without aliases the parsed value can be no larger than the text, which is capped; depth is capped
+# so the recursive composer/constructor never nears Python's recursion limit.
+MAX_YAML_CHARS = 64 * 1024
+MAX_YAML_DEPTH = 16
+MAX_YAML_NODES = 10_000
+
+
+class _RefusedYaml(yaml.MarkedYAMLError):
+    """YAML that is well-formed but outside the bounds above (the message names what and where)."""
+
+
+class _BoundedLoader(yaml.SafeLoader):
+    """SafeLoader that refuses aliases and anchors and bounds nesting depth and node count."""
+
+    def __init__(self, stream: str) -> None:
+        super().__init__(stream)
+        self._depth = 0
+        self._nodes = 0
+
+    def compose_node(self, parent: Any, index: Any) -> Any:  # type: ignore[override]
+        event = self.peek_event()
+        if isinstance(event, yaml.AliasEvent):
+            raise _RefusedYaml(problem=f"YAML aliases (*{event.anchor}) are not allowed", problem_mark=event.start_mark)
+        if getattr(event, "anchor", None):
+            raise _RefusedYaml(problem=f"YAML anchors (&{event.anchor}) are not allowed", problem_mark=event.start_mark)
+        self._nodes += 1
+        if self._nodes > MAX_YAML_NODES:
+            raise _RefusedYaml(problem=f"more than {MAX_YAML_NODES} YAML values", problem_mark=event.start_mark)
+        self._depth += 1
+        try:
+            if self._depth > MAX_YAML_DEPTH:
+                raise _RefusedYaml(
+                    problem=f"YAML nested deeper than {MAX_YAML_DEPTH} levels", problem_mark=event.start_mark
+                )
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
+
+
+def load_bounded_yaml(raw: str) -> Any:
+    """`yaml.safe_load` for text from files we ingest: no aliases/anchors, bounded size, depth and count.
+
+    Raises `yaml.YAMLError` (a `_RefusedYaml` for bound violations) like `safe_load` does.
+    """
+    if len(raw) > MAX_YAML_CHARS:
+        raise _RefusedYaml(problem=f"YAML block is {len(raw):,} characters; the limit is {MAX_YAML_CHARS:,}")
+    return yaml.load(raw, Loader=_BoundedLoader)  # noqa: S506 — a SafeLoader subclass
+
 
 def slugify(heading: str) -> str:
     """`"mCRPC › After docetaxel"` → `"mcrpc-after-docetaxel"` (lowercase, non-alphanumerics → `-`)."""
@@ -49,12 +100,11 @@ def parse_front_matter(text: str, source: str = "<front matter>") -> tuple[dict[
         raise CorpusValidationError(source, 1, "front matter opened with '---' is never closed")
     raw = "\n".join(lines[1:close])
     try:
-        data = yaml.safe_load(raw) if raw.strip() else {}
+        data = load_bounded_yaml(raw) if raw.strip() else {}
     except yaml.YAMLError as exc:
         line = 2 + _yaml_error_offset(exc, raw)  # line 1 is the opening '---'
-        raise CorpusValidationError(
-            source, line, f"invalid YAML in front matter: {_yaml_problem(exc)}"
-        ) from exc
+        kind = "front matter refused" if isinstance(exc, _RefusedYaml) else "invalid YAML in front matter"
+        raise CorpusValidationError(source, line, f"{kind}: {_yaml_problem(exc)}") from exc
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -233,12 +283,11 @@ def _parse_recommendation(
         )
     header_raw = "\n".join(lines[start + 1 : rule])
     try:
-        header = yaml.safe_load(header_raw) if header_raw.strip() else {}
+        header = load_bounded_yaml(header_raw) if header_raw.strip() else {}
     except yaml.YAMLError as exc:
         line = open_line + 1 + _yaml_error_offset(exc, header_raw)
-        raise CorpusValidationError(
-            where, line, f"invalid YAML in recommendation header: {_yaml_problem(exc)}"
-        ) from exc
+        kind = "recommendation header refused" if isinstance(exc, _RefusedYaml) else "invalid YAML in recommendation header"
+        raise CorpusValidationError(where, line, f"{kind}: {_yaml_problem(exc)}") from exc
     if not isinstance(header, dict):
         raise CorpusValidationError(where, open_line + 1, "recommendation header must be 'key: value' lines")
     statement = "\n".join(lines[rule + 1 : close]).strip()

@@ -77,6 +77,7 @@ class IngestReport:
     total_chunks: int = 0
     seconds: float = 0.0
     errors: list[tuple[str, str]] = field(default_factory=list)  # (path, reason)
+    warnings: list[tuple[str, str]] = field(default_factory=list)  # (path, reason): skipped, not failed
 
     @property
     def documents(self) -> int:
@@ -88,6 +89,8 @@ class IngestReport:
             f"unchanged {self.unchanged}, removed {self.removed}); chunks: {self.total_chunks} "
             f"(+{self.chunks_written} −{self.chunks_deleted}); {self.seconds:.1f} s"
         )
+        if self.warnings:
+            line += f"; {len(self.warnings)} warning(s)"
         if self.errors:
             line += f"; {len(self.errors)} file(s) failed"
         return line

@@ -26,8 +26,8 @@ from ingest.sources import (
     OPEN_MEDICINE_PACK,
     SourceFile,
     corpus_sources,
-    iter_files,
     open_medicine_sources,
+    walk_files,
 )
 from ingest.store import Manifest
 
@@ -80,12 +80,20 @@ def document_chunks(
 
 
 def resolve_sources(
-    settings: Settings, paths: Sequence[str | Path], pack: str | None
+    settings: Settings,
+    paths: Sequence[str | Path],
+    pack: str | None,
+    warnings: list[tuple[str, str]] | None = None,
 ) -> tuple[list[SourceFile], list[Scope], list[tuple[str, str]]]:
-    """Files to ingest, the scopes they make authoritative, and path errors."""
+    """Files to ingest, the scopes they make authoritative, and path errors.
+
+    Things a folder walk skipped (unreadable folders, broken or looping links, other file types) are
+    appended to `warnings` as (path, reason).
+    """
     sources: list[SourceFile] = []
     scopes: list[Scope] = []
     errors: list[tuple[str, str]] = []
+    warnings = warnings if warnings is not None else []
     if not paths:
         sources += corpus_sources(settings)
         scopes.append(Scope(CORPUS_PACK))
@@ -102,9 +110,18 @@ def resolve_sources(
             errors.append((str(raw), "no such file or folder"))
             continue
         root = p if p.is_dir() else p.parent
-        files = iter_files(p)
-        if p.is_dir():
-            _warn_unsupported(p)
+        walk = walk_files(p)
+        files = walk.files
+        warnings.extend(walk.warnings)
+        if walk.unsupported:
+            shown = ", ".join(walk.unsupported[:5]) + (" …" if len(walk.unsupported) > 5 else "")
+            warnings.append(
+                (
+                    str(p),
+                    f"skipped {len(walk.unsupported)} file(s) of unsupported type ({shown}); "
+                    "supported: .md .markdown .html .htm .pdf .txt",
+                )
+            )
         if p.is_dir() and not files:
             errors.append((str(raw), "no .md/.markdown/.html/.htm/.pdf/.txt files found"))
         sources += [SourceFile(f, use_pack, root) for f in files]
@@ -133,29 +150,8 @@ def _safety_documents(settings: Settings, errors: list[tuple[str, str]]) -> list
             out.append(load_markdown_text(text, where, CORPUS_PACK))
         except IngestError as exc:
             errors.append((where, exc.reason))
-            log.warning("skipped %s: %s", where, exc.reason)
+            log.debug("skipped %s: %s", where, exc.reason)
     return out
-
-
-def _warn_unsupported(root: Path) -> None:
-    """Say which files in a folder were not ingested because of their type (silence would hide them)."""
-    from ingest.loaders import SUPPORTED_EXT
-
-    skipped = sorted(
-        str(f.relative_to(root))
-        for f in root.rglob("*")
-        if f.is_file()
-        and f.suffix.lower() not in SUPPORTED_EXT
-        and not any(part.startswith(".") for part in f.relative_to(root).parts)
-    )
-    if skipped:
-        shown = ", ".join(skipped[:5]) + (" …" if len(skipped) > 5 else "")
-        log.warning(
-            "%s: skipped %d file(s) of unsupported type (%s); supported: .md .markdown .html .htm .pdf .txt",
-            root,
-            len(skipped),
-            shown,
-        )
 
 
 def ingest_command(
@@ -180,10 +176,13 @@ def ingest_paths(
 ) -> IngestReport:
     """Load the sources for `paths` (or the default packs) and ingest them into `store`."""
     t0 = time.perf_counter()
-    sources, scopes, errors = resolve_sources(settings, paths, pack)
+    warnings: list[tuple[str, str]] = []
+    sources, scopes, errors = resolve_sources(settings, paths, pack, warnings)
     docs: list[Document] = []
     bar = _bar(len(sources), "loading", progress and len(sources) > 20, unit="file")
     for s in sources:
+        # Every failure of one file is that file's error (named once, in the report: the CLI prints
+        # it), never the run's: the other files are still indexed.
         try:
             docs.append(
                 load_file(
@@ -197,7 +196,10 @@ def ingest_paths(
             )
         except IngestError as exc:
             errors.append((str(s.path), exc.reason))
-            log.warning("skipped %s: %s", s.path, exc.reason)
+            log.debug("skipped %s: %s", s.path, exc.reason)
+        except Exception as exc:  # a loader bug or a library's own exception: still only this file's problem
+            errors.append((str(s.path), f"could not be loaded ({type(exc).__name__}: {exc})"))
+            log.debug("skipped %s", s.path, exc_info=True)
         bar.update(1)
     bar.close()
     if not paths:
@@ -212,6 +214,7 @@ def ingest_paths(
         progress=progress,
     )
     report.errors = errors + report.errors
+    report.warnings = warnings + report.warnings
     report.seconds = time.perf_counter() - t0
     return report
 
@@ -313,7 +316,9 @@ def ingest_documents(
             del new_docs[doc_id]
             report.removed += 1
 
-    if report.added or report.updated or report.removed or rechunk_all:
+    # a lost BM25 sidecar (readers rebuild it in memory, never on disk) is saved again by a new commit
+    sidecar_lost = bool(old.docs) and not (store.sidecar_dir(old.generation) / "catalog.json").is_file()
+    if report.added or report.updated or report.removed or rechunk_all or sidecar_lost:
         manifest = Manifest(
             embedder=embedder.name, chunking=signature, generation=old.generation, docs=new_docs
         )

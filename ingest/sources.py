@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -33,18 +35,85 @@ class SourceFile:
     defaults: dict[str, Any] = field(default_factory=dict)
 
 
+@dataclass(frozen=True)
+class Walk:
+    """What a folder walk found: files to load, things it could not or would not enter, other types."""
+
+    files: list[Path]
+    warnings: list[tuple[str, str]]  # (path, reason): unreadable folders, broken/looping/folder links
+    unsupported: list[str]  # paths relative to the root, of files whose type is not ingested
+
+
+def walk_files(root: Path) -> Walk:
+    """Supported files under `root` (or `root` itself), sorted, skipping hidden entries and README.md.
+
+    Nothing is skipped silently: a folder that cannot be listed, a broken link, a link loop or a link
+    to a folder (not followed: it could leave the tree or loop) each give a warning naming the path.
+    Links to files are followed, as before.
+    """
+    if root.is_file():
+        return Walk([root], [], [])
+    files: list[Path] = []
+    warnings: list[tuple[str, str]] = []
+    unsupported: list[str] = []
+    stack = [root]
+    while stack:
+        folder = stack.pop()
+        try:
+            with os.scandir(folder) as it:
+                entries = sorted(it, key=lambda e: e.name)
+        except OSError as exc:
+            warnings.append((str(folder), f"folder not read ({_why(exc)}); its files were not ingested"))
+            continue
+        for e in entries:
+            if e.name.startswith("."):
+                continue
+            path = Path(e.path)
+            try:
+                if e.is_symlink():
+                    problem = _link_problem(path, root)
+                    if problem:
+                        warnings.append((str(path), problem))
+                        continue
+                if e.is_dir(follow_symlinks=False):
+                    stack.append(path)
+                elif e.is_file():
+                    if path.suffix.lower() not in SUPPORTED_EXT:
+                        unsupported.append(str(path.relative_to(root)))
+                    elif e.name.lower() != "readme.md":
+                        files.append(path)
+            except OSError as exc:  # the entry vanished or cannot be stat'ed: name it, go on
+                warnings.append((str(path), f"not read ({_why(exc)})"))
+    return Walk(sorted(files), warnings, sorted(unsupported))
+
+
+def _why(exc: OSError) -> str:
+    return exc.strerror or type(exc).__name__
+
+
+def _link_problem(path: Path, root: Path) -> str | None:
+    """Why a symbolic link is skipped (None: a link to a file, which is followed)."""
+    try:
+        target = os.readlink(path)
+    except OSError:
+        target = "?"
+    try:
+        os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            return f"symbolic link loop (-> {target}); skipped"
+        return f"broken symbolic link (-> {target}: {_why(exc)}); skipped"
+    if path.is_dir():
+        real, here = Path(os.path.realpath(path)), Path(os.path.realpath(path.parent))
+        if real == here or real in here.parents or real == Path(os.path.realpath(root)):
+            return f"symbolic link loop (-> {target} contains this link); skipped"
+        return f"symbolic link to a folder (-> {target}) not followed; pass that folder itself to ingest it"
+    return None
+
+
 def iter_files(root: Path) -> list[Path]:
     """Supported files under `root` (or `root` itself), sorted, skipping hidden files and folders."""
-    if root.is_file():
-        return [root]
-    return sorted(
-        p
-        for p in root.rglob("*")
-        if p.is_file()
-        and p.suffix.lower() in SUPPORTED_EXT
-        and not any(part.startswith(".") for part in p.relative_to(root).parts)
-        and p.name.lower() != "readme.md"
-    )
+    return walk_files(root).files
 
 
 def corpus_files(settings: Settings) -> list[Path]:

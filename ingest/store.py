@@ -6,14 +6,20 @@ Layout of a local index folder (`settings.index_dir`):
     manifest.json           {"embedder", "chunking", "generation", "docs": {doc_id: {hash, chunk_ids, path, pack, title}}}
     bm25-<generation>/      bm25s index + catalog.json (text + metadata of every live chunk, in index order)
 
-With a Chroma server the manifest and sidecar live in `index_dir/remote/<hash of URL + collection>/`;
-they can be rebuilt from the collection (`IndexStore.rebuild_sidecar`).
+With a Chroma server the manifest and sidecar live in `index_dir/remote/<hash of URL + collection>/`
+(so `--store` with `--chroma-url` chooses where that local metadata goes); a reader rebuilds them in
+memory from the collection once another process has committed (`IndexStore.rebuild_sidecar`).
 
 Crash safety — the manifest is the commit point. An update (1) adds new chunks to Chroma, (2) builds
 the next BM25 generation in its own folder, (3) replaces manifest.json atomically (temp file +
 os.replace), then (4) deletes stale chunks and the old BM25 folder. A crash before (3) leaves the
 previous manifest, every chunk it lists and its BM25 folder untouched; a crash after (3) leaves only
 orphans. Queries only ever return chunks the manifest lists, and the next update deletes orphans.
+
+Readers honour the commit point in every state: with no manifest a local index is "not ready — run
+ingest" (`IndexStore.ready` is False, it lists no chunks), never adopted from whatever chunks a crashed
+first ingest left; and a reader never writes — not the manifest, not a sidecar — so killing a reader
+can never damage an index. Only ingest (`ingest.pipeline`) writes.
 """
 
 from __future__ import annotations
@@ -47,6 +53,9 @@ MANIFEST = "manifest.json"
 COMMIT_MARKER = "guiderail_commit"  # collection metadata: changes on every commit to a shared server
 REFRESH_S = 5.0  # a process on a shared server looks for other processes' commits at most this often
 CHROMA_BATCH = 1000  # well under Chroma's max batch size; keeps memory flat on big ingests
+# Every string stored as chunk metadata (Chroma and the BM25 catalog) is cut to this length: hostile or
+# broken front matter must not copy megabytes into every chunk of a document (a title is ~100 chars).
+MAX_META_CHARS = 2000
 Metadata = dict[str, Any]
 
 
@@ -197,6 +206,18 @@ def atomic_write(path: Path, text: str) -> None:
 
 
 # ---------------------------------------------------------------- BM25 sidecar
+def _bm25s() -> Any:
+    """bm25s, with its logger put back under the application's log level.
+
+    bm25s sets its own logger to DEBUG on import, so "DEBUG bm25s: Building index from tokens" would
+    print at the default (WARNING) level; NOTSET makes it inherit the root level (DEBUG only with -v).
+    """
+    import bm25s
+
+    logging.getLogger("bm25s").setLevel(logging.NOTSET)
+    return bm25s
+
+
 class Bm25Sidecar:
     """bm25s index + the catalog (text and metadata of every live chunk) for one generation."""
 
@@ -243,8 +264,7 @@ class Bm25Sidecar:
     def build(cls, ids: list[str], texts: list[str], metas: list[Metadata]) -> Bm25Sidecar:
         retriever = None
         if ids:
-            import bm25s
-
+            bm25s = _bm25s()
             retriever = bm25s.BM25()
             retriever.index([bm25_tokens(t) or ["\u2205"] for t in texts], show_progress=False)
         return cls(ids, texts, metas, retriever)
@@ -266,8 +286,7 @@ class Bm25Sidecar:
             d = json.load(f)
         retriever = None
         if d["ids"]:
-            import bm25s
-
+            bm25s = _bm25s()
             retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
         return cls(d["ids"], d["texts"], d["metas"], retriever)
 
@@ -332,6 +351,13 @@ class IndexStore:
         return self.meta_dir / MANIFEST
 
     def manifest(self) -> Manifest:
+        """The committed manifest; an empty one before the first commit (the index is not ready).
+
+        Chunks in Chroma without a manifest are never adopted here: on a local index they are what a
+        crashed first ingest left (documents with only some of their chunks), and the next ingest
+        deletes them. On a shared server other processes' commits are adopted by `refresh`, which
+        only acts once a commit marker exists.
+        """
         if self._manifest is None:
             if self.manifest_path.is_file():
                 try:
@@ -340,21 +366,12 @@ class IndexStore:
                     raise StoreError(f"index manifest {self.manifest_path} is unreadable: {exc}") from exc
             else:
                 self._manifest = Manifest(embedder=self.embedder.name)
-                if self._collection_count() > 0:
-                    # Chunks without a manifest: another machine's index on a shared Chroma server, or a
-                    # lost index folder. Adopt them (rebuild manifest + BM25 from the collection) rather than
-                    # treating them as orphans to delete.
-                    log.warning(
-                        "no manifest at %s but the collection has chunks: rebuilding it", self.manifest_path
-                    )
-                    self.rebuild_sidecar()
         return self._manifest
 
-    def _collection_count(self) -> int:
-        try:
-            return int(self.collection.count())
-        except Exception:  # counting is best-effort here; a dead server fails loudly on the next real call
-            return 0
+    @property
+    def ready(self) -> bool:
+        """Has an ingest ever committed to this index (readers answer only from a ready index)?"""
+        return bool(self.manifest().docs) or self.manifest_path.is_file()
 
     def sidecar_dir(self, generation: int) -> Path:
         return self.meta_dir / f"bm25-{generation}"
@@ -364,7 +381,8 @@ class IndexStore:
             m = self.manifest()
             folder = self.sidecar_dir(m.generation)
             if m.docs and not (folder / "catalog.json").is_file():
-                log.warning("BM25 sidecar %s missing; rebuilding it from the Chroma collection", folder)
+                # in memory only: a reader never writes (the next ingest saves a fresh generation)
+                log.warning("BM25 sidecar %s missing; rebuilding it in memory from the Chroma collection", folder)
                 self.rebuild_sidecar()
             elif (folder / "catalog.json").is_file():
                 self._sidecar = Bm25Sidecar.load(folder)
@@ -620,7 +638,8 @@ class IndexStore:
         self._live = None
 
     def rebuild_sidecar(self) -> None:
-        """Recreate manifest (if missing) and BM25 sidecar from the collection itself."""
+        """Recreate the BM25 sidecar (and, on a shared server's refresh, the manifest) in memory from the
+        collection. Nothing is written: readers use this, and the commit point belongs to ingest."""
         ids, texts, metas = [], [], []
         offset = 0
         while True:
@@ -651,15 +670,40 @@ class IndexStore:
         live = m.chunk_ids()
         keep = [i for i, c in enumerate(ids) if c in live]
         sc = Bm25Sidecar.build([ids[i] for i in keep], [texts[i] for i in keep], [metas[i] for i in keep])
-        sc.save(self.sidecar_dir(m.generation))
-        atomic_write(self.manifest_path, m.to_json())
         self._manifest, self._sidecar, self._live = m, sc, None
 
 
 def _clean_meta(md: Mapping[str, Any]) -> Metadata:
-    return {
-        k: (v if isinstance(v, (str, int, float, bool)) else str(v)) for k, v in md.items() if v is not None
-    }
+    """Chroma-storable metadata: scalars only, every string capped at MAX_META_CHARS."""
+    out: Metadata = {}
+    for k, v in md.items():
+        if v is None:
+            continue
+        if not isinstance(v, (str, int, float, bool)):
+            v = str(v)
+        if isinstance(v, str) and len(v) > MAX_META_CHARS:
+            v = v[: MAX_META_CHARS - 1] + "…"
+        out[str(k)[:200]] = v
+    return out
+
+
+def local_index_problem(settings: Settings) -> str | None:
+    """Why a reader cannot use the local index of `settings` (None when it can, or for a Chroma server).
+
+    Checked before anything is created or any model loaded, so a mistyped `--store` neither makes an
+    empty folder nor waits for model loading to fail.
+    """
+    if settings.chroma_url:
+        return None
+    folder = Path(settings.index_dir)
+    if not folder.is_dir():
+        return f"no index at {folder} (check --store / GUIDERAIL_STORE_DIR, or run `guiderail ingest --store {folder}`)"
+    if not (folder / MANIFEST).is_file():
+        return (
+            f"the index at {folder} is not ready: no ingest has completed there (an interrupted first ingest "
+            f"leaves it so); run `guiderail ingest --store {folder}`"
+        )
+    return None
 
 
 def remote_meta_dir(settings: Settings) -> Path:
@@ -667,8 +711,11 @@ def remote_meta_dir(settings: Settings) -> Path:
     return settings.index_dir / "remote" / key
 
 
-def open_store(settings: Settings, embedder: Embedder) -> IndexStore:
-    """The store for `settings`: a Chroma server when `chroma_url` is set, else a local PersistentClient."""
+def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -> IndexStore:
+    """The store for `settings`: a Chroma server when `chroma_url` is set, else a local PersistentClient.
+
+    `create=False` (readers): a local index folder that does not exist is a StoreError, not a new folder.
+    """
     os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
     import chromadb
     from chromadb.config import Settings as ChromaSettings
@@ -691,7 +738,10 @@ def open_store(settings: Settings, embedder: Embedder) -> IndexStore:
         meta_dir = remote_meta_dir(settings)
     else:
         meta_dir = settings.index_dir
+        if not create and not (meta_dir / "chroma").is_dir():
+            raise StoreError(local_index_problem(settings) or f"no index at {meta_dir}")
         (meta_dir / "chroma").mkdir(parents=True, exist_ok=True)
         client = chromadb.PersistentClient(path=str(meta_dir / "chroma"), settings=chroma_settings)
-    meta_dir.mkdir(parents=True, exist_ok=True)
+    if create:
+        meta_dir.mkdir(parents=True, exist_ok=True)
     return IndexStore(client, settings.collection, embedder, meta_dir, shared=bool(settings.chroma_url))

@@ -152,7 +152,7 @@ def test_changed_embedder_rebuilds(tmp_path: Path, settings, fake_embedder) -> N
     assert r.added == 1 and store.manifest().embedder == "other-fake"
 
 
-def test_sidecar_rebuilt_from_collection(tmp_path: Path, settings, fake_embedder) -> None:
+def test_missing_sidecar_is_rebuilt_in_memory_without_writing(tmp_path: Path, settings, fake_embedder) -> None:
     import shutil
 
     docs = tmp_path / "docs"
@@ -162,9 +162,28 @@ def test_sidecar_rebuilt_from_collection(tmp_path: Path, settings, fake_embedder
     ingest_paths(store, settings, [docs])
     for p in store.meta_dir.glob("bm25-*"):
         shutil.rmtree(p)
-    (store.meta_dir / "manifest.json").unlink()
-    again = open_store(settings, fake_embedder)  # no manifest, no sidecar: adopted from the collection
-    assert set(again.manifest().docs) == {"doc-a"}
+    manifest_before = (store.meta_dir / "manifest.json").read_bytes()
+    again = open_store(settings, fake_embedder)  # manifest, no sidecar: the reader rebuilds BM25 in memory
     assert again.query_bm25("olaparib", 1)[0].metadata["doc_id"] == "doc-a"
-    r = ingest_paths(again, settings, [docs])  # chunking signature unknown: re-chunked, nothing re-embedded
-    assert r.chunks_written == 0 and orphans_and_dupes(again) == (0, 0)
+    assert not list(again.meta_dir.glob("bm25-*")), "a reader never writes a sidecar"
+    assert (store.meta_dir / "manifest.json").read_bytes() == manifest_before, "a reader never writes the manifest"
+    r = ingest_paths(again, settings, [docs])  # the writer's next commit saves a sidecar again
+    assert r.unchanged == 1 and orphans_and_dupes(again) == (0, 0)
+    assert len(list(again.meta_dir.glob("bm25-*/catalog.json"))) == 1
+
+
+def test_chunks_without_a_manifest_are_not_adopted(tmp_path: Path, settings, fake_embedder) -> None:
+    """Chunks but no manifest (a crashed first ingest, a lost manifest): not ready, never served, not written."""
+    docs = tmp_path / "docs"
+    docs.mkdir()
+    write_doc(docs, "a.md", "doc-a", {"One": "Alpha olaparib text."})
+    store = open_store(settings, fake_embedder)
+    ingest_paths(store, settings, [docs])
+    (store.meta_dir / "manifest.json").unlink()
+    again = open_store(settings, fake_embedder)
+    assert not again.ready and again.count() == 0
+    assert again.all_chroma_ids(), "the chunks are still in Chroma"
+    assert not again.query_bm25("olaparib", 3) and not again.query_dense("olaparib", 3)
+    assert not (again.meta_dir / "manifest.json").exists(), "a reader never writes the manifest"
+    r = ingest_paths(again, settings, [docs])  # the next ingest commits a full, clean index
+    assert r.added == 1 and again.ready and orphans_and_dupes(again) == (0, 0)

@@ -11,6 +11,8 @@ real embedder, Chroma PersistentClient and BM25 code run. Points:
 * ``manifest-tmp`` — the new manifest is written to its temp file, not yet renamed over the old one
 * ``committed``    — right after the manifest swap, before stale chunks are deleted
 * ``delete:N``     — after the N-th batch of stale-chunk deletions
+* ``read``         — a reader (``ask``) has opened the index and loaded its BM25 sidecar (rebuilt in
+  memory when it was missing), before it answers
 """
 
 from __future__ import annotations
@@ -83,6 +85,15 @@ def install(point: str, batch: int | None) -> None:
             return len(ids)
 
         store.IndexStore.delete_chunks = delete_chunks
+    elif name == "read":
+        original_sidecar = store.IndexStore.sidecar
+
+        def sidecar(self):
+            result = original_sidecar(self)
+            freeze(point)
+            return result
+
+        store.IndexStore.sidecar = sidecar
     elif name != "none":
         raise SystemExit(f"unknown point {point!r}")
 

@@ -119,7 +119,7 @@ def test_broken_file_is_refused_with_a_clear_reason(tmp_path, helpers, name, bui
 
 
 def test_missing_path_is_refused(tmp_path):
-    with pytest.raises(IngestError, match="not a file"):
+    with pytest.raises(IngestError, match="no such file"):
         load_file(tmp_path / "nope.md")
 
 

@@ -227,7 +227,7 @@ def test_unsupported_files_in_a_folder_are_reported_not_silently_skipped(tmp_pat
     with caplog.at_level("WARNING"):
         report = ingest_paths(store, settings, [folder])
     assert report.added == 3
-    mentioned = " ".join(f"{p} {r}" for p, r in report.errors) + " " + report.summary() + " " + caplog.text
+    mentioned = " ".join(f"{p} {r}" for p, r in report.errors + report.warnings) + " " + report.summary() + " " + caplog.text
     assert "minutes.docx" in mentioned or "unsupported" in mentioned.lower() or "skipped" in mentioned.lower(), (
         f"a file the clinician pointed at was ignored without a word: {report.summary()} {report.errors}"
     )
