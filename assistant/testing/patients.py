@@ -431,6 +431,11 @@ class PatientSolver:
         if value is not None:
             yield self._with_lab(ctx, spec.name, value)
 
+    def _opt_resistance(self, spec: Any, want: bool, ctx: PatientContext) -> Iterator[PatientContext]:
+        value = self.past(spec.op, spec.value, want, bounds=(0.0, 100.0))
+        if value is not None:
+            yield ctx.model_copy(update={"local_resistance": {**ctx.local_resistance, spec.to: value}})
+
     def _opt_age(self, spec: Any, want: bool, ctx: PatientContext) -> Iterator[PatientContext]:
         value = self.past(spec.op, spec.value, want, integer=True, bounds=(18, 100))
         if value is not None:
