@@ -8,16 +8,21 @@
   model decodes one answer at a time, but the pipeline serialises decoding itself (its LLM lock), so
   several sessions may be in flight: each gets its rule-checked plan and sources at once instead of
   waiting behind another session's whole generation (measured: plan after ~175 s with a limit of 1).
-- GuideRail errors become ``gr.Warning`` toasts; nothing shows a traceback (``show_error=False``).
+- Bad input becomes a ``gr.Warning`` toast; a store or model failure that stops an answer becomes a
+  ``gr.Error`` after the page is shown, so API clients get an error event too. Nothing shows a
+  traceback (``show_error=False``).
+- Exports (patient records) live in a private per-process folder that is also Gradio's cache for this
+  app: owner-only, per session, deleted at session end, at server stop and at the next start after a
+  kill (``webapp_session.ExportVault``).
 """
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
-import tempfile
+import signal
 import threading
-import time
 from collections.abc import Callable, Iterator
 from functools import partial
 from pathlib import Path
@@ -39,7 +44,7 @@ QUEUE_MAX = 200
 SESSION_TTL_S = 8 * 3600
 """A session's conversation and patient facts are dropped this long after its last change (privacy)."""
 EXPORT_TTL_S = 3600
-"""Exported files (patient data) are deleted from the server's temp folder after this long."""
+"""Exported files (patient data) are deleted after this long even while their session lasts."""
 
 _CSS = """
 #gr-disclaimer .gr-disclaimer{background:#f5f7fb;border-left:4px solid #4a6fa5;padding:6px 10px;font-size:.9em;color:#1f2d3d}
@@ -60,6 +65,8 @@ _CSS = """
 .gr-badge{font-size:.75em;border-radius:8px;padding:0 6px;margin-left:4px;font-weight:600}
 .gr-unverified{background:#fde2e1;color:#8a1c1c;border:1px solid #e6a1a1}
 .gr-outdated{background:#fff0d6;color:#7a4b00;border:1px solid #e3b766}
+.gr-flagged{background:#ffe3f1;color:#7a0f45;border:1px solid #d98ab4}
+.gr-flagnote{font-size:.82em;color:#7a0f45;margin-top:2px}
 .gr-rules-list{max-height:560px;overflow-y:auto;padding-right:4px}
 .gr-group>summary{cursor:pointer;font-weight:700;font-size:.92em;margin:4px 0}
 .gr-count{color:#666;font-weight:400}
@@ -146,14 +153,47 @@ def _settings_summary(settings: Settings) -> dict[str, Any]:
     }
 
 
-def _purge_old_exports(folder: Path, max_age_s: float = EXPORT_TTL_S) -> None:
-    cutoff = time.time() - max_age_s
-    for path in folder.glob("guiderail-*"):
-        try:
-            if path.stat().st_mtime < cutoff:
-                path.unlink()
-        except OSError:  # another worker removed it first
+def _export_base() -> Path | None:
+    """Where the private folder goes: the operator's GRADIO_TEMP_DIR if set (never one of our own
+    folders, when a second app is built in the same process), else the system temp dir."""
+    configured = os.environ.get("GRADIO_TEMP_DIR")
+    if not configured:
+        return None
+    path = Path(configured)
+    return path.parent if path.name.startswith(S.APP_DIR_PREFIX) else path
+
+
+def _private_cache(vault: S.ExportVault) -> None:
+    """Make the vault Gradio's cache for this app: files returned by the export handlers are already
+    inside it, so Gradio serves them in place instead of copying them to a shared cache folder."""
+    os.environ["GRADIO_TEMP_DIR"] = str(vault.root)
+
+
+_STOP_SIGNALS = ("SIGTERM", "SIGHUP")
+
+
+def _delete_on_signals(vault: S.ExportVault) -> None:
+    """SIGTERM/SIGHUP skip atexit: delete the exports, then let the previous handler (or the default
+    action) end the process as it would have."""
+    if threading.current_thread() is not threading.main_thread():
+        return
+    for name in _STOP_SIGNALS:
+        signum = getattr(signal, name, None)
+        if signum is None:
             continue
+        previous = signal.getsignal(signum)
+
+        def handler(sig: int, frame: Any, _previous: Any = previous) -> None:
+            vault.close()
+            if callable(_previous):
+                _previous(sig, frame)
+                return
+            if _previous == signal.SIG_IGN:
+                return
+            signal.signal(sig, signal.SIG_DFL)
+            os.kill(os.getpid(), sig)
+
+        signal.signal(signum, handler)
 
 
 def _app_version() -> str:
@@ -173,7 +213,9 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
     holder = _AssistantHolder(assistant_factory, settings)
     backend = settings.llm
     max_chars = settings.max_question_chars
-    export_dir = Path(tempfile.mkdtemp(prefix="guiderail-exports-"))
+    vault = S.ExportVault.create(_export_base())
+    _private_cache(vault)  # before any component exists: each takes its cache folder when created
+    atexit.register(vault.close)
     empty = S.view_of(S.ChatSession(), backend)
 
     def outputs_of(view: S.View, session: S.ChatSession) -> tuple[Any, ...]:
@@ -191,14 +233,19 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         try:
             assistant = holder.get()
         except GuideRailError as exc:
-            yield outputs_of(S.view_of(session, backend, warning=f"The assistant is not ready: {exc}"), session)
-            return
+            error = f"The assistant is not ready: {exc}"
+            yield outputs_of(S.view_of(session, backend, error=error), session)
+            raise gr.Error(error, print_exception=False) from None
         except Exception:
             log.exception("building the assistant failed")
-            yield outputs_of(S.view_of(session, backend, warning="The assistant could not start; see the server log."), session)
-            return
+            error = "The assistant could not start; see the server log."
+            yield outputs_of(S.view_of(session, backend, error=error), session)
+            raise gr.Error(error, print_exception=False) from None
         for view in make(assistant, session):
             yield outputs_of(view, session)
+            if view.error:
+                # the page stays as it was; the error event tells the browser and API clients alike
+                raise gr.Error(view.error, print_exception=False)
 
     def on_ask(question: str, audience: str, session: S.ChatSession | None):
         yield from run(
@@ -226,15 +273,20 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         session = session or S.ChatSession()
         n_turns = len(session.turns)
         pending: tuple[Any, ...] | None = None  # one step behind, so the last step can also clear the box
-        for out in run(
-            lambda a, s: S.recompute(
-                a, s, context_text, added, configured_backend=backend, audience=audience, max_chars=max_chars
-            ),
-            session,
-        ):
+        try:
+            for out in run(
+                lambda a, s: S.recompute(
+                    a, s, context_text, added, configured_backend=backend, audience=audience, max_chars=max_chars
+                ),
+                session,
+            ):
+                if pending is not None:
+                    yield (*pending, gr.skip())
+                pending = out
+        except gr.Error:
             if pending is not None:
                 yield (*pending, gr.skip())
-            pending = out
+            raise
         if pending is not None:
             applied = len(session.turns) > n_turns  # then empty the "add a fact" box
             yield (*pending, "" if applied else gr.skip())
@@ -242,24 +294,35 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
     def on_audience(audience: str, session: S.ChatSession | None):
         yield from run(lambda a, s: S.reword(a, s, audience, configured_backend=backend, max_chars=max_chars), session)
 
-    def on_new_chat(_session: S.ChatSession | None):
+    def end_exports(key: str | None) -> None:
+        vault.end_session(key)
+
+    def on_new_chat(session: S.ChatSession | None, request: gr.Request = None):
+        # a new chat ends the old conversation: its exported records go with it
+        end_exports(session.export_key if session else None)
+        end_exports(S.session_key(getattr(request, "session_hash", None)))
         fresh = S.ChatSession()
         return (*outputs_of(S.view_of(fresh, backend), fresh)[:-1], "", None, None, "")
 
-    def on_export_md(session: S.ChatSession | None):
-        _purge_old_exports(export_dir)
+    def export_dir_for(session: S.ChatSession, request: gr.Request | None) -> Path:
+        vault.purge_older_than(EXPORT_TTL_S)
+        session.export_key = S.session_key(getattr(request, "session_hash", None), session)
+        return vault.session_dir(session.export_key)
+
+    def on_export_md(session: S.ChatSession | None, request: gr.Request = None):
+        session = session or S.ChatSession()
         try:
-            return str(S.export_markdown(session or S.ChatSession(), export_dir))
+            return str(S.export_markdown(session, export_dir_for(session, request)))
         except GuideRailError as exc:
             gr.Warning(str(exc))
             return None
 
-    def on_export_audit(session: S.ChatSession | None):
-        _purge_old_exports(export_dir)
+    def on_export_audit(session: S.ChatSession | None, request: gr.Request = None):
+        session = session or S.ChatSession()
         try:
             path = S.export_audit(
-                session or S.ChatSession(),
-                export_dir,
+                session,
+                export_dir_for(session, request),
                 app_version=_app_version(),
                 settings_summary=_settings_summary(settings),
             )
@@ -267,6 +330,19 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         except GuideRailError as exc:
             gr.Warning(str(exc))
             return None
+
+    def on_unload(request: gr.Request = None):
+        # the tab closed or reloaded: this browser session's exports are deleted now, not in an hour
+        end_exports(S.session_key(getattr(request, "session_hash", None)))
+
+    def on_state_deleted(session: Any) -> None:
+        if isinstance(session, S.ChatSession):
+            end_exports(session.export_key)
+
+    # Gradio finds the request parameter by its type; with postponed annotations (and gradio imported
+    # here, not at module level) the string "gr.Request" cannot be resolved, so give it the class.
+    for handler in (on_new_chat, on_export_md, on_export_audit, on_unload):
+        handler.__annotations__["request"] = gr.Request
 
     with gr.Blocks(title="GuideRail", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
         gr.HTML(
@@ -277,7 +353,7 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         status = gr.HTML(empty.status, label="status", elem_id="gr-status")
         # the suggestions as data, for API clients (the buttons carry them for people)
         follow_data = gr.JSON(value=["", "", ""], label="follow_ups", visible=False)
-        state = gr.State(None, time_to_live=SESSION_TTL_S)
+        state = gr.State(None, time_to_live=SESSION_TTL_S, delete_callback=on_state_deleted)
         with gr.Row(equal_height=False):
             with gr.Column(scale=3, min_width=420):
                 chat = gr.Chatbot(
@@ -384,8 +460,10 @@ def build_app(assistant_factory: AssistantFactory, settings: Settings) -> Any:
         export_json.click(on_export_audit, [state], audit_file, api_name="export_audit").then(
             show_if_set, audit_file, audit_file, api_visibility="private"
         )
+        demo.unload(on_unload)
     demo.queue(default_concurrency_limit=CONCURRENCY.get(backend, 1), max_size=QUEUE_MAX)
     demo.guiderail_holder = holder  # launch() warms it up in the background
+    demo.guiderail_exports = vault  # launch() deletes it on SIGTERM/SIGHUP; tests close it
     return demo
 
 
@@ -407,6 +485,7 @@ def launch(settings: Settings, *, assistant_factory: AssistantFactory | None = N
 
         assistant_factory = build_assistant
     demo = build_app(assistant_factory, settings)
+    _delete_on_signals(demo.guiderail_exports)
     threading.Thread(target=_warm, args=(demo.guiderail_holder,), name="guiderail-warm", daemon=True).start()
     demo.launch(
         server_name=settings.host,
@@ -419,4 +498,6 @@ def launch(settings: Settings, *, assistant_factory: AssistantFactory | None = N
         quiet=False,
         prevent_thread_lock=not block,
     )
+    if block:  # launch returned: the server stopped (Ctrl-C, close)
+        demo.guiderail_exports.close()
     return demo

@@ -8,8 +8,15 @@ fake assistant and plain values. A session's state lives in its own ``ChatSessio
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
+import os
+import re
+import shutil
+import tempfile
+import threading
+import time
 import traceback
 import uuid
 from collections.abc import Iterator
@@ -79,6 +86,7 @@ class ChatSession:
     turns: list[Turn] = field(default_factory=list)
     corrections: list[str] = field(default_factory=list)
     session_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
+    export_key: str = ""  # the folder its exports went to (deleted with the session)
 
     def visible(self) -> list[Turn]:
         return [t for t in self.turns if not t.superseded]
@@ -119,6 +127,9 @@ class View:
     follow_ups: tuple[str, str, str] = NO_FOLLOW_UPS
     warning: str | None = None
     question_box: str | None = None
+    error: str | None = None
+    """A store or model failure stopped the answer: raised as an error event (``gr.Error``) after the
+    page is shown, so an API client gets it too (a warning toast never reaches ``Client.predict``)."""
 
 
 def _now() -> str:
@@ -152,7 +163,9 @@ def follow_ups_of(session: ChatSession) -> tuple[str, str, str]:
     return _follow_ups(last.answer if last else None)
 
 
-def view_of(session: ChatSession, configured_backend: str, *, warning: str | None = None) -> View:
+def view_of(
+    session: ChatSession, configured_backend: str, *, warning: str | None = None, error: str | None = None
+) -> View:
     """The page for a session at rest: the last answer's panels, or the empty page."""
     last = session.last()
     answer = last.answer if last else None
@@ -165,6 +178,7 @@ def view_of(session: ChatSession, configured_backend: str, *, warning: str | Non
         status=R.status_html(configured_backend, answer),
         follow_ups=_follow_ups(answer),
         warning=warning,
+        error=error,
     )
 
 
@@ -214,7 +228,7 @@ def stream_answer(
     ctx: PatientContext | None = None
     streamed = ""
 
-    def page(body: str, *, warning: str | None = None, answer: Answer | None = None) -> View:
+    def page(body: str, *, warning: str | None = None, answer: Answer | None = None, error: str | None = None) -> View:
         return View(
             chat=[*base_chat, {"role": "assistant", "content": body}],
             sources=R.sources_html(citations, answer.answer_markdown if answer else streamed),
@@ -225,6 +239,7 @@ def stream_answer(
             follow_ups=_follow_ups(answer),
             warning=warning,
             question_box="" if not replace_last else None,
+            error=error,
         )
 
     yield page(WORKING)
@@ -244,22 +259,22 @@ def stream_answer(
                 streamed += ev.text
                 yield page(R.answer_markdown(streamed, citations))
             elif ev.kind == "error":
-                yield page(f"⚠ {R.user_markdown(ev.text)}", warning=ev.text)
+                yield page(f"⚠ {R.user_markdown(ev.text)}", error=ev.text)
                 return
             elif ev.kind == "final" and ev.answer is not None:
                 final = ev.answer
     except GuideRailError as exc:
         log.warning("answer failed: %s", type(exc).__name__)
-        yield view_of(session, configured_backend, warning=str(exc))
+        yield view_of(session, configured_backend, error=str(exc))
         return
     except Exception as exc:
         # never a traceback in the browser; the log gets the code path but not the message, which
         # may quote patient text (validation errors echo their input)
         log.error("unexpected %s while answering:\n%s", type(exc).__name__, "".join(traceback.format_tb(exc.__traceback__)))
-        yield view_of(session, configured_backend, warning="Unexpected error while answering; see the server log.")
+        yield view_of(session, configured_backend, error="Unexpected error while answering; see the server log.")
         return
     if final is None:
-        yield view_of(session, configured_backend, warning="The answer stream ended without a final answer.")
+        yield view_of(session, configured_backend, error="The answer stream ended without a final answer.")
         return
     turn.answer = final
     if replace_last and session.visible():
@@ -368,18 +383,139 @@ def reword(
 
 
 # ---------------------------------------------------------------- exports
+# Exports hold patient records. They are written owner-only (0600 files in 0700 folders), one folder per
+# browser session inside one private folder per server process, and deleted when the session ends, when
+# the server stops, and at the next start for a server that was killed (its pid is in the folder name).
+# The private folder is also Gradio's cache for this app (``GRADIO_TEMP_DIR``), so Gradio serves the
+# export in place instead of copying it into a shared, world-readable cache (see ``webapp.build_app``).
+APP_DIR_PREFIX = "guiderail-app-"
+LEGACY_PREFIX = "guiderail-exports-"  # folders of earlier versions: exports left in the shared temp dir
+EXPORTS = "exports"
+_APP_DIR = re.compile(rf"^{re.escape(APP_DIR_PREFIX)}(\d+)-")
+
+
 def _stamp() -> str:
     return datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
+
+
+def _private_dir(path: Path) -> Path:
+    """``path`` as an owner-only folder (created 0700; an existing one is narrowed to 0700)."""
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    os.chmod(path, 0o700)
+    return path
+
+
+def write_private(path: Path, text: str) -> Path:
+    """Write ``text`` to a new file readable by the owner only (0600 from creation, never wider)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | getattr(os, "O_NOFOLLOW", 0), 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        os.fchmod(fh.fileno(), 0o600)  # O_CREAT honours the umask; an existing file keeps its mode
+        fh.write(text)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # another user's process: alive, and not ours to judge
+        return True
+    return True
+
+
+def sweep_leftovers(base: Path, *, legacy_max_age_s: float = 3600.0) -> list[Path]:
+    """Delete this user's app folders left by servers that are no longer running (killed, crashed),
+    and this user's export folders of earlier versions older than ``legacy_max_age_s``. Returns them."""
+    removed: list[Path] = []
+    try:
+        entries = list(base.iterdir())
+    except OSError:
+        return removed
+    uid = os.getuid() if hasattr(os, "getuid") else None
+    now = time.time()
+    for path in entries:
+        try:
+            st = path.lstat()
+        except OSError:
+            continue
+        if not path.is_dir() or path.is_symlink() or (uid is not None and st.st_uid != uid):
+            continue
+        m = _APP_DIR.match(path.name)
+        stale = (m is not None and not _pid_alive(int(m.group(1)))) or (
+            path.name.startswith(LEGACY_PREFIX) and now - st.st_mtime > legacy_max_age_s
+        )
+        if stale:
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    if removed:
+        log.info("removed %d export folder(s) left by earlier servers", len(removed))
+    return removed
+
+
+def session_key(session_hash: str | None, session: ChatSession | None = None) -> str:
+    """Folder name for one browser session: a hash of Gradio's session hash (never the raw value),
+    else the chat session's own id (direct calls without a request)."""
+    if session_hash:
+        return hashlib.sha256(session_hash.encode()).hexdigest()[:24]
+    return re.sub(r"[^a-zA-Z0-9]", "", session.session_id if session else "") or "anonymous"
+
+
+class ExportVault:
+    """The server's private folder for exports (and Gradio's cache for this app); see above."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = _private_dir(root)
+        self._lock = threading.Lock()
+        self._closed = False
+
+    @classmethod
+    def create(cls, base: Path | None = None) -> ExportVault:
+        """A fresh private folder under ``base`` (default: the system temp dir), after sweeping leftovers."""
+        base = Path(base or tempfile.gettempdir())
+        base.mkdir(parents=True, exist_ok=True)
+        sweep_leftovers(base)
+        return cls(Path(tempfile.mkdtemp(prefix=f"{APP_DIR_PREFIX}{os.getpid()}-", dir=base)))
+
+    def session_dir(self, key: str) -> Path:
+        return _private_dir(_private_dir(self.root / EXPORTS) / key)  # parents=True would use the umask
+
+    def end_session(self, key: str | None) -> None:
+        """Delete one session's exports (the tab closed, a new chat, the session's state expired)."""
+        if key:
+            shutil.rmtree(self.root / EXPORTS / key, ignore_errors=True)
+
+    def purge_older_than(self, max_age_s: float) -> int:
+        """Delete exports older than ``max_age_s`` (a session that never ends still loses its files)."""
+        cutoff = time.time() - max_age_s
+        n = 0
+        for path in (self.root / EXPORTS).glob("*/guiderail-*"):
+            try:
+                if path.stat().st_mtime < cutoff:
+                    path.unlink()
+                    n += 1
+            except OSError:  # removed by another worker or a session end
+                continue
+        return n
+
+    def close(self) -> None:
+        """Delete everything (server stop). Safe to call twice and from a signal handler."""
+        with self._lock:
+            if self._closed:
+                return
+            self._closed = True
+        shutil.rmtree(self.root, ignore_errors=True)
 
 
 def export_markdown(session: ChatSession, out_dir: Path) -> Path:
     if not session.visible():
         raise _UserInputError("Nothing to export yet: ask a question first.")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _private_dir(out_dir)
     path = out_dir / f"guiderail-conversation-{session.session_id}-{_stamp()}.md"
     text = R.conversation_markdown([t.as_mapping() for t in session.visible()], _now())
-    path.write_text(text, encoding="utf-8")
-    return path
+    return write_private(path, text)
 
 
 def export_audit(
@@ -387,7 +523,7 @@ def export_audit(
 ) -> Path:
     if not session.turns:
         raise _UserInputError("Nothing to export yet: ask a question first.")
-    out_dir.mkdir(parents=True, exist_ok=True)
+    _private_dir(out_dir)
     path = out_dir / f"guiderail-audit-{session.session_id}-{_stamp()}.json"
     record = R.audit_record(
         [t.as_mapping() for t in session.turns],
@@ -397,5 +533,4 @@ def export_audit(
     )
     record["session_id"] = session.session_id
     record["corrections"] = list(session.corrections)
-    path.write_text(json.dumps(record, indent=2, ensure_ascii=False), encoding="utf-8")
-    return path
+    return write_private(path, json.dumps(record, indent=2, ensure_ascii=False))

@@ -172,3 +172,4 @@ def served_app(tmp_path):
     yield start
     for demo in started:
         demo.close()
+        demo.guiderail_exports.close()

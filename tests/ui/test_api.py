@@ -11,6 +11,7 @@ import pytest
 from gradio_client import Client
 
 from assistant import webapp_render as R
+from assistant.models import AnswerEvent
 
 from .conftest import FakeAssistant
 
@@ -72,14 +73,41 @@ def test_full_flow_through_the_api(served_app, tmp_path):
     assert fake.calls[-1]["history"] == [] and fake.calls[-1]["context"] is None, "new chat forgets the context"
 
 
-def test_assistant_that_cannot_start_gives_a_warning_not_a_traceback(served_app, store_error, tmp_path):
+def test_assistant_that_cannot_start_gives_an_error_event_not_a_traceback(served_app, store_error, tmp_path):
     def broken(settings):
         raise store_error
 
     _, url = served_app(broken)
     client = Client(url, verbose=False, download_files=str(tmp_path))
-    r = as_dict(client.predict(QUESTION, "clinician", api_name="/ask"))
-    assert r["chat"] == [] and "Traceback" not in json.dumps(r)
+    with pytest.raises(Exception, match="index missing") as info:
+        client.predict(QUESTION, "clinician", api_name="/ask")
+    assert "Traceback" not in str(info.value)
+
+
+@pytest.mark.parametrize("where", ["store", "event", "unexpected"])
+def test_a_failure_that_stops_an_answer_reaches_the_api_client_as_an_error(served_app, store_error, tmp_path, where):
+    """Issue 14: the page stays as it was, but the client is told; it never gets the previous page as if
+    it were the answer."""
+    fake = FakeAssistant()
+    _, url = served_app(lambda settings: fake)
+    client = Client(url, verbose=False, download_files=str(tmp_path))
+    first = as_dict(client.predict(QUESTION, "clinician", api_name="/ask"))
+    assert len(first["chat"]) == 2
+    if where == "store":
+        fake.fail_with = store_error
+    elif where == "unexpected":
+        fake.fail_with = KeyError("secret internals")
+    else:
+        fake.ask_stream = lambda *a, **k: iter([AnswerEvent(kind="error", text="model server unreachable")])
+    message = {"store": "index missing", "event": "model server unreachable", "unexpected": "server log"}[where]
+    with pytest.raises(Exception, match=message) as info:
+        client.predict("And what about radium-223?", "clinician", api_name="/ask")
+    assert "secret internals" not in str(info.value) and "Traceback" not in str(info.value)
+    fake.fail_with = None
+    if where == "event":
+        del fake.ask_stream
+    again = as_dict(client.predict("clinician", api_name="/follow_up_1"))
+    assert len(again["chat"]) == 4, "the failed question left the session as it was"
 
 
 def test_two_sessions_at_once_never_share_context(served_app, tmp_path):

@@ -50,18 +50,3 @@ def test_launch_serves_on_the_configured_loopback_port():
 
 def test_default_settings_bind_loopback_only():
     assert load_settings().host == "127.0.0.1"
-
-
-def test_old_exports_are_purged(tmp_path):
-    import time as _time
-
-    from assistant.webapp import EXPORT_TTL_S, _purge_old_exports
-
-    old, new, other = tmp_path / "guiderail-audit-a.json", tmp_path / "guiderail-conversation-b.md", tmp_path / "keep.txt"
-    for p in (old, new, other):
-        p.write_text("x")
-    past = _time.time() - EXPORT_TTL_S - 10
-    os.utime(old, (past, past))
-    os.utime(other, (past, past))
-    _purge_old_exports(tmp_path)
-    assert not old.exists() and new.exists() and other.exists()

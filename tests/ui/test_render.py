@@ -200,3 +200,20 @@ def test_conversation_markdown_and_audit_record_carry_what_an_auditor_needs():
     assert t0["findings"][0]["rule_id"] == "R1" and t0["verification"]["mode"] == "llm"
     assert t0["model"] == "qwen2.5-coder-1.5b" and t0["corpus_version"] == "cv-1"
     assert rec["turns"][1]["answer"] is None and rec["settings"] == {"llm": "local"}
+
+
+@pytest.mark.parametrize(
+    "quote",
+    ["Use the __init__ dose of 2 *mg* per kg", "Doses 5~10 mg and `x` marks", r"A back\slash and a_b_c name"],
+)
+def test_quoted_passage_renders_exactly_as_its_source(quote):
+    """Issue 14: Markdown emphasis inside a quoted passage is escaped, so the rendered quote equals the source."""
+    import html as _html
+    import re as _re
+
+    from markdown_it import MarkdownIt
+
+    md = R.answer_markdown(f"## Pitfalls\n- “{quote}.” [1]", [])
+    rendered = MarkdownIt("commonmark").enable("strikethrough").render(md)
+    text = _html.unescape(_re.sub(r"<[^>]+>", "", rendered))
+    assert f"“{quote}.”" in text, (md, rendered)

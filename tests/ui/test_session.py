@@ -41,19 +41,20 @@ def test_empty_or_too_long_question_warns_without_calling_the_pipeline(fake_assi
     assert fake_assistant.calls == [] and session.turns == []
 
 
-def test_guiderail_error_becomes_a_warning_and_leaves_the_session_unchanged(fake_assistant):
+def test_guiderail_error_becomes_an_error_and_leaves_the_session_unchanged(fake_assistant):
+    """A store/model failure is an error (raised to API clients by the app), not a warning toast."""
     session = S.ChatSession()
     ask(fake_assistant, session)
     fake_assistant.fail_with = LLMError("model server unreachable")
     views = ask(fake_assistant, session, "another question")
-    assert views[-1].warning == "model server unreachable"
+    assert views[-1].error == "model server unreachable" and views[-1].warning is None
     assert len(session.turns) == 1 and len(views[-1].chat) == 2, "the failed question is not kept"
 
 
 def test_unexpected_error_shows_no_traceback(fake_assistant):
     fake_assistant.fail_with = KeyError("secret internals")
     views = ask(fake_assistant, S.ChatSession())
-    assert "server log" in views[-1].warning and "secret internals" not in views[-1].warning
+    assert "server log" in views[-1].error and "secret internals" not in views[-1].error
 
 
 def test_error_event_from_the_pipeline_is_shown(fake_assistant):
@@ -62,7 +63,7 @@ def test_error_event_from_the_pipeline_is_shown(fake_assistant):
             yield S.AnswerEvent(kind="error", text="index missing <b>")
 
     views = list(S.stream_answer(Failing(), S.ChatSession(), "q", configured_backend="none"))
-    assert views[-1].warning == "index missing <b>" and "<b>" not in views[-1].chat[-1]["content"]
+    assert views[-1].error == "index missing <b>" and "<b>" not in views[-1].chat[-1]["content"]
 
 
 def test_follow_up_passes_history_and_accumulated_context(fake_assistant):
