@@ -107,7 +107,7 @@ class SafetyPass:
 
     def assess(self, drug: str, view: PatientView) -> list[Verdict]:
         """Every verdict the drug's profiles give for this patient (contraindications first)."""
-        from assistant.rules import _Evaluator
+        from assistant.rules import _Evaluator, generic_question
 
         profiles = self.knowledge.profiles_for(drug)
         out: list[Verdict] = []
@@ -124,8 +124,12 @@ class SafetyPass:
                         out.append(Verdict(drug, level, prof, chk, chk.reason.strip(), refs))
                     elif res is None and chk.ask:
                         # Only a check that says what to ask raises a question: an unstated rare condition
-                        # is read as absent rather than asked about for every drug.
-                        out.append(Verdict(drug, "ask", prof, chk, chk.ask.strip(), refs, tuple(ev.unknown)))
+                        # is read as absent rather than asked about for every drug. When pregnancy is already
+                        # known and only its stage is missing, ask for the stage, not "could she be pregnant?".
+                        question = chk.ask.strip()
+                        if ev.unknown and "pregnant" not in ev.unknown and "pregnan" in question.lower():
+                            question = generic_question(ev.unknown[0])
+                        out.append(Verdict(drug, "ask", prof, chk, question, refs, tuple(ev.unknown)))
         order = {"contraindicated": 0, "caution": 1, "ask": 2}
         return sorted(out, key=lambda v: order[v.level])
 
