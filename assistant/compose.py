@@ -275,11 +275,23 @@ def compose_answer(
             lines.append(f"{i}. **{_label(f)}**{kind}{strength}: {_cited(f.reason, f)}")
     else:
         lines.append("_No therapy rule matched this patient; see the cited passages below._")
-        for c in citations[:6]:
-            sents = [x for x in _sentences(plain_text(c.passage)) if x.lower() not in quoted and quotable(x, c)]
-            if sents:
-                quoted.add(sents[0].lower())
-                lines.append(f"- “{sents[0].rstrip('.')}.” [{c.number}]")
+        # The sentences closest to the question's own words, one per passage (the first sentence of a passage is
+        # often about something else: a caution for another population, a dosing detail).
+        ranked: list[tuple[float, int, str, int]] = []
+        for order, c in enumerate(citations[:8]):
+            best = max(
+                (
+                    (lexical_support(question, x), x)
+                    for x in _sentences(plain_text(c.passage))
+                    if x.lower() not in quoted and quotable(x, c)
+                ),
+                default=None,
+            )
+            if best is not None:
+                ranked.append((best[0], order, best[1], c.number))
+        for _score, _order, sent, number in sorted(ranked, key=lambda r: (-r[0], r[1]))[:4]:
+            quoted.add(sent.lower())
+            lines.append(f"- “{sent.rstrip('.')}.” [{number}]")
 
     # Not recommended
     lines.append(f"\n## {titles[2]}")

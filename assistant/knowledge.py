@@ -404,6 +404,11 @@ class Exclusion(_Strict):
     when: Condition
     reason: str = Field(min_length=3)
     cite: list[str] = Field(default_factory=list)
+    scope: bool = Field(
+        False,
+        description="True when the exclusion says the patient is outside the guideline's population (a child under "
+        "an adult guideline), not that the drug is harmful: the corpus then does not answer for this patient",
+    )
 
 
 class _RuleBase(_Strict):

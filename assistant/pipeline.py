@@ -219,7 +219,8 @@ def relevance_of(p: RetrievedPassage) -> float:
 
 
 def _actionable(findings: Sequence[Finding]) -> bool:
-    return any(f.kind in ("recommend", "consider", "exclude", "warn") for f in findings)
+    # "Outside this guideline's population" (a child under an adult guideline) is not an answer for the patient.
+    return any(f.kind in ("recommend", "consider", "exclude", "warn") and f.severity != "scope" for f in findings)
 
 
 @dataclass

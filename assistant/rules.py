@@ -708,17 +708,21 @@ class RuleEngine:
             return []
         refs = list(rule.cite)
         hits: list[tuple[str, list[str]]] = []
+        scope_only = True
         ex_eval = _Evaluator(view)
         for ex in rule.exclusions:
             if ex_eval.cond(ex.when) is True:
                 hits.append((ex.reason, ex.cite))
+                scope_only = scope_only and ex.scope
         if not rule.repeat_after_progression and view.any_match(("progressed",), [rule.therapy]):
             hits.append(
                 (f"Disease already progressed on {self._name(rule.therapy)}; it is not repeated.", [])
             )
         if hits:
             ex_refs = list(dict.fromkeys(refs + [c for _, cites in hits for c in cites]))
-            return [self._therapy_finding(rule, "exclude", " ".join(reason.strip() for reason, _ in hits), ex_refs)]
+            reason = " ".join(reason.strip() for reason, _ in hits)
+            # Outside the guideline's population: not an answer the corpus gives for this patient.
+            return [self._therapy_finding(rule, "exclude", reason, ex_refs, severity="scope" if scope_only else None)]
         elig = _Evaluator(view)
         eligible = elig.cond(rule.eligible_when)
         if eligible is False:

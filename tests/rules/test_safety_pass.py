@@ -232,3 +232,22 @@ def test_a_high_label_warning_gives_way_to_a_same_class_sibling(real_knowledge) 
     no_seizure = engine.evaluate(extract_context(q.replace("Epilepsy with a seizure 4 months ago. ", ""),
                                                  lexicon=real_knowledge.lexicon))  # fmt: skip
     assert {f.therapy for f in no_seizure if f.kind == "recommend"} >= {"enzalutamide", "apalutamide", "darolutamide"}
+
+
+def test_scope_exclusion_is_not_an_answer(corpus: Path, tmp_path: Path) -> None:
+    """An exclusion marked scope (a child under an adult guideline) is kept apart from harm-based exclusions."""
+    root = tmp_path / "corpus"
+    shutil.copytree(corpus, root)
+    rules = (root / "rules" / "fixture.yaml").read_text(encoding="utf-8")
+    rules = rules.replace(
+        "      - id: crcl\n        when: {lab: {name: crcl, op: \"<\", value: 15}}\n        reason: CrCl below 15 mL/min.",
+        "      - id: child\n        scope: true\n        when: {age: {op: \"<\", value: 18}}\n        reason: Adult guideline.\n"
+        "      - id: crcl\n        when: {lab: {name: crcl, op: \"<\", value: 15}}\n        reason: CrCl below 15 mL/min.",
+    )
+    (root / "rules" / "fixture.yaml").write_text(rules, encoding="utf-8")
+    engine = RuleEngine(load_knowledge(root))
+    child = engine.evaluate(_af_woman(age=12, pregnant=False))
+    ex = [f for f in child if f.therapy == "apixaban" and f.kind == "exclude"]
+    assert ex and ex[0].severity == "scope"
+    adult_low_crcl = engine.evaluate(_af_woman(pregnant=False, labs={"crcl": LabValue(name="crcl", value=10)}))
+    assert [f.severity for f in adult_low_crcl if f.therapy == "apixaban" and f.kind == "exclude"] == [None]
