@@ -101,9 +101,10 @@ def _sources(k: Knowledge, refs: Iterable[str]) -> list[str]:
 
 def review_sheet(k: Knowledge, today: _dt.date | None = None) -> str:
     today = today or _dt.date.today()
-    therapy = [r for r in k.rules if isinstance(r, TherapyRule)]
-    warn = [r for r in k.rules if isinstance(r, WarningRule)]
-    ask = [r for r in k.rules if isinstance(r, QuestionRule)]
+    # By the record's `type`, not isinstance: `python -m assistant.knowledge` loads the classes as __main__'s.
+    therapy: list[TherapyRule] = [r for r in k.rules if r.type == "therapy"]  # type: ignore[misc]
+    warn: list[WarningRule] = [r for r in k.rules if r.type == "warning"]  # type: ignore[misc]
+    ask: list[QuestionRule] = [r for r in k.rules if r.type == "question"]  # type: ignore[misc]
     unverified = sum(1 for r in k.rules if r.unverified or k.is_unverified(r.cite))
     lines = [
         "# GuideRail knowledge — clinician review sheet",

@@ -251,3 +251,13 @@ def test_scope_exclusion_is_not_an_answer(corpus: Path, tmp_path: Path) -> None:
     assert ex and ex[0].severity == "scope"
     adult_low_crcl = engine.evaluate(_af_woman(pregnant=False, labs={"crcl": LabValue(name="crcl", value=10)}))
     assert [f.severity for f in adult_low_crcl if f.therapy == "apixaban" and f.kind == "exclude"] == [None]
+
+
+def test_review_command_as_a_clinician_runs_it(corpus: Path, tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    out = tmp_path / "review.md"
+    subprocess.run([sys.executable, "-m", "assistant.knowledge", "review", "--out", str(out), str(corpus)], check=True)
+    sheet = out.read_text(encoding="utf-8")
+    assert "### T-CABA" in sheet and "0 therapy rules" not in sheet
