@@ -260,4 +260,4 @@ def test_review_command_as_a_clinician_runs_it(corpus: Path, tmp_path: Path) -> 
     out = tmp_path / "review.md"
     subprocess.run([sys.executable, "-m", "assistant.knowledge", "review", "--out", str(out), str(corpus)], check=True)
     sheet = out.read_text(encoding="utf-8")
-    assert "### T-CABA" in sheet and "0 therapy rules" not in sheet
+    assert "### T-CABA" in sheet and " 0 therapy rules" not in sheet
