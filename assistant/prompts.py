@@ -258,11 +258,12 @@ def format_passage(c: Citation, max_chars: int = PASSAGE_MAX_CHARS) -> str:
     # Short header (why: every token of it is prefill time): body, year, the section's own heading, strength.
     section = c.section.split("›")[-1].strip()
     head = " · ".join(_clip(x, 40) for x in (c.organisation, c.year[:4], section, c.strength) if x)
-    # issue 14: sentences addressed to the model never reach it; a flagged passage is labelled untrusted
-    body = strip_instructions(passage_body(c.passage))
+    # issue 14: sentences addressed to the model never reach it (cut after the template markers are
+    # gone, so what is left of a marker line stays as plain data); a flagged passage is labelled untrusted
+    body = strip_instructions(sanitize_passage(passage_body(c.passage)))
     if c.flagged:
         head = f"{head} · UNTRUSTED (held text addressed to the model)".lstrip(" ·")
-    return f"[{c.number}] {head}\n{_clip(sanitize_passage(body), max_chars)}"
+    return f"[{c.number}] {head}\n{_clip(body, max_chars)}"
 
 
 @dataclass(frozen=True)
