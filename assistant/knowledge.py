@@ -439,6 +439,12 @@ class TherapyRule(_RuleBase):
     therapy: str
     drugs: list[str] = Field(default_factory=list)
     applies_when: Condition | None = None
+    population: Condition | None = Field(
+        None,
+        description="Who the source guideline was written for (e.g. adults); false → a scope exclusion: the corpus "
+        "does not answer for this patient. Unknown (age not stated) does not exclude.",
+    )
+    population_reason: str = ""
     eligible_when: Condition | None = None
     ineligible_reason: str = ""
     exclusions: list[Exclusion] = Field(default_factory=list)
@@ -1352,6 +1358,7 @@ def _check_rule_refs(
         for i, d in enumerate(rule.drugs):
             check_token(d, "drug", "drugs", i)
         check_condition(rule.applies_when, "applies_when")
+        check_condition(rule.population, "population")
         check_condition(rule.eligible_when, "eligible_when")
         for i, ex in enumerate(rule.exclusions):
             check_condition(ex.when, "exclusions", i, "when")

@@ -468,7 +468,16 @@ class Assistant:
         coverage = question_coverage(q, relevant)
         timings["question_coverage"] = round(coverage, 3)
         off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
-        abstain = not citations or (off_topic and not backed)
+        # The rules for the question's own condition say the patient is outside their guideline's population
+        # (a child, an immunocompromised patient under a guideline that excludes them) and nothing else applies:
+        # quoting that guideline's passages would be advice it does not give.
+        out_of_scope = [f for f in numbered if f.severity == "scope" and (not ctx.focus or f.domain in ctx.focus)]
+        scope_abstain = bool(out_of_scope) and not _actionable(
+            [f for f in numbered if not ctx.focus or f.domain in (*ctx.focus, None, "general")]
+        )
+        abstain = not citations or (off_topic and not backed) or scope_abstain
+        if scope_abstain:
+            timings["scope_abstain"] = 1.0
         user_text = f"{text}\n{prompts.format_patient(ctx)}"
         return _Prepared(
             question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings, user_text=user_text
@@ -479,6 +488,9 @@ class Assistant:
         if prep.ctx.diagnoses:
             topic_hint = f" (for {', '.join(d.replace('_', ' ') for d in prep.ctx.diagnoses)})"
         detail = prompts.ABSTAIN_DETAIL.format(coverage=coverage_summary(self.knowledge), topic_hint=topic_hint)
+        scope = list(dict.fromkeys(f.reason for f in prep.plan.findings if f.severity == "scope"))
+        if scope:
+            detail = "The guideline in my corpus for this does not cover this patient: " + " ".join(scope[:2]) + "\n\n" + detail
         body = f"{prompts.REFUSAL}\n\n{detail}"
         report = VerificationReport(checked=["relevance"], failed=["relevance: no passage above min_relevance"], mode="abstain", verified=False)
         prep.timings["total"] = self._ms(t0)

@@ -707,6 +707,10 @@ class RuleEngine:
         if scope.cond(rule.applies_when) is not True:
             return []
         refs = list(rule.cite)
+        if rule.population is not None and _Evaluator(view).cond(rule.population) is False:
+            # Written for another population (an adult guideline, a child here): not this corpus's answer.
+            reason = rule.population_reason or "This recommendation's guideline was written for another population."
+            return [self._therapy_finding(rule, "exclude", reason, refs, severity="scope")]
         hits: list[tuple[str, list[str]]] = []
         scope_only = True
         ex_eval = _Evaluator(view)
