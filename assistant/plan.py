@@ -52,6 +52,16 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
                 # A name shared with an offered therapy (a regimen component) must stay sayable.
                 if name.lower() not in offered_names and name not in must_not:
                     must_not.append(name)
+    if lexicon is not None:
+        # Every named member of a class is excluded: the class word ("DOACs") must not be offered either.
+        gone = {t for t in excluded if t not in components}
+        for members in (getattr(lexicon, "class_members", None) or {}).values():
+            named = {m for m in members if not m.endswith("_unspecified") and "+" not in m}
+            if len(named) >= 2 and named <= gone:
+                for m in sorted(members - named):
+                    for name in lexicon.names_of(m):
+                        if name not in must_not and name.lower() not in {n.lower() for t in all_offered for n in lexicon.names_of(t)}:
+                            must_not.append(name)
     must_warn = _unique(f.reason for f in findings if f.kind == "warn")
     should_ask = _unique(f.reason for f in findings if f.kind == "ask")
     conflicts = _unique(f.reason for f in findings if f.kind == "warn" and f.rule_id.startswith("CONFLICT:"))

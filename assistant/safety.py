@@ -111,6 +111,7 @@ class SafetyPass:
 
         profiles = self.knowledge.profiles_for(drug)
         out: list[Verdict] = []
+        view = self._with_planned_comedication(drug, view)
         allergy = self._allergy(drug, profiles, view)
         if allergy is not None:
             out.append(allergy)
@@ -132,6 +133,25 @@ class SafetyPass:
                         out.append(Verdict(drug, "ask", prof, chk, question, refs, tuple(ev.unknown)))
         order = {"contraindicated": 0, "caution": 1, "ask": 2}
         return sorted(out, key=lambda v: order[v.level])
+
+    def _with_planned_comedication(self, drug: str, view: PatientView) -> PatientView:
+        """A co-medication about to start ("starting rifampin next week") interacts like one already taken: the
+        label checks read `current`, so planned drugs of other classes are added to the medication list here."""
+        from assistant.rules import PatientView
+
+        mine = set(self.lexicon.classes_of(drug)) | {drug}
+        planned = [
+            t.therapy
+            for t in view.ctx.therapies
+            if t.status == "planned"
+            and t.therapy != drug
+            and not (set(self.lexicon.classes_of(t.therapy)) & mine)
+            and t.therapy not in view.ctx.medications
+        ]
+        if not planned:
+            return view
+        ctx = view.ctx.model_copy(update={"medications": [*view.ctx.medications, *planned]})
+        return PatientView.build(ctx, view.lexicon, view.reference_uln)
 
     def _allergy(self, drug: str, profiles: Sequence[SafetyProfile], view: PatientView) -> Verdict | None:
         ctx = view.ctx

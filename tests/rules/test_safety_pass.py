@@ -261,3 +261,22 @@ def test_review_command_as_a_clinician_runs_it(corpus: Path, tmp_path: Path) -> 
     subprocess.run([sys.executable, "-m", "assistant.knowledge", "review", "--out", str(out), str(corpus)], check=True)
     sheet = out.read_text(encoding="utf-8")
     assert "### T-CABA" in sheet and " 0 therapy rules" not in sheet
+
+
+def test_planned_comedication_interacts_like_a_current_one(engine: RuleEngine) -> None:
+    """'Starting rifampin next week' must meet the same interaction check as rifampin already taken."""
+    planned = _af_woman(pregnant=False, therapies=[TherapyExposure(therapy="rifampin", status="planned")])
+    warn = [f for f in engine.evaluate(planned) if f.rule_id == "SAFETY:SAFE-APIXABAN-T.inducer"]
+    assert warn, "a planned strong inducer must trigger the apixaban interaction check"
+
+
+def test_all_members_of_a_class_excluded_forbids_the_class_word(real_knowledge) -> None:
+    from assistant.models import Finding
+    from assistant.plan import build_plan
+
+    doacs = ["apixaban", "rivaroxaban", "edoxaban", "dabigatran"]
+    findings = [Finding(rule_id=f"X-{d}", kind="exclude", therapy=d, reason="inducer") for d in doacs]
+    plan = build_plan(findings, PatientContext(), real_knowledge.lexicon)
+    assert "DOACs" in plan.must_not_recommend and "direct oral anticoagulant" in plan.must_not_recommend
+    one_left = build_plan(findings[:3], PatientContext(), real_knowledge.lexicon)
+    assert "DOACs" not in one_left.must_not_recommend
