@@ -38,7 +38,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-CHUNKER_VERSION = 2  # bump when chunk text, ids or metadata change for the same input (forces re-chunking)
+CHUNKER_VERSION = 3  # 3: flagged/flag_reason metadata on planted-instruction chunks; bump when chunk text, ids or metadata change for the same input (forces re-chunking)
 # 2: per-block unverified flag
 ENCODE_BLOCK = (
     1024  # chunks per encode call: lets the model sort by length over a larger block (less padding)
