@@ -472,8 +472,14 @@ class Assistant:
         # (a child, an immunocompromised patient under a guideline that excludes them) and nothing else applies:
         # quoting that guideline's passages would be advice it does not give.
         out_of_scope = [f for f in numbered if f.severity == "scope" and (not ctx.focus or f.domain in ctx.focus)]
+        # Safety-screen exclusions of drugs a passage happened to name are not an answer either.
         scope_abstain = bool(out_of_scope) and not _actionable(
-            [f for f in numbered if not ctx.focus or f.domain in (*ctx.focus, None, "general")]
+            [
+                f
+                for f in numbered
+                if (not ctx.focus or f.domain in (*ctx.focus, None, "general"))
+                and not f.rule_id.startswith(("SAFETY:", "DECLINED:"))
+            ]
         )
         abstain = not citations or (off_topic and not backed) or scope_abstain
         if scope_abstain:

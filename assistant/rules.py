@@ -810,6 +810,16 @@ class RuleEngine:
         return self.safety.screen(drugs, self.view(ctx), known=known)
 
 
+def finding_order(f: Finding) -> tuple:
+    """Offers by preference then strength, then exclusions, warnings by severity, questions."""
+    order = _KIND_ORDER[f.kind]
+    if f.kind in ("recommend", "consider"):
+        return (0, f.preference if f.preference is not None else 99, order, strength_rank(f.strength))
+    if f.kind == "warn":
+        return (order, _SEVERITY_ORDER.get(f.severity or "", 3))
+    return (order, 0)
+
+
 def _after_safety(findings: list[Finding]) -> list[Finding]:
     """Re-order after the safety pass and drop questions that only matter to therapies now excluded."""
     offered = {f.therapy for f in findings if f.kind in ("recommend", "consider") and f.therapy}
@@ -838,15 +848,7 @@ def _after_safety(findings: list[Finding]) -> list[Finding]:
             first = first.model_copy(update={"reason": f"{question}{marker}{shown} can be used)"})
         unique_asks.append(first)
 
-    def key(f: Finding) -> tuple:
-        order = _KIND_ORDER[f.kind]
-        if f.kind in ("recommend", "consider"):
-            return (0, f.preference if f.preference is not None else 99, order, strength_rank(f.strength))
-        if f.kind == "warn":
-            return (order, _SEVERITY_ORDER.get(f.severity or "", 3))
-        return (order, 0)
-
-    return sorted(rest, key=key) + unique_asks
+    return sorted(rest, key=finding_order) + unique_asks
 
 
 def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:
@@ -908,15 +910,7 @@ def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:
     }
     ask_list = [a for a in asks.values() if not (a.therapy and a.therapy in excluded_only)]
 
-    def key(f: Finding) -> tuple:
-        order = _KIND_ORDER[f.kind]
-        if f.kind in ("recommend", "consider"):
-            return (0, f.preference if f.preference is not None else 99, order, strength_rank(f.strength))
-        if f.kind == "warn":
-            return (order, _SEVERITY_ORDER.get(f.severity or "", 3))
-        return (order, 0)
-
-    ordered = sorted(rest, key=key)  # stable: rule-file order breaks ties
+    ordered = sorted(rest, key=finding_order)  # stable: rule-file order breaks ties
     return ordered + ask_list
 
 

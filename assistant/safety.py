@@ -235,23 +235,8 @@ class SafetyPass:
                 done_drugs.add(drug)
             done_drugs.update(comps)
             if blocked:
-                v = blocked[0]
                 names = " + ".join(self._name(c) for c in comps)
-                reasons = " ".join(dict.fromkeys(x.reason for x in blocked))
-                out.append(
-                    Finding(
-                        rule_id=v.rule_id,
-                        domain=f.domain,
-                        kind="exclude",
-                        therapy=f.therapy,
-                        title=f"{names}: label contraindication for this patient",
-                        reason=reasons,
-                        strength="FDA label",
-                        refs=list(dict.fromkeys([r for x in blocked for r in x.refs] + list(f.refs))),
-                        unverified=any(x.profile is not None and x.profile.unverified for x in blocked),
-                        severity="label",
-                    )
-                )
+                out.append(_label_exclusion(f.therapy, names, blocked, domain=f.domain, refs=f.refs))
             else:
                 out.append(f)
         return self._prefer_unburdened_sibling(out, cautioned) + _dedupe(extra)
@@ -360,20 +345,7 @@ class SafetyPass:
                 continue
             if not blocked:
                 continue
-            v = blocked[0]
-            out.append(
-                Finding(
-                    rule_id=v.rule_id,
-                    kind="exclude",
-                    therapy=drug,
-                    title=f"{self._name(drug)}: label contraindication for this patient",
-                    reason=" ".join(dict.fromkeys(x.reason for x in blocked)),
-                    strength="FDA label",
-                    refs=list(dict.fromkeys(r for x in blocked for r in x.refs)),
-                    unverified=any(x.profile is not None and x.profile.unverified for x in blocked),
-                    severity="label",
-                )
-            )
+            out.append(_label_exclusion(drug, self._name(drug), blocked))
         return out
 
     def monitoring(self, drugs: Iterable[str]) -> list[tuple[str, str, list[str]]]:
@@ -388,6 +360,24 @@ class SafetyPass:
                             seen.add(line)
                             out.append((comp, line, [f"{doc_id_for(prof.id)}#monitoring"]))
         return out
+
+
+def _label_exclusion(
+    therapy: str, shown: str, blocked: Sequence[Verdict], *, domain: str | None = None, refs: Sequence[str] = ()
+) -> Finding:
+    """The exclusion a label contraindication makes of an offer (or of a drug named elsewhere)."""
+    return Finding(
+        rule_id=blocked[0].rule_id,
+        domain=domain,
+        kind="exclude",
+        therapy=therapy,
+        title=f"{shown}: label contraindication for this patient",
+        reason=" ".join(dict.fromkeys(x.reason for x in blocked)),
+        strength="FDA label",
+        refs=list(dict.fromkeys([*(r for x in blocked for r in x.refs), *refs])),
+        unverified=any(x.profile is not None and x.profile.unverified for x in blocked),
+        severity="label",
+    )
 
 
 def _dedupe(findings: list[Finding]) -> list[Finding]:

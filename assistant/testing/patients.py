@@ -22,10 +22,9 @@ from __future__ import annotations
 
 import itertools
 import math
-import operator
 import random
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal, get_args, get_origin
@@ -35,16 +34,8 @@ import yaml
 from assistant import calculators
 from assistant.knowledge import Condition, Knowledge
 from assistant.models import Allergy, Biomarker, LabValue, PatientContext, TherapyExposure
-from assistant.rules import PatientView, Tri, _Evaluator
+from assistant.rules import _OPS, PatientView, Tri, _Evaluator
 
-_OPS: dict[str, Callable[[float, float], bool]] = {
-    "<": operator.lt,
-    "<=": operator.le,
-    ">": operator.gt,
-    ">=": operator.ge,
-    "==": operator.eq,
-    "!=": operator.ne,
-}
 _NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 
 # Which exposure statuses each therapy atom reads (mirrors rules._Evaluator.atom) and which one the solver
