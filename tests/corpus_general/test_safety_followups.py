@@ -9,7 +9,6 @@ for everyone (or for no one) fails. Profile checks are exercised through minimal
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
@@ -33,35 +32,9 @@ OFFERED = [
 ]  # fmt: skip
 
 
-def _rule(drug: str, dx: str) -> str:
-    return (
-        f"  - id: TEST-{drug.upper().replace('_', '-')}-{dx.upper().replace('_', '-')}\n"
-        f"    type: therapy\n"
-        f"    therapy: {drug}\n"
-        f"    drugs: [{drug}]\n"
-        f"    title: Test offer of {drug}\n"
-        f"    domain: general\n"
-        f"    applies_when: {{diagnosis: {dx}}}\n"
-        f"    finding: consider\n"
-        f"    strength: test\n"
-        f"    reason: Offered so the safety profile can be exercised.\n"
-        f"    cite: [LBL-WARFARIN-IND]\n"
-        f"    last_reviewed: 2026-12-02\n"
-    )
-
-
 @pytest.fixture(scope="module")
-def profile_engine(tmp_path_factory) -> RuleEngine:
-    dest = tmp_path_factory.mktemp("safety-followups-corpus")
-    for sub in ("lexicon", "labels", "safety"):
-        shutil.copytree(CORPUS / sub, dest / sub)
-    (dest / "rules").mkdir()
-    (dest / "rules" / "test_offers.yaml").write_text(
-        "rules:\n" + "".join(_rule(d, dx) for d, dx in OFFERED), encoding="utf-8"
-    )
-    knowledge = load_knowledge(dest)
-    assert knowledge.report.ok, str(knowledge.report)
-    return RuleEngine(knowledge)
+def profile_engine(tmp_path_factory, make_offer_corpus) -> RuleEngine:
+    return RuleEngine(make_offer_corpus(tmp_path_factory.mktemp("safety-followups-corpus"), OFFERED))
 
 
 @pytest.fixture(scope="module")

@@ -9,12 +9,11 @@ every member.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import pytest
 
-from assistant.knowledge import Knowledge, load_knowledge
+from assistant.knowledge import Knowledge
 from assistant.models import Allergy, Finding, LabValue, PatientContext, TherapyExposure
 from assistant.rules import RuleEngine
 
@@ -38,36 +37,10 @@ OFFERED = [
 ]  # fmt: skip
 
 
-def _rule(drug: str, dx: str) -> str:
-    return (
-        f"  - id: TEST-{drug.upper().replace('_', '-')}\n"
-        f"    type: therapy\n"
-        f"    therapy: {drug}\n"
-        f"    drugs: [{drug}]\n"
-        f"    title: Test offer of {drug}\n"
-        f"    domain: general\n"
-        f"    applies_when: {{diagnosis: {dx}}}\n"
-        f"    finding: consider\n"
-        f"    strength: test\n"
-        f"    reason: Offered so the safety profile can be exercised.\n"
-        f"    cite: [LBL-WARFARIN-IND]\n"
-        f"    last_reviewed: 2026-12-02\n"
-    )
-
-
 @pytest.fixture(scope="module")
-def knowledge(tmp_path_factory) -> Knowledge:
+def knowledge(tmp_path_factory, make_offer_corpus) -> Knowledge:
     dest = tmp_path_factory.mktemp("general-safety-corpus")
-    shutil.copytree(CORPUS / "lexicon", dest / "lexicon")
-    shutil.copytree(CORPUS / "labels", dest / "labels")
-    (dest / "rules").mkdir()
-    (dest / "rules" / "test_offers.yaml").write_text(
-        "rules:\n" + "".join(_rule(d, dx) for d, dx in OFFERED), encoding="utf-8"
-    )
-    (dest / "safety").mkdir()
-    for path in GENERAL_PROFILES:
-        shutil.copy(path, dest / "safety" / path.name)
-    return load_knowledge(dest)
+    return make_offer_corpus(dest, OFFERED, safety_files=GENERAL_PROFILES, short_ids=True)
 
 
 @pytest.fixture(scope="module")
