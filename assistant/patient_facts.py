@@ -370,6 +370,12 @@ _REACTIONS: list[tuple[str, str, re.Pattern[str]]] = [
         ("severe cutaneous reaction", "severe", r"\bblister\w*|\bdesquamat\w*|skin (?:peeling|sloughing)|mucosal (?:involvement|ulcer\w*)", re.I),
         ("bronchospasm", "severe", r"\bbronchospasm|\bwheez\w*|difficulty breathing|respiratory distress|throat (?:closing|tightness)", re.I),
         ("serum sickness", "severe", r"serum sickness", re.I),
+        # Serious organ toxicity from the drug itself: not an allergy, but the drug is not given again.
+        ("hepatotoxicity", "severe", r"\b(?:drug[- ]induced |cholestatic )?(?:hepatitis|hepatotoxicity|jaundice)\b|\bliver (?:injury|damage|toxicity|failure)\b", re.I),
+        ("pancreatitis", "severe", r"\bpancreatitis\b", re.I),
+        ("agranulocytosis", "severe", r"\bagranulocytosis\b|\baplastic an(?:a)?emia\b", re.I),
+        ("pulmonary toxicity", "severe", r"\bpneumonitis\b|\bpulmonary (?:toxicity|reaction|fibrosis)\b", re.I),
+        ("tendon rupture", "severe", r"\btendon rupture\b", re.I),
         ("urticaria", "non-severe", r"\bhives\b|\burticari\w*", re.I),
         ("rash", "non-severe", r"\brash\w*|\bmaculopapular|\bexanthem\w*", re.I),
         ("itch", "non-severe", r"\bitch\w*|\bprurit\w*", re.I),
@@ -416,7 +422,9 @@ _DELABELLED = re.compile(
 _REACTION_WORDS = (
     r"(?:anaphyla\w*|angio-?o?edema|(?-i:SJS(?:/TEN)?|TEN|DRESS)|stevens[- ]johnson(?: syndrome)?|toxic epidermal necrolysis|hives|"
     r"urticaria\w*|(?:(?:drug|skin|maculopapular|morbilliform|blistering|urticarial|pruritic) )?rash|bronchospasm|itching|(?:lip|tongue|throat|facial|face|airway) swelling|swelling of (?:the |her |his )?"
-    r"(?:lips?|tongue|throat|face)|serum sickness|(?:an? )?(?:allergic|adverse|hypersensitivity|drug|severe|serious) reaction)"
+    r"(?:lips?|tongue|throat|face)|serum sickness|(?:an? )?(?:allergic|adverse|hypersensitivity|drug|severe|serious) reaction|"
+    r"(?:drug[- ]induced |cholestatic )?(?:hepatitis|hepatotoxicity|jaundice)|liver (?:injury|damage|toxicity|failure)|"
+    r"pancreatitis|agranulocytosis|pneumonitis|pulmonary (?:toxicity|reaction|fibrosis)|tendon rupture)"
 )
 # "had anaphylaxis (throat swelling, hypotension) after amoxicillin", "developed SJS on co-trimoxazole":
 # a reaction, an optional parenthesis of its signs, then the drug it followed.

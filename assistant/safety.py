@@ -184,7 +184,8 @@ class SafetyPass:
                 )  # fmt: skip
             return Verdict(
                 drug, "contraindicated", prof, None,
-                f"Documented {what}: hypersensitivity to the drug or its class is a label contraindication.",
+                f"Documented {what}: a hypersensitivity or serious reaction to the drug or its class — it is not "
+                "given again (hypersensitivity is a label contraindication).",
                 refs,
             )  # fmt: skip
         return None
