@@ -235,6 +235,10 @@ def compose_answer(
             return False
         if _planted(sentence, c):  # issue 14
             return False
+        if forbidden is not None and c is not None and forbidden.search(f"{c.title} {c.section} {c.passage}"):
+            # A passage about an excluded drug ("Apixaban dosing", "… an SGLT2 inhibitor … Once started, continue
+            # below eGFR 20") reads as that drug's option even in a sentence that does not name it.
+            return False
         return forbidden is None or not forbidden.search(sentence)
 
     # Bottom line
@@ -257,6 +261,14 @@ def compose_answer(
             lead = "The most relevant guidance says" if not patient else "The guideline closest to your question says"
             lines.append(f"{lead}: “{best[0].rstrip('.')}.” [{best[1]}]")
             quoted.add(best[0].lower())
+    if not options and excluded and len(lines) == 1:
+        # Everything the rules would have offered is ruled out for this patient: say so plainly first.
+        lines.append(
+            "_None of the options the rule checks know for this question fits this patient as described; "
+            "the reasons are below — this needs a specialist decision._"
+            if not patient
+            else "_None of the usual treatments fits your situation as described; your care team will need to decide._"
+        )
     if excluded:
         names = ", ".join(_label(f) for f in excluded)
         if patient:

@@ -101,3 +101,29 @@ def test_text_that_speaks_against_an_offered_drug_is_a_violation(sentence: str, 
 )
 def test_population_scope(population: str, ctx: PatientContext, fits: bool) -> None:
     assert (population_mismatch(population, ctx) is None) is fits, population_mismatch(population, ctx)
+
+
+def test_a_passage_about_an_excluded_drug_is_not_mined_for_options() -> None:
+    cites = [
+        Citation(number=1, doc_id="kdigo", title="CKD", section="SGLT2 inhibitors", chunk_id="c1",
+                 passage="Treat CKD with an SGLT2 inhibitor. Once started, continue below eGFR 20 until dialysis."),
+        Citation(number=2, doc_id="ada", title="Diabetes", section="Insulin", chunk_id="c2",
+                 passage="Insulin is the treatment of type 1 diabetes; match the dose to carbohydrate intake."),
+    ]  # fmt: skip
+    plan = AnswerPlan(
+        findings=[Finding(rule_id="X", kind="exclude", therapy="empagliflozin", reason="Type 1 diabetes.", citations=[1])],
+        must_not_recommend=["empagliflozin", "SGLT2 inhibitor"],
+    )
+    body = compose_answer("Type 1 diabetes with CKD: start an SGLT2 inhibitor?", plan, cites).body
+    head = _section(body, SECTIONS[0]) + _section(body, SECTIONS[1])
+    assert "continue below eGFR 20" not in head
+    assert "Insulin is the treatment" in head
+
+
+def test_when_every_option_is_ruled_out_the_bottom_line_says_so() -> None:
+    plan = AnswerPlan(
+        findings=[Finding(rule_id="X", kind="exclude", therapy="empagliflozin", reason="Type 1 diabetes.", citations=[])],
+        must_not_recommend=["empagliflozin"],
+    )
+    body = compose_answer("Start empagliflozin?", plan, []).body
+    assert "None of the options the rule checks know" in _section(body, SECTIONS[0])
