@@ -370,8 +370,16 @@ class IndexStore:
 
     @property
     def ready(self) -> bool:
-        """Has an ingest ever committed to this index (readers answer only from a ready index)?"""
+        """Has an ingest ever committed to this index (readers answer only from a ready index)?
+
+        On a shared server the commit point is the marker another machine's ingest wrote into the collection:
+        a process with no local copy of the manifest adopts that commit first."""
+        self._adopt_remote_commit()
         return bool(self.manifest().docs) or self.manifest_path.is_file()
+
+    def _adopt_remote_commit(self) -> None:
+        if self.shared and self._marker_seen is None:
+            self.refresh(force=True)
 
     def sidecar_dir(self, generation: int) -> Path:
         return self.meta_dir / f"bm25-{generation}"
@@ -457,6 +465,7 @@ class IndexStore:
 
     # -- reads ----------------------------------------------------------------------------
     def count(self) -> int:
+        self._adopt_remote_commit()
         return len(self.live_ids())
 
     def query_dense(self, text: str, k: int, where: Mapping[str, Any] | None = None) -> list[Hit]:
