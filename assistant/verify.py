@@ -428,18 +428,30 @@ _AGAINST = re.compile(
 _CONDITIONAL = re.compile(r"\b(?:if|unless|when|while|in case|before|until|with (?:a|an)\b)", re.I)
 
 
-def contradicts_offer(sentence: Sentence, offered: Mapping[str, Sequence[str]]) -> list[str]:
-    """Offered therapies that the sentence speaks against in the same clause (outside 'Not recommended')."""
+def contradicts_offer(
+    sentence: Sentence, offered: Mapping[str, Sequence[str]], forbidden: Sequence[str] = ()
+) -> list[str]:
+    """Offered therapies that the sentence speaks against in the same clause (outside 'Not recommended').
+
+    A clause that also names a therapy the plan forbids ("enoxaparin is preferred; DOACs are avoided", "…
+    enoxaparin, and DOACs should be avoided") is read as speaking against that one, not the offer."""
     if sentence.kind == "note" or sentence.section.lower() in _NOT_REC_TITLES:
         return []
     text = strip_citations(sentence.text)
     bad: list[str] = []
+    others = {n: [n] for n in forbidden if len(n) >= 3}
     for tid, start, end in therapy_mentions(sentence.text, offered):
         clause_start = max((m.end() for m in _CLAUSE_HARD.finditer(text, 0, start)), default=0)
         nxt = _CLAUSE_HARD.search(text, end)
         clause = text[clause_start : nxt.start() if nxt else len(text)]
-        # A conditional clause ("avoid if CrCl < 30") is advice about when, not a contradiction.
-        if _AGAINST.search(clause) and not _CONDITIONAL.search(clause):
+        # A conditional clause ("avoid if CrCl < 30") is advice about when, not a contradiction; nor is a clause
+        # whose negative is about a forbidden therapy it also names.
+        against = [
+            m for m in _AGAINST.finditer(clause)
+            # "is not contraindicated", "never avoided": a negated negative speaks for the drug.
+            if not re.search(r"\b(?:not|never|no longer)\s+(?:\w+\s+)?$|n't\s+(?:\w+\s+)?$", clause[: m.start()], re.I)
+        ]  # fmt: skip
+        if against and not _CONDITIONAL.search(clause) and not therapy_mentions(clause, others):
             bad.append(tid)
     return list(dict.fromkeys(bad))
 
@@ -596,7 +608,7 @@ def inspect_answer(
         for s in sentences:
             if s.kind != "claim":
                 continue
-            for tid in contradicts_offer(s, plan.offered_names):
+            for tid in contradicts_offer(s, plan.offered_names, plan.must_not_recommend):
                 s.problems.append("contradiction")
                 violations.append(
                     Violation(

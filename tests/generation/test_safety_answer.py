@@ -69,6 +69,7 @@ def test_declined_option_is_labelled_declined() -> None:
         ("Cabazitaxel should be avoided in this patient [1].", True),
         ("Cabazitaxel is the preferred option [1].", False),
         ("Avoid cabazitaxel if neutrophils are below 1,500 [1].", False),
+        ("Cabazitaxel is the preferred option because it is not contraindicated here [1].", False),
     ],
 )
 def test_text_that_speaks_against_an_offered_drug_is_a_violation(sentence: str, bad: bool) -> None:
@@ -127,3 +128,15 @@ def test_when_every_option_is_ruled_out_the_bottom_line_says_so() -> None:
     )
     body = compose_answer("Start empagliflozin?", plan, []).body
     assert "None of the options the rule checks know" in _section(body, SECTIONS[0])
+
+
+def test_a_negative_about_a_forbidden_drug_is_not_a_contradiction_of_the_offer() -> None:
+    cites = [Citation(number=1, doc_id="d", title="T", chunk_id="c", passage="Enoxaparin is preferred in pregnancy; DOACs should be avoided.")]
+    plan = AnswerPlan(
+        findings=[Finding(rule_id="R1", kind="recommend", therapy="enoxaparin", reason="Pregnancy.", citations=[1])],
+        must_mention=["enoxaparin"], must_not_recommend=["apixaban", "DOACs"],
+        offered_names={"enoxaparin": ["enoxaparin", "Lovenox"]},
+    )  # fmt: skip
+    text = f"## {SECTIONS[0]}\nEnoxaparin is the preferred option, and DOACs should be avoided in pregnancy [1]."
+    res = inspect_answer(text, citations=cites, plan=plan, check_required=False)
+    assert not any(v.check == "contradiction" for v in res.violations), res.violations
