@@ -586,7 +586,12 @@ class Assistant:
         t_v = self._clock()
         composer = mode.startswith("composer")
         scorer = self._lexical_scorer if composer else self._scorer
-        final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text)
+        # The contradiction check reads what the model wrote (in _verify_llm); the rule-derived sections state
+        # limits of the offered drugs on purpose ("rivaroxaban is avoided below CrCl 15").
+        final = inspect_answer(
+            text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text,
+            check_contradiction=False,
+        )  # fmt: skip
         if final.missing_required:
             text = append_required(final.text, final.missing_required, {c.number for c in prep.citations}, audience)
             repaired_notes.append(
@@ -597,7 +602,12 @@ class Assistant:
                 for f in final.missing_required
                 if not any(f.rule_id in x for x in failed_notes)
             )
-            final = inspect_answer(text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text)
+            # The contradiction check reads what the model wrote (in _verify_llm); the rule-derived sections state
+        # limits of the offered drugs on purpose ("rivaroxaban is avoided below CrCl 15").
+        final = inspect_answer(
+            text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text,
+            check_contradiction=False,
+        )  # fmt: skip
         if composer and final.violations:
             # Deterministic text is not struck (it is the last resort) but never shown as verified.
             text, notes = strike(final, flag_only=("support", "uncited", "excluded-therapy"))

@@ -425,39 +425,45 @@ _AGAINST = re.compile(
     r"avoid(?:ed)?|not an option|not suitable|not eligible|ineligible|not appropriate)\b",
     re.I,
 )
-_CONDITIONAL = re.compile(r"\b(?:if|unless|when|while|in case|before|until|with (?:a|an)\b)", re.I)
+# A condition or threshold qualifies the negative ("avoided below CrCl 15", "contraindicated from 38 weeks").
+_CONDITIONAL = re.compile(
+    r"\b(?:if|unless|when|while|in case|before|until|with (?:a|an)\b|below|above|under|over|from|beyond|during|"
+    r"at (?:a |an )?(?:CrCl|eGFR|dose)|in (?:severe|moderate|patients|women|men|pregnancy))",
+    re.I,
+)
 
 
 def contradicts_offer(
     sentence: Sentence, offered: Mapping[str, Sequence[str]], forbidden: Sequence[str] = ()
 ) -> list[str]:
-    """Offered therapies that the sentence speaks against in the same clause (outside 'Not recommended').
+    """Offered therapies that the sentence speaks against (outside 'Not recommended').
 
-    A clause that also names a therapy the plan forbids ("enoxaparin is preferred; DOACs are avoided", "…
-    enoxaparin, and DOACs should be avoided") is read as speaking against that one, not the offer."""
+    Each negative phrase ("not recommended", "avoid", "contraindicated") is read as being about the therapy named
+    last before it in the same clause — parentheses do not end the clause ("X is preferred (8.0 months [1]) and is
+    not recommended …"); a forbidden therapy named in between takes the negative ("enoxaparin is preferred, and
+    DOACs should be avoided"); a negated negative ("is not contraindicated") or a condition ("avoid if CrCl < 30")
+    is not a contradiction."""
     if sentence.kind == "note" or sentence.section.lower() in _NOT_REC_TITLES:
         return []
     text = strip_citations(sentence.text)
+    others = {f"~{n}": [n] for n in forbidden if len(n) >= 3}
+    mentions = sorted(therapy_mentions(text, {**offered, **others}), key=lambda m: m[1])
     bad: list[str] = []
-    others = {n: [n] for n in forbidden if len(n) >= 3}
-    for tid, start, end in therapy_mentions(sentence.text, offered):
-        clause_start = max((m.end() for m in _CLAUSE_HARD.finditer(text, 0, start)), default=0)
-        nxt = _CLAUSE_HARD.search(text, end)
-        clause = text[clause_start : nxt.start() if nxt else len(text)]
-        # A conditional clause ("avoid if CrCl < 30") is advice about when, not a contradiction; nor is a clause
-        # whose negative is about a forbidden therapy it also names.
-        against = [
-            m for m in _AGAINST.finditer(clause)
-            # "is not contraindicated", "never avoided": a negated negative speaks for the drug.
-            if not re.search(r"\b(?:not|never|no longer)\s+(?:\w+\s+)?$|n't\s+(?:\w+\s+)?$", clause[: m.start()], re.I)
-        ]  # fmt: skip
-        if against and not _CONDITIONAL.search(clause) and not therapy_mentions(clause, others):
-            bad.append(tid)
+    for hit in _AGAINST.finditer(text):
+        if re.search(r"\b(?:not|never|no longer)\s+(?:\w+\s+)?$|n't\s+(?:\w+\s+)?$", text[: hit.start()], re.I):
+            continue  # "is not contraindicated": a negated negative speaks for the drug
+        before = [m for m in mentions if m[2] <= hit.start() and not _CLAUSE_HARD.search(text[m[2] : hit.start()])]
+        if not before:
+            continue
+        tid, _start, end = before[-1]
+        if tid.startswith("~") or _CONDITIONAL.search(text[end : hit.end()]):
+            continue
+        bad.append(tid)
     return list(dict.fromkeys(bad))
 
 
-# Hard clause boundaries only: a conjunction ("… and is not recommended") keeps the subject of the clause.
-_CLAUSE_HARD = re.compile(r"[;:()]|\b(?:but|however|whereas|although)\b", re.I)
+# Hard clause boundaries only: a conjunction ("… and is not recommended") or a parenthesis keeps the subject.
+_CLAUSE_HARD = re.compile(r"[;:]|\b(?:but|however|whereas|although)\b", re.I)
 
 _OPTION_SECTIONS = {
     s.lower()
@@ -540,6 +546,7 @@ def inspect_answer(
     check_support: bool = True,
     check_required: bool = True,
     context_text: str = "",
+    check_contradiction: bool = True,
 ) -> VerifyResult:
     """Run every check on ``text``; unknown citation numbers are removed from the returned text."""
     scorer = scorer or SupportScorer(None)
@@ -604,7 +611,7 @@ def inspect_answer(
                     Violation("excluded-therapy", f"recommends {tid}, which the rules exclude for this patient: “{bare[:90]}”", s.line, s.index)
                 )
 
-    if plan.offered_names:
+    if plan.offered_names and check_contradiction:
         for s in sentences:
             if s.kind != "claim":
                 continue

@@ -70,6 +70,7 @@ def test_declined_option_is_labelled_declined() -> None:
         ("Cabazitaxel is the preferred option [1].", False),
         ("Avoid cabazitaxel if neutrophils are below 1,500 [1].", False),
         ("Cabazitaxel is the preferred option because it is not contraindicated here [1].", False),
+        ("Cabazitaxel is the preferred option because it improves imaging PFS (8.0 [1]) and is not recommended for switching [1].", True),
     ],
 )
 def test_text_that_speaks_against_an_offered_drug_is_a_violation(sentence: str, bad: bool) -> None:
