@@ -428,9 +428,9 @@ class Assistant:
         # Safety screen: any drug the question or a passage names could end up in the answer (the composer
         # quotes passages, an LLM paraphrases them); those the label forbids for this patient are excluded.
         t = self._clock()
-        screen = getattr(self.engine, "screen", None)
-        drugs_in = getattr(self.engine, "drugs_in", None)
-        if callable(screen) and callable(drugs_in):
+        screeners = self._screeners()
+        if screeners is not None:
+            screen, drugs_in = screeners
             asked = drugs_in(text)
             texts = [*(p.text for p in relevant), *(p.text for ps in by_ref.values() for p in ps)]
             named = [d for tx in texts for d in drugs_in(tx)]
@@ -588,10 +588,13 @@ class Assistant:
         scorer = self._lexical_scorer if composer else self._scorer
         # The contradiction check reads what the model wrote (in _verify_llm); the rule-derived sections state
         # limits of the offered drugs on purpose ("rivaroxaban is avoided below CrCl 15").
-        final = inspect_answer(
-            text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text,
-            check_contradiction=False,
-        )  # fmt: skip
+        def inspect_final(body: str) -> VerifyResult:
+            return inspect_answer(
+                body, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text,
+                check_contradiction=False,
+            )  # fmt: skip
+
+        final = inspect_final(text)
         if final.missing_required:
             text = append_required(final.text, final.missing_required, {c.number for c in prep.citations}, audience)
             repaired_notes.append(
@@ -602,12 +605,7 @@ class Assistant:
                 for f in final.missing_required
                 if not any(f.rule_id in x for x in failed_notes)
             )
-            # The contradiction check reads what the model wrote (in _verify_llm); the rule-derived sections state
-        # limits of the offered drugs on purpose ("rivaroxaban is avoided below CrCl 15").
-        final = inspect_answer(
-            text, citations=prep.citations, plan=prep.plan, scorer=scorer, context_text=prep.user_text,
-            check_contradiction=False,
-        )  # fmt: skip
+            final = inspect_final(text)
         if composer and final.violations:
             # Deterministic text is not struck (it is the last resort) but never shown as verified.
             text, notes = strike(final, flag_only=("support", "uncited", "excluded-therapy"))
@@ -789,13 +787,19 @@ class Assistant:
             return None, None, "composer-fallback", failed, repaired
         return struck, res, mode, failed, repaired
 
+    def _screeners(self) -> tuple[Callable[..., list[Finding]], Callable[[str], list[str]]] | None:
+        """The engine's safety screen and drug matcher (None for an engine without a safety pass)."""
+        screen = getattr(self.engine, "screen", None)
+        drugs_in = getattr(self.engine, "drugs_in", None)
+        return (screen, drugs_in) if callable(screen) and callable(drugs_in) else None
+
     def _screen_draft(self, text: str, prep: _Prepared, failed: list[str]) -> None:
         """Drugs the model named that nothing screened yet pass the label check too; forbidden ones join the plan's
         must-not list, so the verifier strikes any sentence that offers them."""
-        screen = getattr(self.engine, "screen", None)
-        drugs_in = getattr(self.engine, "drugs_in", None)
-        if not (callable(screen) and callable(drugs_in)):
+        screeners = self._screeners()
+        if screeners is None:
             return
+        screen, drugs_in = screeners
         extra = [f.model_copy(update={"severity": "screen"}) for f in screen(prep.ctx, drugs_in(text), prep.plan.findings)]
         if extra:
             failed.extend(f"safety: the draft named {f.therapy}, contraindicated for this patient" for f in extra)
