@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from assistant.models import Finding
-from ingest.safety_docs import doc_id_for
 
 if TYPE_CHECKING:
     from assistant.knowledge import Knowledge, Lexicon, SafetyCheck, SafetyProfile
@@ -347,19 +346,6 @@ class SafetyPass:
             if not blocked:
                 continue
             out.append(_label_exclusion(drug, self._name(drug), blocked))
-        return out
-
-    def monitoring(self, drugs: Iterable[str]) -> list[tuple[str, str, list[str]]]:
-        """(drug, monitoring line, refs) from the profiles of the offered drugs."""
-        out: list[tuple[str, str, list[str]]] = []
-        seen: set[str] = set()
-        for drug in drugs:
-            for comp in self.components(drug):
-                for prof in self.knowledge.profiles_for(comp):
-                    for line in prof.monitor:
-                        if line not in seen:
-                            seen.add(line)
-                            out.append((comp, line, [f"{doc_id_for(prof.id)}#monitoring"]))
         return out
 
 
