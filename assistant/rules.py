@@ -48,6 +48,14 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 
+# Condition atoms (and ask facts) that read one stated patient field: atom name → PatientContext field.
+_STATED_FIELDS = {
+    "volume": "disease_volume",
+    "presentation": "presentation",
+    "imaging": "metastasis_imaging",
+    "phase": "care_phase",
+}
+
 _LAB_LABELS = {
     "psa": "PSA",
     "psadt_months": "PSA doubling time",
@@ -304,7 +312,7 @@ class PatientView:
         if head == "allergy":
             return not ctx.allergies
         if head in ("volume", "presentation", "imaging", "phase"):
-            return getattr(ctx, {"volume": "disease_volume", "imaging": "metastasis_imaging", "phase": "care_phase"}.get(head, head)) is None
+            return getattr(ctx, _STATED_FIELDS[head]) is None
         value = getattr(ctx, head, None)
         return value is None
 
@@ -480,9 +488,7 @@ class _Evaluator:
             # No phase stated and no anticoagulant yet: this is the start of treatment (the initial phase).
             return "initial" in value
         if key in ("volume", "presentation", "imaging", "phase"):
-            field_name = {"volume": "disease_volume", "presentation": "presentation",
-                          "imaging": "metastasis_imaging", "phase": "care_phase"}[key]  # fmt: skip
-            got = getattr(ctx, field_name)
+            got = getattr(ctx, _STATED_FIELDS[key])
             if got is None:
                 self._miss(key)
                 return None
