@@ -226,18 +226,22 @@ def compose_answer(
     quoted: set[str] = set()
     forbidden = _forbidden_pattern(plan)
 
+    # Passages never mined for option or bottom-line quotes (decided once per passage): an excluded drug's own
+    # label (its dosing, its indication), and any passage that names an excluded drug ("Apixaban dosing", "… an
+    # SGLT2 inhibitor … Once started, continue below eGFR 20") — it reads as that drug's option even in a sentence
+    # that does not name it. Both stay citable as evidence.
     banned_docs = set(plan.excluded_docs)
+    tainted = {
+        c.number
+        for c in citations
+        if c.doc_id in banned_docs
+        or (forbidden is not None and forbidden.search(f"{c.title} {c.section} {c.passage}"))
+    }
 
     def quotable(sentence: str, c: Citation | None = None) -> bool:
-        # A sentence from an excluded drug's own label (its dosing, its indication) reads as an option even
-        # when it never names the drug; it stays citable as evidence, never quoted as an option.
-        if c is not None and c.doc_id in banned_docs:
+        if c is not None and c.number in tainted:
             return False
         if _planted(sentence, c):  # issue 14
-            return False
-        if forbidden is not None and c is not None and forbidden.search(f"{c.title} {c.section} {c.passage}"):
-            # A passage about an excluded drug ("Apixaban dosing", "… an SGLT2 inhibitor … Once started, continue
-            # below eGFR 20") reads as that drug's option even in a sentence that does not name it.
             return False
         return forbidden is None or not forbidden.search(sentence)
 

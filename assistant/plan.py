@@ -44,28 +44,26 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
     components = {p for t in all_offered for p in t.split("+")}
     must_not: list[str] = [t for t in excluded if t not in components]
     if lexicon is not None:
-        offered_names = {n.lower() for t in all_offered for n in lexicon.names_of(t)}
-        for t in excluded:
-            if t in components:
-                continue
-            for name in lexicon.names_of(t):
-                # A name shared with an offered therapy (a regimen component) must stay sayable.
-                if name.lower() not in offered_names and name not in must_not:
-                    must_not.append(name)
-    if lexicon is not None:
+        # A name shared with an offered therapy (a regimen component) must stay sayable.
+        sayable = {n.lower() for t in all_offered for n in lexicon.names_of(t)}
+
+        def forbid(names: list[str]) -> None:
+            for n in names:
+                if n.lower() not in sayable and n not in must_not:
+                    must_not.append(n)
+
+        gone = [t for t in excluded if t not in components]
+        for t in gone:
+            forbid(lexicon.names_of(t))
         # Every named member of a class is excluded: the class word ("DOACs") must not be offered either.
-        gone = {t for t in excluded if t not in components}
         for members in (getattr(lexicon, "class_members", None) or {}).values():
             named = {m for m in members if not m.endswith("_unspecified") and "+" not in m}
-            if len(named) >= 2 and named <= gone:
+            if len(named) >= 2 and named <= set(gone):
                 for m in sorted(members - named):
-                    for name in lexicon.names_of(m):
-                        if name not in must_not and name.lower() not in {n.lower() for t in all_offered for n in lexicon.names_of(t)}:
-                            must_not.append(name)
+                    forbid(lexicon.names_of(m))
     must_warn = _unique(f.reason for f in findings if f.kind == "warn")
     should_ask = _unique(f.reason for f in findings if f.kind == "ask")
     conflicts = _unique(f.reason for f in findings if f.kind == "warn" and f.rule_id.startswith("CONFLICT:"))
-    offered_names = {t: (lexicon.names_of(t) if lexicon is not None else [t]) for t in offered}
     return AnswerPlan(
         findings=list(findings),
         must_mention=offered,
@@ -74,7 +72,7 @@ def build_plan(findings: list[Finding], ctx: PatientContext, lexicon: Lexicon | 
         should_ask=should_ask,
         conflicts=conflicts,
         also_noted=list(dict.fromkeys(also_noted)),
-        offered_names=offered_names,
+        offered_names={t: (lexicon.names_of(t) if lexicon is not None else [t]) for t in offered},
     )
 
 
