@@ -196,6 +196,17 @@ class AllergyCond(_Strict):
         return [_one_of(x, ALLERGY_SEVERITIES, "allergy severity") for x in v]
 
 
+# Atoms whose values come from a fixed vocabulary: atom → (allowed values, name used in the error message).
+_ENUM_ATOMS: dict[str, tuple[tuple[str, ...], str]] = {
+    "diabetes_type": (DIABETES_TYPES, "diabetes type"),
+    "child_pugh": (CHILD_PUGH, "Child-Pugh class"),
+    "infection_site": (INFECTION_SITES, "infection site"),
+    "volume": (VOLUMES, "volume"),
+    "presentation": (PRESENTATIONS, "presentation"),
+    "imaging": (IMAGING, "imaging"),
+    "phase": (PHASES, "phase"),
+}
+
 _ATOMS = (
     "state", "diagnosis", "received", "progressed_on", "current", "planned", "intolerant_to", "biomarker",
     "tested_negative", "site", "lab", "age", "weight", "ecog", "sex", "pregnant", "symptomatic",
@@ -277,40 +288,11 @@ class Condition(_Strict):
                 raise ValueError(f"unknown trimester {x!r}; allowed: 1, 2, 3")
         return out
 
-    @field_validator("diabetes_type")
+    @field_validator("diabetes_type", "child_pugh", "infection_site", "volume", "presentation", "imaging", "phase")
     @classmethod
-    def _known_dm(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(x, DIABETES_TYPES, "diabetes type") for x in v] if v else v
-
-    @field_validator("child_pugh")
-    @classmethod
-    def _known_cp(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(x, CHILD_PUGH, "Child-Pugh class") for x in v] if v else v
-
-    @field_validator("infection_site")
-    @classmethod
-    def _known_inf(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(x, INFECTION_SITES, "infection site") for x in v] if v else v
-
-    @field_validator("volume")
-    @classmethod
-    def _known_vol(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(x, VOLUMES, "volume") for x in v] if v else v
-
-    @field_validator("presentation")
-    @classmethod
-    def _known_pres(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(x, PRESENTATIONS, "presentation") for x in v] if v else v
-
-    @field_validator("imaging")
-    @classmethod
-    def _known_img(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(x, IMAGING, "imaging") for x in v] if v else v
-
-    @field_validator("phase")
-    @classmethod
-    def _known_phase(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(x, PHASES, "phase") for x in v] if v else v
+    def _known_value(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        allowed, what = _ENUM_ATOMS[info.field_name]
+        return [_one_of(x, allowed, what) for x in v] if v else v
 
     @field_validator("state")
     @classmethod
