@@ -610,20 +610,11 @@ def inspect_answer(
                 violations.append(
                     Violation("excluded-therapy", f"recommends {tid}, which the rules exclude for this patient: “{bare[:90]}”", s.line, s.index)
                 )
-
-    if plan.offered_names and check_contradiction:
-        for s in sentences:
-            if s.kind != "claim":
-                continue
+        if plan.offered_names and check_contradiction:
             for tid in contradicts_offer(s, plan.offered_names, plan.must_not_recommend):
                 s.problems.append("contradiction")
                 violations.append(
-                    Violation(
-                        "contradiction",
-                        f"speaks against {tid}, which the rules offer for this patient: “{strip_citations(s.text)[:90]}”",
-                        s.line,
-                        s.index,
-                    )
+                    Violation("contradiction", f"speaks against {tid}, which the rules offer for this patient: “{bare[:90]}”", s.line, s.index)
                 )
 
     missing = required_missing(plan, sentences) if check_required else []
