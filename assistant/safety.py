@@ -196,6 +196,13 @@ class SafetyPass:
         extra: list[Finding] = []
         done_drugs: set[str] = set()
         cautioned: dict[int, list[Verdict]] = {}
+        assessed: dict[str, list[Verdict]] = {}  # a drug offered by several rules is assessed once
+
+        def verdicts_of(drug: str) -> list[Verdict]:
+            if drug not in assessed:
+                assessed[drug] = self.assess(drug, view)
+            return assessed[drug]
+
         for f in findings:
             if f.kind not in ("recommend", "consider") or not f.therapy:
                 out.append(f)
@@ -218,11 +225,11 @@ class SafetyPass:
             partners = [d for d in getattr(rule, "drugs", []) if d not in comps]
             blocked: list[Verdict] = []
             for drug in comps:
-                verdicts = self.assess(drug, view)
+                verdicts = verdicts_of(drug)
                 blocked.extend(v for v in verdicts if v.level == "contraindicated")
-                high = [v for v in verdicts if v.level == "caution" and v.check is not None and v.check.prefer_alternative]
-                if high:
-                    cautioned.setdefault(id(f), []).extend(high)
+                give_way = [v for v in verdicts if v.level == "caution" and v.check is not None and v.check.prefer_alternative]
+                if give_way:
+                    cautioned.setdefault(id(f), []).extend(give_way)
                 if drug not in done_drugs:
                     extra.extend(self._notes(f, [v for v in verdicts if v.level != "contraindicated"]))
             for drug in partners:
@@ -230,8 +237,7 @@ class SafetyPass:
                 # the option (the regimen may be given with a substitute), not a silent pass.
                 if drug in done_drugs:
                     continue
-                verdicts = self.assess(drug, view)
-                extra.extend(self._notes(f, verdicts, partner=True))
+                extra.extend(self._notes(f, verdicts_of(drug), partner=True))
                 done_drugs.add(drug)
             done_drugs.update(comps)
             if blocked:
