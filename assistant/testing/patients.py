@@ -676,3 +676,16 @@ class PatientSolver:
                 creat = 1.7 if 2 in met else 1.0
                 cand = ctx.model_copy(update={"age": age, "weight_kg": weight})
                 yield self._with_lab(cand, "creatinine", creat)
+
+
+def patient_context(
+    dx: str | list[str], *, labs: dict[str, float] | None = None, current=(), comorb=(), **kw: Any
+) -> PatientContext:
+    """A hand-built patient for neighbour-state tests: diagnoses, ongoing drugs, lab values, comorbidities."""
+    return PatientContext(
+        diagnoses=[dx] if isinstance(dx, str) else list(dx),
+        therapies=[TherapyExposure(therapy=t, status="ongoing") for t in current],
+        labs={n: LabValue(name=n, value=v) for n, v in (labs or {}).items()},
+        comorbidities={c: "present" for c in comorb},
+        **kw,
+    )

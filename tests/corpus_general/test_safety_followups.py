@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 import yaml
 
-from assistant.knowledge import Knowledge, load_knowledge
-from assistant.models import Finding, LabValue, PatientContext, TherapyExposure
+from assistant.knowledge import Knowledge
+from assistant.models import Finding, PatientContext
 from assistant.patient import extract_context
 from assistant.rules import RuleEngine
+from assistant.testing.patients import patient_context
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 OFFERS = ("recommend", "consider")
@@ -37,28 +38,8 @@ def profile_engine(tmp_path_factory, make_offer_corpus) -> RuleEngine:
     return RuleEngine(make_offer_corpus(tmp_path_factory.mktemp("safety-followups-corpus"), OFFERED))
 
 
-@pytest.fixture(scope="module")
-def corpus() -> Knowledge:
-    knowledge = load_knowledge(CORPUS)
-    assert knowledge.report.ok, str(knowledge.report)
-    return knowledge
-
-
-@pytest.fixture(scope="module")
-def engine(corpus: Knowledge) -> RuleEngine:
-    return RuleEngine(corpus)
-
-
-def _ctx(
-    dx: str | list[str], *, labs: dict[str, float] | None = None, current=(), comorb=(), **kw
-) -> PatientContext:
-    return PatientContext(
-        diagnoses=[dx] if isinstance(dx, str) else list(dx),
-        therapies=[TherapyExposure(therapy=t, status="ongoing") for t in current],
-        labs={n: LabValue(name=n, value=v) for n, v in (labs or {}).items()},
-        comorbidities={c: "present" for c in comorb},
-        **kw,
-    )
+# The shipped corpus and its engine come from the session fixtures in conftest.py (`knowledge`, `engine`).
+_ctx = patient_context
 
 
 def _offered(findings: list[Finding], drug: str) -> bool:
@@ -286,8 +267,8 @@ def test_provoked_vte_excluded_from_extended_phase(engine: RuleEngine) -> None:
         ("Un-provoked DVT, extended phase?", False),
     ],
 )
-def test_extractor_reads_provoked_vte(corpus: Knowledge, text: str, provoked: bool) -> None:
-    ctx = extract_context(text, lexicon=corpus.lexicon)
+def test_extractor_reads_provoked_vte(knowledge: Knowledge, text: str, provoked: bool) -> None:
+    ctx = extract_context(text, lexicon=knowledge.lexicon)
     assert (ctx.comorbidities.get("provoked_vte") == "present") is provoked, ctx.comorbidities
 
 
@@ -319,8 +300,8 @@ def test_doxycycline_withdrawn_under_8(profile_engine: RuleEngine) -> None:
 
 
 # ------------------------------------------------------------------ 7. reasons do not offer possibly forbidden drugs
-def test_reasons_do_not_name_forbidden_alternatives(corpus: Knowledge) -> None:
-    rules = {r.id: r for r in corpus.rules}
+def test_reasons_do_not_name_forbidden_alternatives(knowledge: Knowledge) -> None:
+    rules = {r.id: r for r in knowledge.rules}
     ccb = " ".join(rules["GEN-HTN-CCB"].reason.split())
     assert "ACE inhibitor" not in ccb and "ARB" not in ccb and "another first-line class" in ccb
     for rid in ("GEN-UTI-PYELO-FLUOROQUINOLONE", "GEN-UTI-PYELO-TMP-SMX"):

@@ -13,37 +13,18 @@ from pathlib import Path
 
 import pytest
 
-from assistant.knowledge import Knowledge, load_knowledge
-from assistant.models import Finding, LabValue, PatientContext, TherapyExposure
+from assistant.knowledge import Knowledge
+from assistant.models import Finding, PatientContext
 from assistant.patient import extract_context
 from assistant.rules import RuleEngine
+from assistant.testing.patients import patient_context
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 OFFERS = ("recommend", "consider")
 
 
-@pytest.fixture(scope="module")
-def corpus() -> Knowledge:
-    knowledge = load_knowledge(CORPUS)
-    assert knowledge.report.ok, str(knowledge.report)
-    return knowledge
-
-
-@pytest.fixture(scope="module")
-def engine(corpus: Knowledge) -> RuleEngine:
-    return RuleEngine(corpus)
-
-
-def _ctx(
-    dx: str | list[str], *, labs: dict[str, float] | None = None, current=(), comorb=(), **kw
-) -> PatientContext:
-    return PatientContext(
-        diagnoses=[dx] if isinstance(dx, str) else list(dx),
-        therapies=[TherapyExposure(therapy=t, status="ongoing") for t in current],
-        labs={n: LabValue(name=n, value=v) for n, v in (labs or {}).items()},
-        comorbidities={c: "present" for c in comorb},
-        **kw,
-    )
+# The shipped corpus and its engine come from the session fixtures in conftest.py (`knowledge`, `engine`).
+_ctx = patient_context
 
 
 def _offers(findings: list[Finding]) -> dict[str, list[Finding]]:
@@ -111,16 +92,16 @@ _MUST_NOT_NAME = [
 
 @pytest.mark.parametrize(("rule_id", "names"), _MUST_NOT_NAME)
 def test_offer_texts_do_not_name_alternatives(
-    corpus: Knowledge, rule_id: str, names: tuple[str, ...]
+    knowledge: Knowledge, rule_id: str, names: tuple[str, ...]
 ) -> None:
-    rule = next(r for r in corpus.rules if r.id == rule_id)
+    rule = next(r for r in knowledge.rules if r.id == rule_id)
     text = f"{rule.reason} {rule.strength} {rule.title}"
     for name in names:
         assert not re.search(rf"\b{re.escape(name)}\b", text, re.I), (rule_id, name)
 
 
-def test_named_alternatives_are_stated_as_negated_or_restricted(corpus: Knowledge) -> None:
-    therapy = [r for r in corpus.rules if r.type == "therapy"]
+def test_named_alternatives_are_stated_as_negated_or_restricted(knowledge: Knowledge) -> None:
+    therapy = [r for r in knowledge.rules if r.type == "therapy"]
     rules = {r.id: " ".join(r.reason.split()) for r in therapy}
     strengths = {r.id: r.strength for r in therapy}
     assert "are not usable" in rules["GEN-VTE-WARFARIN-ESKD"]
@@ -139,14 +120,14 @@ def test_named_alternatives_are_stated_as_negated_or_restricted(corpus: Knowledg
 
 
 # ------------------------------------------------------------------ 3. SGLT2 inhibitors and glomerular disease
-def test_glomerular_disease_is_read_from_the_question(corpus: Knowledge) -> None:
+def test_glomerular_disease_is_read_from_the_question(knowledge: Knowledge) -> None:
     lupus = extract_context(
-        "Lupus nephritis class IV on mycophenolate; eGFR 50, UACR 900 mg/g.", lexicon=corpus.lexicon
+        "Lupus nephritis class IV on mycophenolate; eGFR 50, UACR 900 mg/g.", lexicon=knowledge.lexicon
     )
     assert lupus.comorbidities.get("glomerular_disease") == "present"
-    iga = extract_context("IgA nephropathy with eGFR 40 and UACR 600 mg/g.", lexicon=corpus.lexicon)
+    iga = extract_context("IgA nephropathy with eGFR 40 and UACR 600 mg/g.", lexicon=knowledge.lexicon)
     assert iga.comorbidities.get("glomerular_disease") == "present"
-    plain = extract_context("Diabetic kidney disease with eGFR 40 and UACR 600 mg/g.", lexicon=corpus.lexicon)
+    plain = extract_context("Diabetic kidney disease with eGFR 40 and UACR 600 mg/g.", lexicon=knowledge.lexicon)
     assert "glomerular_disease" not in plain.comorbidities
 
 
@@ -199,25 +180,25 @@ def test_dialysis_offers_insulin_and_no_metformin_or_sglt2i(engine: RuleEngine) 
     assert "insulin" in g5
 
 
-def test_dialysis_insulin_text_names_no_other_drug(corpus: Knowledge) -> None:
-    rule = next(r for r in corpus.rules if r.id == "GEN-DM-INSULIN-KIDNEY-FAILURE")
+def test_dialysis_insulin_text_names_no_other_drug(knowledge: Knowledge) -> None:
+    rule = next(r for r in knowledge.rules if r.id == "GEN-DM-INSULIN-KIDNEY-FAILURE")
     for word in ("metformin", "SGLT2", "gliflozin", "GLP-1", "semaglutide", "gliptin"):
         assert word.lower() not in rule.reason.lower(), word
 
 
 # ------------------------------------------------------------------ 5. TMP-SMX while nursing a young infant
 def test_tmp_smx_withdrawn_only_while_nursing_an_infant_under_2_months(
-    corpus: Knowledge, engine: RuleEngine
+    knowledge: Knowledge, engine: RuleEngine
 ) -> None:
     def tmp_offered(question: str) -> bool:
-        ctx = extract_context(question, lexicon=corpus.lexicon)
+        ctx = extract_context(question, lexicon=knowledge.lexicon)
         return "trimethoprim_sulfamethoxazole" in _offers(engine.evaluate(ctx))
 
     young = "Breastfeeding mother, baby 3 weeks old and healthy, with uncomplicated cystitis (no fever). No allergies."
     older = "Breastfeeding mother, baby 7 months old and healthy, with uncomplicated cystitis (no fever). No allergies."
     assert not tmp_offered(young)
     assert tmp_offered(older)
-    ctx = extract_context(young, lexicon=corpus.lexicon)
+    ctx = extract_context(young, lexicon=knowledge.lexicon)
     hits = [f.rule_id for f in engine.evaluate(ctx) if f.kind == "exclude"]
     assert "SAFETY:SAFE-TMP-SMX.lactation-young-infant" in hits
     # The same infant-age words without breastfeeding change nothing for the mother.
