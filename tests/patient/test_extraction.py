@@ -6,16 +6,10 @@ from pathlib import Path
 
 import pytest
 
-from assistant.knowledge import load_lexicon
 from assistant.models import PatientContext
 from assistant.patient import extract_context
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
-
-
-@pytest.fixture(scope="module")
-def lexicon():
-    return load_lexicon(CORPUS)
 
 
 def ctx_of(text: str, lexicon, history=None) -> PatientContext:

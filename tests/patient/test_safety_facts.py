@@ -17,11 +17,6 @@ from assistant.patient_facts import load_clinical_vocab, trimester_of
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
-@pytest.fixture(scope="module")
-def lexicon():
-    return load_lexicon(CORPUS)
-
-
 def ctx_of(text: str, lexicon, history=None) -> PatientContext:
     return extract_context(text, history=history, lexicon=lexicon)
 
