@@ -5,14 +5,10 @@ Each test uses phrasing different from the eval case that exposed the gap: the p
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from assistant.models import PatientContext
 from assistant.patient import extract_context
-
-CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
 def ctx_of(text: str, lexicon, history=None) -> PatientContext:
