@@ -1,4 +1,4 @@
-"""Start the GuideRail chat app: `python ui.py` (same as `guiderail serve`). All logic lives in assistant.webapp."""
+"""Start the GuideRail chat app: `python ui.py` (same as `guiderail serve`). All logic lives in assistant.web."""
 
 from __future__ import annotations
 
@@ -9,6 +9,6 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 if __name__ == "__main__":
     from assistant.settings import load_settings
-    from assistant.webapp import launch
+    from assistant.web import launch
 
     launch(load_settings())

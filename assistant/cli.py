@@ -150,7 +150,7 @@ def _cmd_eval(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace, settings: Settings) -> int:
-    from assistant.webapp import launch
+    from assistant.web import launch
 
     launch(settings)
     return EXIT_OK

@@ -195,7 +195,7 @@ def test_audit_record_is_written_only_on_request(tmp_path, monkeypatch, helpers,
     from gradio_client import Client
 
     from assistant.settings import load_settings
-    from assistant.webapp import build_app
+    from assistant.web.app import build_app
 
     gradio_tmp = tmp_path / "gradio"
     monkeypatch.setenv("GRADIO_TEMP_DIR", str(gradio_tmp))

@@ -13,7 +13,6 @@ from html.parser import HTMLParser
 import pytest
 from markdown_it import MarkdownIt
 
-from assistant import webapp_render as wr
 from assistant.models import (
     Answer,
     Citation,
@@ -23,6 +22,7 @@ from assistant.models import (
     TherapyExposure,
     VerificationReport,
 )
+from assistant.web import render as wr
 
 PAYLOADS = [
     "<script>alert('xss')</script>",

@@ -159,7 +159,7 @@ def served_app(tmp_path):
 
     def start(factory, **overrides):
         from assistant.settings import load_settings
-        from assistant.webapp import build_app
+        from assistant.web.app import build_app
 
         values = {"data_dir": tmp_path / "data", "port": free_port(), **overrides}
         settings = load_settings("rules-only", **values)

@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from gradio_client import Client
 
-from assistant import webapp_render as R
 from assistant.models import AnswerEvent
+from assistant.web import render as R
 
 from .conftest import FakeAssistant
 

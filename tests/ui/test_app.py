@@ -9,7 +9,7 @@ import urllib.request
 import pytest
 
 from assistant.settings import load_settings
-from assistant.webapp import CONCURRENCY, build_app, launch
+from assistant.web.app import CONCURRENCY, build_app, launch
 
 from .conftest import FakeAssistant, free_port
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from assistant import webapp_render as R
+from assistant.web import render as R
 
 from .conftest import XSS_ANSWER, XSS_PASSAGE, FakeAssistant
 

@@ -16,7 +16,7 @@ from types import SimpleNamespace
 
 import pytest
 
-from assistant import webapp_session as S
+from assistant.web import session as S
 
 from .conftest import FakeAssistant
 
@@ -91,12 +91,12 @@ def test_start_removes_folders_of_killed_servers_and_old_legacy_folders(tmp_path
 _CHILD = """
 import sys, time
 from pathlib import Path
-from assistant import webapp_session as S
+from assistant.web import session as S
 vault = S.ExportVault.create(Path(sys.argv[1]))
 folder = vault.session_dir("k")
 (folder / "guiderail-audit-x.json").write_text("patient record")
 if sys.argv[2] == "term":
-    from assistant.webapp import _delete_on_signals
+    from assistant.web.app import _delete_on_signals
     _delete_on_signals(vault)
 print(vault.root, flush=True)
 time.sleep(60)
@@ -125,7 +125,7 @@ def test_exports_of_a_stopped_or_killed_server_do_not_survive(tmp_path, how):
 
 def test_build_app_deletes_its_folder_at_exit(tmp_path):
     code = (
-        "from assistant.settings import load_settings\nfrom assistant.webapp import build_app\n"
+        "from assistant.settings import load_settings\nfrom assistant.web.app import build_app\n"
         "demo = build_app(lambda s: None, load_settings(llm='none'))\nprint(demo.guiderail_exports.root)\n"
     )
     env = {**os.environ, "GRADIO_TEMP_DIR": str(tmp_path)}

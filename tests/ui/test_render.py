@@ -8,7 +8,6 @@ from datetime import date
 
 import pytest
 
-from assistant import webapp_render as R
 from assistant.models import (
     Answer,
     Biomarker,
@@ -20,6 +19,7 @@ from assistant.models import (
     TherapyExposure,
     VerificationReport,
 )
+from assistant.web import render as R
 
 
 def cite(n: int, **kw) -> Citation:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import itertools
 import json
 
-from assistant import webapp_render as R
-from assistant import webapp_session as S
 from assistant.errors import LLMError
 from assistant.models import Biomarker, PatientContext
+from assistant.web import render as R
+from assistant.web import session as S
 
 QUESTION = "mCRPC with a CHEK2 mutation, PSA rising on Pluvicto after docetaxel and abiraterone: options?"
 

@@ -1,5 +1,5 @@
-"""The Gradio app: layout and wiring only. Handlers live in ``webapp_session`` and renderers in
-``webapp_render``; each event makes at most one pipeline call.
+"""The Gradio app: layout and wiring only. Handlers live in ``session`` and renderers in
+``render``; each event makes at most one pipeline call.
 
 - Per-session state is a ``ChatSession`` in ``gr.State`` (created on the first event of a session).
 - The assistant is built once, lazily, by the factory given (``build_assistant`` in production) and
@@ -13,7 +13,7 @@
   traceback (``show_error=False``).
 - Exports (patient records) live in a private per-process folder that is also Gradio's cache for this
   app: owner-only, per session, deleted at session end, at server stop and at the next start after a
-  kill (``webapp_session.ExportVault``).
+  kill (``session.ExportVault``).
 """
 
 from __future__ import annotations
@@ -28,10 +28,10 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-from assistant import webapp_render as R
-from assistant import webapp_session as S
 from assistant.errors import GuideRailError
 from assistant.settings import Settings
+from assistant.web import render as R
+from assistant.web import session as S
 
 log = logging.getLogger("guiderail.webapp")
 

@@ -1,7 +1,7 @@
 """Per-session chat state and the UI's event handlers, without Gradio.
 
 Each handler is: one UI event in → at most one pipeline call (``Assistant.ask_stream``) → ``View``s
-out. ``assistant/webapp.py`` only wires these to components, so everything here is unit-tested with a
+out. ``assistant/web/app.py`` only wires these to components, so everything here is unit-tested with a
 fake assistant and plain values. A session's state lives in its own ``ChatSession`` object (held in a
 ``gr.State``), never in module globals, so two browser sessions cannot see each other's facts.
 """
@@ -27,9 +27,9 @@ from typing import Any, Protocol
 
 from pydantic import ValidationError
 
-from assistant import webapp_render as R
 from assistant.errors import GuideRailError
 from assistant.models import Answer, AnswerEvent, Citation, Finding, PatientContext
+from assistant.web import render as R
 
 log = logging.getLogger("guiderail.webapp")
 
@@ -387,7 +387,7 @@ def reword(
 # browser session inside one private folder per server process, and deleted when the session ends, when
 # the server stops, and at the next start for a server that was killed (its pid is in the folder name).
 # The private folder is also Gradio's cache for this app (``GRADIO_TEMP_DIR``), so Gradio serves the
-# export in place instead of copying it into a shared, world-readable cache (see ``webapp.build_app``).
+# export in place instead of copying it into a shared, world-readable cache (see ``app.build_app``).
 APP_DIR_PREFIX = "guiderail-app-"
 LEGACY_PREFIX = "guiderail-exports-"  # folders of earlier versions: exports left in the shared temp dir
 EXPORTS = "exports"
