@@ -35,6 +35,8 @@ from pydantic import (
 )
 
 from assistant.errors import CorpusValidationError
+from assistant.oncology.records import Approval
+from assistant.oncology.vocab import OncologyVocab, load_vocab
 
 log = logging.getLogger(__name__)
 
@@ -683,6 +685,8 @@ class Knowledge:
     safety_profiles: list[SafetyProfile] = field(default_factory=list)
     conditions: tuple[str, ...] = DIAGNOSES
     reference_uln: dict[str, float] = field(default_factory=dict)
+    approvals: list[Approval] = field(default_factory=list)
+    oncology: OncologyVocab | None = None
     _profile_cache: dict[str, list[SafetyProfile]] = field(default_factory=dict, repr=False, compare=False)
 
     @property
@@ -859,31 +863,57 @@ def _load_lexicon(corpus_dir: Path, report: ValidationReport) -> Lexicon:
     if not isinstance(items, list):
         report.errors.append(Problem(rel, 1, "lexicon must have a top-level 'therapies:' list"))
         return Lexicon()
-    entries: list[LexiconEntry] = []
-    seen_names: dict[str, tuple[str, int]] = {}
-    for raw in items:
+    entries: dict[str, LexiconEntry] = {}
+    seen_names: dict[str, tuple[str, str]] = {}
+
+    def add(raw: Any, rel: str, merge: bool) -> None:
         line = getattr(raw, "line", 0)
         try:
             entry = LexiconEntry.model_validate(raw)
         except ValidationError as exc:
             report.errors.extend(_pydantic_problems(exc, raw, rel, "lexicon entry"))
-            continue
-        if any(e.id == entry.id for e in entries):
-            report.errors.append(Problem(rel, line, f"duplicate therapy id {entry.id!r}"))
-            continue
+            return
+        if entry.id in entries:
+            if not merge:
+                report.errors.append(Problem(rel, line, f"duplicate therapy id {entry.id!r}"))
+                return
+            # An oncology pack file may re-list a known drug to add names or classes: union, never replace.
+            old = entries[entry.id]
+            entry = LexiconEntry(
+                id=entry.id,
+                classes=list(dict.fromkeys([*old.classes, *entry.classes])),
+                names=list(dict.fromkeys([*old.names, *entry.names])),
+            )
         for name in [entry.id, *entry.names]:
             prev = seen_names.get(name.lower())
             if prev and prev[0] != entry.id:
                 report.errors.append(
-                    Problem(
-                        rel,
-                        line,
-                        f"name {name!r} of {entry.id!r} already maps to {prev[0]!r} (line {prev[1]})",
-                    )
+                    Problem(rel, line, f"name {name!r} of {entry.id!r} already maps to {prev[0]!r} ({prev[1]})")
                 )
-            seen_names.setdefault(name.lower(), (entry.id, line))
-        entries.append(entry)
-    lex = Lexicon.from_entries(entries)
+            seen_names.setdefault(name.lower(), (entry.id, f"{rel}:{line}"))
+        entries[entry.id] = entry
+
+    for raw in items:
+        add(raw, rel, merge=False)
+    # Drugs introduced by the oncology approval pack (corpus/oncology/*.yaml `drugs:`), merged by id.
+    from ingest.approval_docs import approval_files
+
+    for path in approval_files(corpus_dir):
+        orel = _rel(path, corpus_dir)
+        try:
+            odata = _yaml_load(path.read_text(encoding="utf-8"), orel)
+        except CorpusValidationError as exc:
+            report.errors.append(Problem(exc.path, exc.line, exc.reason))
+            continue
+        drugs = odata.get("drugs") if isinstance(odata, dict) else None
+        if drugs is None:
+            continue
+        if not isinstance(drugs, list):
+            report.errors.append(Problem(orel, 1, "'drugs:' must be a list of lexicon entries"))
+            continue
+        for raw in drugs:
+            add(raw, orel, merge=True)
+    lex = Lexicon.from_entries(entries.values())
     clash = set(lex.entries) & lex.classes
     for c in sorted(clash):
         # Harmless for matching (a token matches an id or a class), but worth a reviewer's look.
@@ -1244,26 +1274,103 @@ def _load_safety(
     return profiles
 
 
+def _load_approvals(
+    corpus_dir: Path,
+    report: ValidationReport,
+    lexicon: Lexicon,
+    refs: dict[str, CorpusRef],
+    digests: dict[str, Digest],
+) -> tuple[list[Approval], OncologyVocab | None]:
+    """FDA biomarker-directed approval records (corpus/oncology/*.yaml): validated against the oncology vocabulary
+    and the therapy lexicon, rendered as citable digest blocks (the same text ingest indexes)."""
+    from ingest.approval_docs import approval_files, render_approvals
+
+    files = approval_files(corpus_dir)
+    try:
+        vocab = load_vocab(corpus_dir)
+    except (OSError, ValueError, yaml.YAMLError) as exc:
+        report.errors.append(Problem("lexicon/oncology.yaml", None, f"oncology vocabulary unreadable: {exc}"))
+        return [], None
+    if files and vocab is None:
+        report.errors.append(Problem("lexicon/oncology.yaml", None, "oncology/ records need lexicon/oncology.yaml"))
+        return [], None
+    if vocab is None:
+        return [], None
+    context = {
+        "tumours": set(vocab.tumours),
+        "histologies": set(vocab.histologies),
+        "markers": set(vocab.markers),
+        "settings": set(vocab.settings),
+    }
+    names = {tid: e.names[0] for tid, e in lexicon.entries.items() if e.names}
+    out: list[Approval] = []
+    seen: dict[str, str] = {}
+    for path in files:
+        rel = _rel(path, corpus_dir)
+        try:
+            data = _yaml_load(path.read_text(encoding="utf-8"), rel)
+        except CorpusValidationError as exc:
+            report.errors.append(Problem(exc.path, exc.line, exc.reason))
+            continue
+        if not isinstance(data, dict) or not set(data) <= {"drugs", "approvals"}:
+            report.errors.append(Problem(rel, 1, "an oncology file has the top-level keys 'drugs:' and 'approvals:' only"))
+            continue
+        raws = data.get("approvals") or []
+        if not isinstance(raws, list):
+            report.errors.append(Problem(rel, 1, "'approvals:' must be a list"))
+            continue
+        good_raw: list[Any] = []
+        for raw in raws:
+            line = getattr(raw, "line", 0) or None
+            try:
+                rec = Approval.model_validate(raw, context=context)
+            except ValidationError as exc:
+                aid = raw.get("id", "?") if isinstance(raw, dict) else "?"
+                report.errors.extend(_pydantic_problems(exc, raw, rel, f"approval {aid}"))
+                continue
+            if rec.id in seen:
+                report.errors.append(Problem(rel, line, f"approval id {rec.id!r} already used in {seen[rec.id]}"))
+                continue
+            seen[rec.id] = f"{rel}:{line}"
+            bad = [t for t in [*rec.regimen, *rec.after, *rec.not_after] if not lexicon.is_known(t)]
+            if bad and lexicon.entries:
+                report.errors.append(
+                    Problem(rel, line, f"approval {rec.id}: {bad} not a therapy id or class (add it under 'drugs:')")
+                )
+                continue
+            out.append(rec)
+            good_raw.append(raw)
+        if good_raw:
+            text = render_approvals(path, good_raw, names)
+            _load_digest(path, corpus_dir, report, refs, digests, lexicon, text=text, rel=f"{rel}#approvals")
+    report.counts["oncology_approvals"] = len(out)
+    return out, vocab
+
+
 def offered_drugs(rule: TherapyRule) -> list[str]:
     """The drugs a therapy rule can put in front of a patient: its therapy's `+` components and its `drugs`."""
     return list(dict.fromkeys([*rule.therapy.split("+"), *rule.drugs]))
 
 
 def _check_safety_coverage(
-    rules: list[Rule], profiles: list[SafetyProfile], lexicon: Lexicon, report: ValidationReport
+    rules: list[Rule],
+    profiles: list[SafetyProfile],
+    lexicon: Lexicon,
+    report: ValidationReport,
+    approvals: Iterable[Approval] = (),
 ) -> None:
-    """Every drug a therapy rule can offer is covered by a safety profile (procedures excepted)."""
+    """Every drug a therapy rule or an approval record can offer is covered by a safety profile (procedures excepted)."""
     if not profiles or not lexicon.entries:
         return
     missing: dict[str, list[str]] = {}
-    for r in rules:
-        if not isinstance(r, TherapyRule):
-            continue
-        for drug in offered_drugs(r):
+    offers: list[tuple[str, list[str]]] = [(r.id, offered_drugs(r)) for r in rules if isinstance(r, TherapyRule)]
+    offers += [(a.id, list(a.regimen)) for a in approvals]
+    for rid, drugs in offers:
+        for drug in drugs:
             if set(lexicon.classes_of(drug)) & _PROCEDURE_CLASSES:
                 continue
             if not any(lexicon.matches(drug, tok) for p in profiles for tok in p.applies_to):
-                missing.setdefault(drug, []).append(r.id)
+                missing.setdefault(drug, []).append(rid)
     for drug, rule_ids in sorted(missing.items()):
         report.errors.append(
             Problem(
@@ -1390,6 +1497,7 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
     for path in md_files:
         _load_digest(path, corpus_dir, report, refs, digests, lexicon)
     profiles = _load_safety(corpus_dir, report, lexicon, refs, digests, context)
+    approvals, onc_vocab = _load_approvals(corpus_dir, report, lexicon, refs, digests)
     rules: list[Rule] = []
     seen: dict[str, str] = {}
     loaded = []
@@ -1413,10 +1521,11 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
     report.counts.setdefault("digests", 0)
     report.counts.setdefault("labels", 0)
     report.counts.setdefault("recommendations", 0)
-    _check_safety_coverage(rules, profiles, lexicon, report)
+    _check_safety_coverage(rules, profiles, lexicon, report, approvals)
     know = Knowledge(
         corpus_dir, rules, lexicon, digests, refs, corpus_version(corpus_dir), report,
         safety_profiles=profiles, conditions=conditions, reference_uln=reference_uln,
+        approvals=approvals, oncology=onc_vocab,
     )
     return know, report
 

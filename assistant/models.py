@@ -108,6 +108,42 @@ class Allergy(_Record):
     mention: str = ""
 
 
+class TumourMarker(_Record):
+    """One tumour biomarker result as the clinician stated it (oncology approvals are matched on these)."""
+
+    marker: str = Field(description="Marker id from corpus/lexicon/oncology.yaml: EGFR, KRAS, HER2, PDL1, MSI …")
+    alteration: str = Field(
+        "",
+        description="Exact variant or kind when stated: L858R, exon19_del, G12C, V600E, fusion, amplification, ITD;"
+        " '' when only 'mutated/positive' was said",
+    )
+    status: Literal["positive", "negative", "unknown"] = Field(
+        "positive", description="positive: altered/expressed; negative: wild-type/not expressed/not detected"
+    )
+    level: str = Field("", description="Category when stated: HER2 positive/low/ultralow/zero; MSI high; MMR deficient")
+    score: dict[str, float] = Field(
+        default_factory=dict, description="Numeric scores: tps, cps, ps (% positive cells), tmb (mut/Mb), ihc (0-3)"
+    )
+    origin: Literal["germline", "somatic", "unknown"] = "unknown"
+    mention: str = ""
+
+
+class TumourContext(_Record):
+    """What an oncology question states about the cancer: type, setting, line and biomarkers."""
+
+    tumour: str | None = Field(None, description="Tumour id from corpus/lexicon/oncology.yaml (nsclc, colorectal …)")
+    histology: list[str] = Field(default_factory=list)
+    settings: list[str] = Field(default_factory=list, description="metastatic, adjuvant, relapsed_refractory …")
+    line: Literal["first", "later"] | None = Field(
+        None, description="first: no systemic therapy yet in this setting; later: at least one earlier line"
+    )
+    markers: list[TumourMarker] = Field(default_factory=list)
+    no_other_drivers: bool = Field(False, description="A broad panel found no other actionable alteration")
+    prior_classes: list[str] = Field(
+        default_factory=list, description="Classes of earlier treatment named by class word ('after FOLFOX', 'post-immunotherapy')"
+    )
+
+
 class FactChange(_Record):
     field: str
     old: str
@@ -183,6 +219,9 @@ class PatientContext(_Record):
     focus: list[str] = Field(
         default_factory=list,
         description="Diagnosis ids the question is about (asked about, or named first); other findings are context",
+    )
+    tumour: TumourContext | None = Field(
+        None, description="Oncology facts (tumour type, setting, line, biomarkers) when the question is about a cancer"
     )
 
 

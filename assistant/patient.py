@@ -18,6 +18,7 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
+import yaml
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
@@ -27,6 +28,8 @@ from typing import Any
 from assistant import patient_facts as pf
 from assistant.knowledge import Lexicon, load_lexicon
 from assistant.models import Biomarker, FactChange, LabValue, PatientContext, TherapyExposure
+from assistant.oncology.extract import extract_tumour
+from assistant.oncology.vocab import load_vocab as load_oncology_vocab
 from assistant.patient_facts import SafetyFacts
 
 log = logging.getLogger(__name__)
@@ -414,6 +417,11 @@ class PatientExtractor:
     def __init__(self, lexicon: Lexicon, corpus_dir: str | None = None) -> None:
         self.lexicon = lexicon
         vocab = pf.load_clinical_vocab(str(corpus_dir or pf.corpus_dir_of(lexicon)))
+        try:
+            self.oncology = load_oncology_vocab(str(corpus_dir or pf.corpus_dir_of(lexicon)))
+        except (OSError, ValueError, yaml.YAMLError) as exc:  # the corpus validator names the broken file
+            log.warning("oncology vocabulary unreadable: %s", exc)
+            self.oncology = None
         self.primary = vocab.primary
         names_ci: list[str] = []
         names_cs: list[str] = []
@@ -1574,9 +1582,44 @@ def extract_context(
         ctx = _merge(ctx, facts, start_turn + i, lex, extractor.primary)
     ctx = _infer(ctx, all_facts, lex)
     ctx = ctx.model_copy(update={"focus": _focus(ctx, all_facts, extractor.primary)})
+    ctx = _with_tumour(ctx, [t for t in turns if t.strip()], extractor)
     if llm_extractor is not None:
         ctx = _add_llm_facts(ctx, llm_extractor("\n".join(turns)))
     return ctx
+
+
+def _with_tumour(ctx: PatientContext, turns: list[str], extractor: PatientExtractor) -> PatientContext:
+    """Oncology facts (tumour, setting, line, biomarkers) on top of what the earlier turns established."""
+    vocab = getattr(extractor, "oncology", None)
+    if vocab is None or not turns or "prostate_cancer" in ctx.diagnoses:
+        return ctx  # prostate cancer has its own rules (corpus/rules/prostate_*.yaml)
+    onc_ids = extractor.lexicon.class_members.get("antineoplastic", set())
+    new = extract_tumour("\n".join(turns), vocab, ctx.therapies, onc_ids)
+    old = ctx.tumour
+    if new is None and old is None:
+        return ctx
+    if old is not None and new is not None:
+        markers = {m.marker: m for m in old.markers}
+        markers.update({m.marker: m for m in new.markers})  # a newer result for the same marker replaces it
+        new = new.model_copy(
+            update={
+                "tumour": new.tumour or old.tumour,
+                "histology": new.histology or old.histology,
+                "settings": new.settings or old.settings,
+                "line": new.line or old.line,
+                "markers": list(markers.values()),
+                "prior_classes": list(dict.fromkeys([*old.prior_classes, *new.prior_classes])),
+                "no_other_drivers": new.no_other_drivers or old.no_other_drivers,
+            }
+        )
+    tumour = new or old
+    focus = list(ctx.focus)
+    asked = turns[-1]
+    if tumour is not None and tumour.tumour and (
+        not focus or vocab.find("tumours", asked) or vocab.find("markers", asked)
+    ):
+        focus.append("oncology")
+    return ctx.model_copy(update={"tumour": tumour, "focus": list(dict.fromkeys(focus))})
 
 
 _TOPICS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [

@@ -36,6 +36,7 @@ from assistant.knowledge import (
     WarningRule,
 )
 from assistant.models import Finding, PatientContext
+from assistant.oncology.match import OncologyMatch, match_approvals
 
 Tri = bool | None
 
@@ -799,10 +800,23 @@ class RuleEngine:
                 raw.extend(self._warning(rule, view))
             else:
                 raw.extend(self._question(rule, view))
+        raw.extend(self._oncology(ctx))
         findings = _finalise(raw, self._name)
         if self.safety is None or (not getattr(self.knowledge, "safety_profiles", None) and not ctx.allergies and not ctx.declined):
             return findings
         return _after_safety(self.safety.apply(findings, view))
+
+    def oncology_match(self, ctx: PatientContext) -> OncologyMatch:
+        """FDA biomarker-directed approvals for the patient's tumour (corpus/oncology), before the safety pass."""
+        vocab = getattr(self.knowledge, "oncology", None)
+        approvals = getattr(self.knowledge, "approvals", None)
+        if vocab is None or not approvals or ctx.tumour is None:
+            return OncologyMatch()
+        names = {tid: self._name(tid) for tid in self.lexicon.entries}
+        return match_approvals(ctx, approvals, vocab, self.lexicon, names, self.knowledge.is_unverified)
+
+    def _oncology(self, ctx: PatientContext) -> list[Finding]:
+        return self.oncology_match(ctx).findings
 
     def drugs_in(self, text: str) -> list[str]:
         """Therapy ids named in a text (generic, brand or synonym)."""

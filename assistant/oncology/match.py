@@ -1,0 +1,346 @@
+"""Approval records × the patient's tumour context → findings.
+
+Three-valued, like the rule engine: a record is offered when every requirement holds, skipped when one is known
+to fail, and turned into a question when a biomarker it needs was not reported. What the patient does not say
+about setting and line does not block an offer; the finding then says which setting/line the label covers.
+A positive driver with no approval for this tumour becomes a plain statement that nothing is approved for it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+
+from assistant.models import Finding, PatientContext, TumourContext, TumourMarker
+from assistant.oncology.records import Approval, parse_threshold, token_kind
+from assistant.oncology.vocab import OncologyVocab
+
+Tri = bool | None
+DOMAIN = "oncology"
+# Settings a question usually means when it names none ("EGFR-mutant NSCLC — which TKI?"): the advanced
+# disease most drug questions are about. Curative-intent settings are offered only when stated.
+_DEFAULT_SETTINGS = frozenset(
+    {"advanced", "metastatic", "locally_advanced", "unresectable", "recurrent", "relapsed_refractory", "newly_diagnosed",
+     "chronic_phase"}
+)
+_LINE_WORDS = {"first": "as first-line treatment", "later": "after at least one earlier systemic therapy"}
+_ASK_VALUES = {
+    "EGFR": "exon 19 deletion, L858R, exon 20 insertion, T790M or another variant",
+    "KRAS": "G12C or another variant",
+    "BRAF": "V600E, V600K or a non-V600 alteration",
+    "HER2": "IHC 0/1+/2+/3+ and ISH result, or a HER2 mutation",
+    "PDL1": "TPS or CPS, as a percentage or score",
+    "FLT3": "ITD or TKD",
+    "IDH1": "mutated or wild-type",
+    "BRCA": "germline or somatic, BRCA1 or BRCA2",
+}
+
+
+@dataclass
+class OncologyMatch:
+    findings: list[Finding] = field(default_factory=list)
+    # positive driver results for which the pack holds no approval in this tumour (any setting)
+    unapproved: list[TumourMarker] = field(default_factory=list)
+    tumour_covered: bool = False
+
+
+def _members(key: str, vocab: OncologyVocab) -> list[str]:
+    return [key, *vocab.families.get(key, ())]
+
+
+def _marker_results(key: str, tctx: TumourContext, vocab: OncologyVocab) -> list[TumourMarker]:
+    wanted = set(_members(key, vocab))
+    fam = vocab.family_of(key)
+    out = [m for m in tctx.markers if m.marker in wanted]
+    if fam:  # "RAS wild-type" answers a KRAS requirement
+        out += [m for m in tctx.markers if m.marker == fam]
+    return out
+
+
+def _token_holds(token: str, m: TumourMarker) -> Tri:
+    kind = token_kind(token)
+    if token in ("negative", "wild_type"):
+        if m.marker == "HER2" and m.status == "negative" and m.level in ("low", "ultralow"):
+            return False
+        return m.status == "negative"
+    if m.status == "negative":
+        if m.marker == "HER2" and token in ("low", "ultralow", "zero") and not m.level:
+            return None  # 'HER2-negative' may be IHC 0, ultralow or low: the IHC score decides
+        if token == "zero" and m.level == "zero":
+            return True
+        if token == "ultralow" and m.level == "zero":
+            return None
+        if kind == "threshold":
+            return _threshold(token, m)
+        return False
+    if m.status == "unknown":
+        return None
+    alt = m.alteration
+    if kind == "variant":
+        if alt == token or (len(token) <= 4 and alt.startswith(token)):  # V600 covers V600E/K; R132 covers R132H
+            return True
+        if alt in ("", "mutation"):
+            return None  # 'EGFR-mutant' without the variant: ask which
+        return False
+    if kind == "kind":
+        if token == "mutation":
+            return alt not in ("fusion", "amplification", "loss") or None
+        if token == "fusion":
+            return True if alt == "fusion" else (None if alt == "" else False)
+        if token == "uncommon":
+            return alt in ("uncommon", "G719X", "G719A", "G719S", "G719C", "L861Q", "S768I") or (
+                None if alt in ("", "mutation") else False
+            )
+        if alt == token:
+            return True
+        return None if alt in ("", "mutation") else False
+    if kind == "status":
+        if m.marker == "HER2":
+            if token == "positive":
+                return True if m.level == "positive" else (None if not m.level else False)
+            if token in ("low", "ultralow", "zero"):
+                if m.level == token or (token == "ultralow" and m.level == "low" and False):
+                    return True
+                return None if not m.level else False
+        if token in ("positive", "high", "deficient"):
+            return True
+        if token in ("low", "ultralow", "zero"):
+            return m.level == token or (None if not m.level else False)
+        return False
+    if kind == "threshold":
+        return _threshold(token, m)
+    return None
+
+
+def _threshold(token: str, m: TumourMarker) -> Tri:
+    parsed = parse_threshold(token)
+    if parsed is None:
+        return None
+    what, op, bound = parsed
+    value = m.score.get(what)
+    if value is None:
+        if m.status == "negative":
+            return False
+        if what == "tmb" and m.level == "high":
+            return bound <= 10
+        if what == "tps" and m.level == "high":
+            return bound <= 50
+        if what == "ps" and m.status == "positive":
+            return True  # CLDN18.2 / FRα "positive" is defined by the companion test's cut-off
+        return None
+    return {">=": value >= bound, ">": value > bound, "<=": value <= bound, "<": value < bound}[op]
+
+
+def _requirement(key: str, tokens: list[str], tctx: TumourContext, vocab: OncologyVocab) -> Tri:
+    results = _marker_results(key, tctx, vocab)
+    family = vocab.families.get(key)
+    if family and set(tokens) <= {"negative", "wild_type"}:
+        # "RAS wild-type" needs every member wild-type
+        states = []
+        for member in family:
+            ms = [m for m in results if m.marker in (member, key)]
+            states.append(True if any(m.status == "negative" for m in ms) else (False if any(m.status == "positive" for m in ms) else None))
+        if any(s is False for s in states):
+            return False
+        return True if all(states) else None
+    if not results:
+        if tctx.no_other_drivers and key in _DRIVER_KEYS:
+            return set(tokens) <= {"negative", "wild_type"} or False
+        return None
+    verdicts = [_token_holds(t, m) for m in results for t in tokens]
+    if any(v is True for v in verdicts):
+        return True
+    if any(v is None for v in verdicts):
+        return None
+    return False
+
+
+_DRIVER_KEYS = frozenset({"EGFR", "ALK", "ROS1", "RET", "MET", "KRAS", "NRAS", "BRAF", "HER2", "NTRK", "NRG1"})
+
+
+def _origin_ok(rec: Approval, tctx: TumourContext) -> Tri:
+    for key, want in rec.origin.items():
+        ms = [m for m in tctx.markers if m.marker == key and m.status == "positive"]
+        if not ms:
+            return None
+        if any(m.origin == want for m in ms):
+            continue
+        if all(m.origin not in ("unknown", want) for m in ms):
+            return False
+        return None
+    return True
+
+
+def _setting(rec: Approval, tctx: TumourContext, vocab: OncologyVocab) -> tuple[Tri, bool]:
+    """(holds, assumed): assumed when the patient's setting is unstated and the record's is a default one."""
+    if not rec.setting:
+        return True, False
+    if not tctx.settings:
+        return (True, True) if set(rec.setting) & _DEFAULT_SETTINGS else (False, False)
+    for s in tctx.settings:
+        s_anc = vocab.setting_ancestors(s)
+        for r in rec.setting:
+            if r in s_anc or s in vocab.setting_ancestors(r):
+                return True, False
+    return False, False
+
+
+def _treated_with(tokens: Iterable[str], ctx: PatientContext, tctx: TumourContext, lexicon) -> bool:
+    tokens = list(tokens)
+    for e in ctx.therapies:
+        if e.status == "planned":
+            continue
+        if any(e.therapy == t or (lexicon is not None and lexicon.matches(e.therapy, t)) for t in tokens):
+            return True
+    return bool(set(tokens) & set(tctx.prior_classes))
+
+
+def match_approvals(
+    ctx: PatientContext,
+    approvals: Iterable[Approval],
+    vocab: OncologyVocab,
+    lexicon=None,
+    names: Mapping[str, str] | None = None,
+    is_unverified=None,
+) -> OncologyMatch:
+    tctx = ctx.tumour
+    out = OncologyMatch()
+    if tctx is None or tctx.tumour is None:
+        return out
+    names = names or {}
+    lineage = vocab.tumour_ancestors(tctx.tumour)
+    recs = [a for a in approvals if a.tumour in lineage]
+    out.tumour_covered = any(a.tumour == tctx.tumour for a in recs)
+    asks: dict[str, set[str]] = {}
+    has_driver = any(m.status == "positive" and (m.alteration or m.level) for m in tctx.markers)
+    near_miss: list[tuple[Approval, str]] = []
+    for rec in recs:
+        if rec.histology and tctx.histology and not set(rec.histology) & set(tctx.histology):
+            continue
+        verdicts = {k: _requirement(k, v, tctx, vocab) for k, v in rec.biomarkers.items()}
+        if any(v is False for v in verdicts.values()):
+            continue
+        origin = _origin_ok(rec, tctx)
+        if origin is False:
+            continue
+        if rec.not_after and _treated_with(rec.not_after, ctx, tctx, lexicon):
+            near_miss.append((rec, "already received " + ", ".join(t.replace("_", " ") for t in rec.not_after)))
+            continue
+        setting_ok, setting_assumed = _setting(rec, tctx, vocab)
+        line_ok = not (
+            (rec.line == "first" and tctx.line == "later") or (rec.line == "later" and tctx.line == "first")
+        )
+        after_ok: Tri = True
+        if rec.after:
+            if _treated_with(rec.after, ctx, tctx, lexicon):
+                after_ok = True
+            elif tctx.line == "first":
+                after_ok = False
+            else:
+                after_ok = None if (ctx.therapies or tctx.prior_classes) and tctx.line == "later" else None
+        unknown = [k for k, v in verdicts.items() if v is None]
+        if origin is None:
+            unknown += [f"{k}:origin" for k in rec.origin]
+        if not setting_ok or not line_ok or after_ok is False:
+            if not unknown and any(v is True for v in verdicts.values()):
+                why = []
+                if not setting_ok:
+                    why.append("approved only " + ("/".join(s.replace("_", " ") for s in rec.setting)))
+                if not line_ok or after_ok is False:
+                    why.append("approved " + _LINE_WORDS.get(rec.line, "") + (
+                        " (" + ", ".join(t.replace("_", " ") for t in rec.after) + ")" if rec.after else ""
+                    ))
+                near_miss.append((rec, "; ".join(w for w in why if w.strip())))
+            continue
+        if unknown:
+            # Ask only where it could change the answer: the record already matches on another marker, or the
+            # patient has no driver result at all yet.
+            if any(v is True for v in verdicts.values()) or not has_driver:
+                for k in unknown:
+                    asks.setdefault(k, set()).update(rec.biomarkers.get(k.split(":")[0], []))
+            continue
+        caveats = []
+        if setting_assumed:
+            caveats.append("labelled for " + ", ".join(s.replace("_", " ") for s in rec.setting) + " disease")
+        if tctx.line is None and rec.line in _LINE_WORDS:
+            caveats.append(_LINE_WORDS[rec.line])
+        if after_ok is None and rec.after:
+            caveats.append("after " + " or ".join(t.replace("_", " ") for t in rec.after))
+        reason = rec.summary
+        if rec.partners_note:
+            reason += f" Given with {rec.partners_note.rstrip('.')}."
+        if caveats:
+            reason += " Label: " + "; ".join(caveats) + "."
+        out.findings.append(
+            Finding(
+                rule_id=rec.id,
+                kind=rec.finding,
+                therapy=rec.therapy,
+                title=rec.heading(dict(names)),
+                reason=reason,
+                strength=rec.strength + (f" (FDA {rec.approved})" if rec.approved and rec.approved not in rec.strength else ""),
+                preference=rec.preference,
+                refs=[rec.id],
+                unverified=bool(rec.unverified or (is_unverified and is_unverified([rec.id]))),
+                domain=DOMAIN,
+            )
+        )
+    offered = {f.therapy for f in out.findings}
+    for rec, why in near_miss:
+        if rec.therapy in offered or not why:
+            continue
+        out.findings.append(
+            Finding(
+                rule_id=f"{rec.id}:not-this-setting",
+                kind="exclude",
+                therapy=rec.therapy,
+                title=rec.heading(dict(names)),
+                reason=f"Not for this patient as described: {why}.",
+                strength=rec.strength,
+                refs=[rec.id],
+                unverified=rec.unverified,
+                domain=DOMAIN,
+            )
+        )
+        offered.add(rec.therapy)
+    for key, values in sorted(asks.items()):
+        marker = key.split(":")[0]
+        if key.endswith(":origin"):
+            q = f"Is the {marker} alteration germline or somatic (tumour-only testing cannot tell)?"
+        else:
+            hint = _ASK_VALUES.get(marker) or ", ".join(sorted(v.replace("_", " ") for v in values))
+            q = f"What was the tumour's {marker.replace('PDL1', 'PD-L1')} result ({hint})?"
+        out.findings.append(
+            Finding(rule_id=f"ONC-ASK-{marker}", kind="ask", title=q, reason=q, refs=[], domain=DOMAIN)
+        )
+    # positive drivers the pack has no approval for in this tumour (in any setting or line)
+    approved_markers = {k for a in recs for k in a.biomarkers}
+    approved_markers |= {m for k in list(approved_markers) for m in vocab.families.get(k, ())}
+    for m in tctx.markers:
+        if m.status != "positive" or m.marker in ("HR", "PDL1", "TMB", "MSI", "MMR"):
+            continue
+        specific_ok = [
+            a for a in recs if m.marker in _members_any(a, vocab) and _requirement_for_marker(a, m, vocab) is not False
+        ]
+        if m.marker not in approved_markers or not specific_ok:
+            out.unapproved.append(m)
+    return out
+
+
+def _members_any(a: Approval, vocab: OncologyVocab) -> set[str]:
+    keys = set(a.biomarkers)
+    return keys | {m for k in keys for m in vocab.families.get(k, ())}
+
+
+def _requirement_for_marker(a: Approval, m: TumourMarker, vocab: OncologyVocab) -> Tri:
+    for key, tokens in a.biomarkers.items():
+        if m.marker in _members(key, vocab):
+            if set(tokens) <= {"negative", "wild_type"}:
+                return False
+            return any(_token_holds(t, m) is not False for t in tokens) or False
+    return None
+
+
+def describe_marker(m: TumourMarker) -> str:
+    alt = m.alteration.replace("_", " ") if m.alteration and m.alteration != "mutation" else ""
+    return f"{m.marker.replace('_', '::')}{' ' + alt if alt else ''}{'' if alt else (' ' + m.level if m.level else ' alteration')}"
