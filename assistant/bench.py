@@ -315,7 +315,12 @@ def _cpus() -> int | None:
 
 def _bench_ingest(settings: Settings, out_dir: Path, nci_dir: Path | None, scale_fn: ScaleFn | None) -> dict[str, Any]:
     if scale_fn is None:
-        from ingest.scale import measure_ingest as scale_fn
+        from functools import partial
+
+        from assistant.retrieval import HybridRetriever
+        from ingest.scale import measure_ingest
+
+        scale_fn = partial(measure_ingest, retriever_factory=HybridRetriever)
     folder = Path(nci_dir) if nci_dir else settings.corpus_dir
     res = scale_fn(settings, folder, out_dir / "scale-index", queries=250 if nci_dir else 100, progress=False)
     res["source"] = "nci" if nci_dir else "shipped corpus (no --nci given)"

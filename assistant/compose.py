@@ -13,11 +13,11 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from assistant.injection import is_instruction
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
 from assistant.prompts import ALSO_NOTED_SECTION, EMPTY_CONTEXT_NOTE, section_titles, therapy_label
 from assistant.render import cite_marks, plain_text
 from assistant.verify import lexical_support
+from ingest.injection import is_instruction
 
 # The same sentence boundary the verifier uses, so one quote is exactly one checked sentence.
 _SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
@@ -279,7 +279,9 @@ def compose_answer(
             lines.append(f"_Not suitable for you based on the details given: {names} (see below)._")
         else:
             lines.append(f"_Excluded by the rule checks for this patient: {names} (see below)._")
-    if ctx is None or (not ctx.diagnoses and not ctx.therapies and not ctx.disease_state and not ctx.biomarkers):
+    if ctx is None or (
+        not ctx.diagnoses and not ctx.therapies and not ctx.disease_state and not ctx.biomarkers and ctx.tumour is None
+    ):
         lines.append(f"_{EMPTY_CONTEXT_NOTE}_")
 
     # Options

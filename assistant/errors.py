@@ -1,38 +1,21 @@
-"""A small exception hierarchy. Edges (CLI, UI) translate these into clear messages, never tracebacks."""
+"""A small exception hierarchy. Edges (CLI, UI) translate these into clear messages, never tracebacks.
+
+The base class and the errors ingest raises are defined in ``ingest.errors`` (ingest does not import the
+assistant) and re-exported here, so ``assistant.errors.IngestError is ingest.errors.IngestError``."""
 
 from __future__ import annotations
 
+from ingest.errors import ConfigError, CorpusValidationError, GuideRailError, IngestError, StoreError
 
-class GuideRailError(Exception):
-    """Base class: every error a user can cause or fix has a subclass here."""
-
-
-class ConfigError(GuideRailError):
-    """A setting or argument has a bad value (the message names it)."""
-
-
-class IngestError(GuideRailError):
-    """A document could not be ingested (corrupt, empty, too large, undecodable …)."""
-
-    def __init__(self, path: str, reason: str) -> None:
-        super().__init__(f"{path}: {reason}")
-        self.path = path
-        self.reason = reason
-
-
-class CorpusValidationError(GuideRailError):
-    """Shipped corpus content (digest, label or rule file) is invalid; names file and line."""
-
-    def __init__(self, path: str, line: int | None, reason: str) -> None:
-        where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {reason}")
-        self.path = path
-        self.line = line
-        self.reason = reason
-
-
-class StoreError(GuideRailError):
-    """The vector store or keyword index is missing, unreachable or inconsistent."""
+__all__ = [
+    "ConfigError",
+    "CorpusValidationError",
+    "GuideRailError",
+    "IngestError",
+    "LLMError",
+    "QuestionError",
+    "StoreError",
+]
 
 
 class QuestionError(GuideRailError):

@@ -14,9 +14,9 @@ import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
-from assistant.injection import strip_instructions
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
 from assistant.render import passage_body
+from ingest.injection import strip_instructions
 
 # ---------------------------------------------------------------- fixed sentences
 REFUSAL = (
@@ -26,7 +26,7 @@ REFUSAL = (
 """The abstention sentence (tests import it). Followed by ``ABSTAIN_DETAIL``."""
 
 ABSTAIN_DETAIL = (
-    "The corpus covers: {coverage}. To answer this question it would need a guideline or drug label "
+    "Nearest in my corpus: {coverage}. To answer this question it would need a guideline or drug label "
     "that addresses it{topic_hint}; you can add one with `guiderail ingest PATH`."
 )
 

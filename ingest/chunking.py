@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
-from assistant.injection import chunk_flags
+from ingest.injection import chunk_flags
 from ingest.markdown import slugify
 from ingest.models import Chunk, DocumentMeta, Section
 

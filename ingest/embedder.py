@@ -18,10 +18,10 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
 
-from assistant.errors import ConfigError
+from ingest.errors import ConfigError
 
 if TYPE_CHECKING:
-    from assistant.settings import Settings
+    from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -178,7 +178,7 @@ class HashEmbedder:
 _CACHE: dict[tuple[str, str], SentenceTransformerEmbedder] = {}
 
 
-def load_embedder(settings: Settings) -> SentenceTransformerEmbedder | HashEmbedder:
+def load_embedder(settings: IngestSettings) -> SentenceTransformerEmbedder | HashEmbedder:
     """The embedder `settings` names: the bundled MiniLM (cached per process), or the test/dev hash one."""
     if getattr(settings, "embedder", "minilm") == "hash":
         return HashEmbedder()

@@ -15,7 +15,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from assistant.errors import CorpusValidationError, IngestError
+from ingest.errors import CorpusValidationError, IngestError
 from ingest.markdown import parse_front_matter, slugify
 from ingest.models import Document, DocumentMeta
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import yaml
 
-from assistant.errors import CorpusValidationError
+from ingest.errors import CorpusValidationError
 from ingest.models import Section
 
 _FENCE = re.compile(r"^\s{0,3}(```+|~~~+)")

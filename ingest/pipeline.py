@@ -16,8 +16,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import CorpusValidationError, IngestError, StoreError
 from ingest.chunking import chunk_sections
+from ingest.errors import CorpusValidationError, IngestError, StoreError
 from ingest.loaders import load_file
 from ingest.markdown import split_sections
 from ingest.models import Chunk, Document, IngestReport
@@ -32,8 +32,8 @@ from ingest.sources import (
 from ingest.store import Manifest
 
 if TYPE_CHECKING:
-    from assistant.settings import Settings
     from ingest.embedder import Embedder
+    from ingest.settings import IngestSettings
     from ingest.store import IndexStore
 
 log = logging.getLogger(__name__)
@@ -80,7 +80,7 @@ def document_chunks(
 
 
 def resolve_sources(
-    settings: Settings,
+    settings: IngestSettings,
     paths: Sequence[str | Path],
     pack: str | None,
     warnings: list[tuple[str, str]] | None = None,
@@ -129,8 +129,9 @@ def resolve_sources(
     return sources, scopes, errors
 
 
-def _safety_documents(settings: Settings, errors: list[tuple[str, str]]) -> list[Document]:
-    """The drug safety profiles, rendered as label-safety digests (part of the shipped corpus pack)."""
+def _safety_documents(settings: IngestSettings, errors: list[tuple[str, str]]) -> list[Document]:
+    """The drug safety profiles and the FDA oncology approval records, rendered as citable digests (part of the
+    shipped corpus pack)."""
     from ingest.loaders import load_markdown_text
     from ingest.safety_docs import rendered_safety_digests
 
@@ -144,8 +145,13 @@ def _safety_documents(settings: Settings, errors: list[tuple[str, str]]) -> list
                 names[str(e["id"])] = str(e["names"][0])
     except (OSError, ValueError, AttributeError) as exc:
         log.warning("lexicon unreadable for safety digest titles: %s", exc)
+    from ingest.approval_docs import pack_drug_names, rendered_approval_digests
+
+    for tid, name in pack_drug_names(settings.corpus_dir).items():
+        names.setdefault(tid, name)  # drugs the oncology approval pack introduces
     out: list[Document] = []
-    for where, text in rendered_safety_digests(settings.corpus_dir, names):
+    rendered = [*rendered_safety_digests(settings.corpus_dir, names), *rendered_approval_digests(settings.corpus_dir, names)]
+    for where, text in rendered:
         try:
             out.append(load_markdown_text(text, where, CORPUS_PACK))
         except IngestError as exc:
@@ -155,7 +161,7 @@ def _safety_documents(settings: Settings, errors: list[tuple[str, str]]) -> list
 
 
 def ingest_command(
-    settings: Settings, paths: Sequence[str | Path] = (), progress: bool = True, pack: str | None = None
+    settings: IngestSettings, paths: Sequence[str | Path] = (), progress: bool = True, pack: str | None = None
 ) -> IngestReport:
     """`guiderail ingest [PATH ...]`: the shipped corpus (+ open-medicine pack) or the given files/folders."""
     from ingest.embedder import load_embedder
@@ -168,7 +174,7 @@ def ingest_command(
 
 def ingest_paths(
     store: IndexStore,
-    settings: Settings,
+    settings: IngestSettings,
     paths: Sequence[str | Path] = (),
     *,
     pack: str | None = None,

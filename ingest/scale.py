@@ -3,6 +3,9 @@
 Records wall time, chunks, ingest chunks/s against raw `encode` throughput on the same chunk texts,
 store size on disk, peak RSS, query latency p50/p95 over ≥ 200 queries and the time of a re-ingest
 with nothing changed. Used by `scripts/scale_ingest.py` and callable from `guiderail bench`.
+
+Query latency is that of the assistant's hybrid retriever, but ingest never imports the assistant: the
+caller passes `retriever_factory` (`assistant.retrieval.HybridRetriever`), called as `(store, settings)`.
 """
 
 from __future__ import annotations
@@ -13,13 +16,27 @@ import random
 import resource
 import statistics
 import time
+from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol, Self
+
+from ingest.settings import IngestSettings
 
 if TYPE_CHECKING:
-    from assistant.settings import Settings
+    from ingest.store import IndexStore
 
 log = logging.getLogger(__name__)
+
+
+class ScaleSettings(IngestSettings, Protocol):
+    """Ingest settings that copy with overrides (pydantic's `model_copy`), as the assistant's `Settings` do."""
+
+    def model_copy(self, *, update: Mapping[str, Any] | None = None, deep: bool = False) -> Self: ...
+
+
+RetrieverFactory = Callable[["IndexStore", ScaleSettings], Any]
+"""Builds the retriever whose latency is measured; it must expose `.retrieve(query)`, `.store` and
+`.settings` (with `candidates_k`)."""
 
 
 def _dir_size(path: Path) -> int:
@@ -62,10 +79,11 @@ def make_queries(metas: list[dict[str, Any]], n: int, seed: int = 7) -> list[str
 
 
 def measure_ingest(
-    settings: Settings,
+    settings: ScaleSettings,
     nci_dir: Path,
     store_dir: Path,
     *,
+    retriever_factory: RetrieverFactory,
     queries: int = 250,
     encode_sample: int = 2000,
     progress: bool = True,
@@ -74,7 +92,6 @@ def measure_ingest(
     """Ingest `nci_dir` into a new store under `store_dir` and return the measured figures."""
     import shutil
 
-    from assistant.retrieval import HybridRetriever
     from ingest.embedder import load_embedder
     from ingest.pipeline import ingest_paths
     from ingest.store import open_store
@@ -113,7 +130,7 @@ def measure_ingest(
     again = ingest_paths(store, s, [nci_dir], pack="nci", progress=False)
     reingest_s = time.perf_counter() - t
 
-    lat_stats = _query_latency(HybridRetriever(store, s), queries)
+    lat_stats = _query_latency(retriever_factory(store, s), queries)
     files = [p for p in Path(nci_dir).rglob("*") if p.is_file()]
     return {
         "corpus": str(nci_dir),
@@ -177,12 +194,13 @@ def _query_latency(retriever: Any, n: int) -> dict[str, Any]:
     }
 
 
-def measure_queries(settings: Settings, store_dir: Path, *, queries: int = 250) -> dict[str, Any]:
+def measure_queries(
+    settings: ScaleSettings, store_dir: Path, *, retriever_factory: RetrieverFactory, queries: int = 250
+) -> dict[str, Any]:
     """Query latency alone on an existing store (e.g. after a retrieval change, without re-ingesting)."""
-    from assistant.retrieval import HybridRetriever
     from ingest.embedder import load_embedder
     from ingest.store import open_store
 
     s = settings.model_copy(update={"store_dir": Path(store_dir), "chroma_url": None})
     store = open_store(s, load_embedder(s))
-    return {"chunks": store.count(), **_query_latency(HybridRetriever(store, s), queries)}
+    return {"chunks": store.count(), **_query_latency(retriever_factory(store, s), queries)}

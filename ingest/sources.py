@@ -14,7 +14,7 @@ from ingest.loaders import SUPPORTED_EXT
 from ingest.markdown import slugify
 
 if TYPE_CHECKING:
-    from assistant.settings import Settings
+    from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +116,7 @@ def iter_files(root: Path) -> list[Path]:
     return walk_files(root).files
 
 
-def corpus_files(settings: Settings) -> list[Path]:
+def corpus_files(settings: IngestSettings) -> list[Path]:
     """Guideline and label digests of the shipped corpus (not rules/ or lexicon/)."""
     out: list[Path] = []
     for sub in CORPUS_PROSE_DIRS:
@@ -126,7 +126,7 @@ def corpus_files(settings: Settings) -> list[Path]:
     return out
 
 
-def corpus_sources(settings: Settings) -> list[SourceFile]:
+def corpus_sources(settings: IngestSettings) -> list[SourceFile]:
     root = Path(settings.corpus_dir)
     return [SourceFile(p, CORPUS_PACK, root) for p in corpus_files(settings)]
 
@@ -179,7 +179,7 @@ def open_medicine_sources() -> list[SourceFile]:
 
 def open_medicine_documents(max_file_mb: float = 50.0) -> list[Any]:
     """The open-medicine pack loaded as Documents (files that fail to load are logged and skipped)."""
-    from assistant.errors import IngestError
+    from ingest.errors import IngestError
     from ingest.loaders import load_file
 
     docs = []

@@ -40,12 +40,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from assistant.errors import StoreError
+from ingest.errors import StoreError
 from ingest.models import Chunk
 
 if TYPE_CHECKING:
-    from assistant.settings import Settings
     from ingest.embedder import Embedder
+    from ingest.settings import IngestSettings
 
 log = logging.getLogger(__name__)
 
@@ -696,7 +696,7 @@ def _clean_meta(md: Mapping[str, Any]) -> Metadata:
     return out
 
 
-def local_index_problem(settings: Settings) -> str | None:
+def local_index_problem(settings: IngestSettings) -> str | None:
     """Why a reader cannot use the local index of `settings` (None when it can, or for a Chroma server).
 
     Checked before anything is created or any model loaded, so a mistyped `--store` neither makes an
@@ -715,12 +715,12 @@ def local_index_problem(settings: Settings) -> str | None:
     return None
 
 
-def remote_meta_dir(settings: Settings) -> Path:
+def remote_meta_dir(settings: IngestSettings) -> Path:
     key = hashlib.sha256(f"{settings.chroma_url}\x1f{settings.collection}".encode()).hexdigest()[:16]
     return settings.index_dir / "remote" / key
 
 
-def open_store(settings: Settings, embedder: Embedder, *, create: bool = True) -> IndexStore:
+def open_store(settings: IngestSettings, embedder: Embedder, *, create: bool = True) -> IndexStore:
     """The store for `settings`: a Chroma server when `chroma_url` is set, else a local PersistentClient.
 
     `create=False` (readers): a local index folder that does not exist is a StoreError, not a new folder.

@@ -30,16 +30,20 @@ def main() -> int:
     for noisy in ("httpx", "chromadb", "bm25s"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
+    from assistant.retrieval import HybridRetriever
     from assistant.settings import load_settings
     from ingest.scale import measure_ingest, measure_queries
 
     if args.queries_only:
-        result = measure_queries(load_settings(), args.store.resolve(), queries=args.queries)
+        result = measure_queries(
+            load_settings(), args.store.resolve(), retriever_factory=HybridRetriever, queries=args.queries
+        )
     else:
         result = measure_ingest(
             load_settings(),
             args.nci.resolve(),
             args.store.resolve(),
+            retriever_factory=HybridRetriever,
             queries=args.queries,
             encode_sample=args.encode_sample,
         )

@@ -15,8 +15,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
-from assistant.injection import flag_reason
 from assistant.models import Answer, Citation, Finding, PatientContext
+from ingest.injection import flag_reason
 
 ANCHOR_PREFIX = "guiderail-src-"
 """Element id prefix of a source card; citation links point at ``#guiderail-src-<n>``."""

@@ -4,8 +4,8 @@ A guideline sentence speaks about patients and drugs; a planted instruction spea
 ("SYSTEM: …", "ignore the previous instructions", "you are now …", "do not mention …", "as an AI").
 Ingest flags a chunk holding such a sentence (chunk metadata ``flagged``/``flag_reason``); the sources
 panel shows the flag; the composer never quotes a flagged passage and the LLM prompt drops the
-sentences. Pure functions, no I/O: ``ingest`` imports this module, so it imports nothing from
-``assistant`` itself.
+sentences. Pure functions, no I/O. It lives in ``ingest`` (which flags at ingest time and never imports the
+assistant); the assistant's composer, prompt builder and web renderer import it from here.
 
 Why patterns and not a classifier: the phrases are few and stereotyped, a false positive costs only a
 quote (the passage stays citable and visible), and every pattern is anchored to words a clinical
