@@ -18,12 +18,13 @@ from __future__ import annotations
 import functools
 import itertools
 import logging
-import yaml
 import math
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+import yaml
 
 from assistant import patient_facts as pf
 from assistant.knowledge import Lexicon, load_lexicon
@@ -1591,10 +1592,28 @@ def extract_context(
 def _with_tumour(ctx: PatientContext, turns: list[str], extractor: PatientExtractor) -> PatientContext:
     """Oncology facts (tumour, setting, line, biomarkers) on top of what the earlier turns established."""
     vocab = getattr(extractor, "oncology", None)
-    if vocab is None or not turns or "prostate_cancer" in ctx.diagnoses:
-        return ctx  # prostate cancer has its own rules (corpus/rules/prostate_*.yaml)
+    if vocab is None or not turns:
+        return ctx
+    joined = "\n".join(turns)
+    if "prostate_cancer" in ctx.diagnoses:
+        named = [h for h in vocab.find("tumours", joined) if h[2] != "solid_tumour"]
+        if not named or re.search(r"prostat", joined, re.IGNORECASE):
+            return ctx  # prostate cancer has its own rules (corpus/rules/prostate_*.yaml)
+        # Generic words ("newly diagnosed metastatic", "castration") made the prostate inference, but the text
+        # names another cancer and never the prostate: the inference does not hold.
+        comorb = {k: v for k, v in ctx.comorbidities.items() if k != "prostate_cancer"}
+        ctx = ctx.model_copy(
+            update={
+                "diagnoses": [d for d in ctx.diagnoses if d != "prostate_cancer"],
+                "comorbidities": comorb,
+                "disease_state": None,
+                "castration": None,
+                "focus": [f for f in ctx.focus if f != "prostate_cancer"],
+                "sex": None if ctx.sex == "male" and not re.search(r"\b(?:man|male|gentleman|he|his)\b", joined, re.I) else ctx.sex,
+            }
+        )
     onc_ids = extractor.lexicon.class_members.get("antineoplastic", set())
-    new = extract_tumour("\n".join(turns), vocab, ctx.therapies, onc_ids)
+    new = extract_tumour(joined, vocab, ctx.therapies, onc_ids)
     old = ctx.tumour
     if new is None and old is None:
         return ctx

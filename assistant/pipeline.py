@@ -37,6 +37,7 @@ from assistant.models import (
     VerificationReport,
     final_answer,
 )
+from assistant.oncology.match import describe_marker
 from assistant.population import population_mismatch
 from assistant.render import number_sources, render_answer
 from assistant.settings import Settings
@@ -232,6 +233,32 @@ class _Prepared:
     abstain: bool
     timings: dict[str, float] = field(default_factory=dict)
     user_text: str = ""
+    unapproved: list[str] = field(default_factory=list)
+    near_topics: list[str] = field(default_factory=list)
+
+
+def asking_sentence(q: str) -> str:
+    """The sentence(s) that ask: the last one with a question mark, else the last sentence."""
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    asks = [p for p in parts if p.endswith("?")]
+    return asks[-1] if asks else (parts[-1] if parts else q)
+
+
+def _near_topics(hits: Sequence[RetrievedPassage], limit: int = 3) -> list[str]:
+    """Titles of the documents nearest to the question (what the corpus has that comes closest)."""
+    out: list[str] = []
+    for p in hits:
+        title = (getattr(p, "title", "") or "").strip()
+        if title and title not in out:
+            out.append(title)
+        if len(out) >= limit:
+            break
+    return out
+
+
+def _is_directed(f: Finding, ctx: PatientContext) -> bool:
+    """An oncology offer that rests on one of the patient's positive alterations (not only receptor/PD-L1 status)."""
+    return f.kind == "recommend"
 
 
 _Clock = Callable[[], float]
@@ -381,6 +408,13 @@ class Assistant:
             entry = getattr(lex, "entries", {}).get(f.therapy)
             if entry is not None and getattr(entry, "names", None):
                 out[f.therapy] = entry.names[0]
+            elif "+" in f.therapy:
+                # A regimen: every component by its first name ("amivantamab + lazertinib").
+                parts = []
+                for p in f.therapy.split("+"):
+                    e = getattr(lex, "entries", {}).get(p)
+                    parts.append(e.names[0] if e is not None and getattr(e, "names", None) else p.replace("_", " "))
+                out[f.therapy] = " + ".join(parts)
             elif hasattr(lex, "names_of"):
                 names = [n for n in lex.names_of(f.therapy) if n != f.therapy]
                 if names:
@@ -481,19 +515,52 @@ class Assistant:
                 and not f.rule_id.startswith(("SAFETY:", "DECLINED:"))
             ]
         )
-        abstain = not citations or (off_topic and not backed) or scope_abstain
+        # Oncology: the question asks about a tumour alteration that no FDA approval in the pack targets (in this
+        # tumour, any setting) and no approval fits the patient: say so plainly rather than quote passages.
+        unapproved = self._unapproved_asked(q, ctx, numbered)
+        if unapproved:
+            timings["oncology_unapproved"] = 1.0
+        # A recognised domain whose rules answered (offers, exclusions, warnings backed by citations) is covered
+        # whatever the cosine of a long vignette; the topical-word check reads the asking sentence, not the history.
+        abstain = not citations or (off_topic and not backed) or scope_abstain or bool(unapproved)
         if scope_abstain:
             timings["scope_abstain"] = 1.0
         user_text = f"{text}\n{prompts.format_patient(ctx)}"
         return _Prepared(
-            question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings, user_text=user_text
+            question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings, user_text=user_text,
+            unapproved=unapproved, near_topics=_near_topics(hits),
         )
+
+    def _unapproved_asked(self, q: str, ctx: PatientContext, findings: Sequence[Finding]) -> list[str]:
+        """Tumour alterations the question asks about that no approval in the pack targets for this tumour, when no
+        approval offer fits the patient either (then the honest answer is: nothing approved — trials)."""
+        match = getattr(self.engine, "oncology_match", None)
+        if match is None or ctx.tumour is None or ctx.tumour.tumour is None:
+            return []
+        if any(f.domain == "oncology" and f.kind in ("recommend", "consider") and _is_directed(f, ctx) for f in findings):
+            return []
+        result = match(ctx)
+        if not result.unapproved:
+            return []
+        asked = asking_sentence(q)
+        named = [m for m in result.unapproved if re.search(rf"(?<![\w]){re.escape(m.marker.split('_')[0])}", asked, re.I)]
+        return [describe_marker(m) for m in (named or (result.unapproved if not any(
+            f.domain == "oncology" and f.kind in ("recommend", "consider") for f in findings) else []))]
 
     def _abstain(self, prep: _Prepared, audience: str, t0: float) -> Answer:
         topic_hint = ""
         if prep.ctx.diagnoses:
             topic_hint = f" (for {', '.join(d.replace('_', ' ') for d in prep.ctx.diagnoses)})"
-        detail = prompts.ABSTAIN_DETAIL.format(coverage=coverage_summary(self.knowledge), topic_hint=topic_hint)
+        # Name what the corpus has nearest to the question, not an alphabetical list of everything.
+        near = ", ".join(prep.near_topics) if prep.near_topics else coverage_summary(self.knowledge)
+        detail = prompts.ABSTAIN_DETAIL.format(coverage=near, topic_hint=topic_hint)
+        if prep.unapproved and prep.ctx.tumour is not None:
+            tumour = (prep.ctx.tumour.tumour or "this tumour").replace("_", " ")
+            detail = (
+                f"No FDA-approved therapy directed at {', '.join(prep.unapproved)} in {tumour} is in my approval records "
+                "(FDA labels and approval notices, reviewed 2026-12); a clinical trial is the route to a drug targeting it, "
+                "and the standard, non-biomarker-directed treatment for the tumour type applies.\n\n" + detail
+            )
         scope = list(dict.fromkeys(f.reason for f in prep.plan.findings if f.severity == "scope"))
         if scope:
             detail = "The guideline in my corpus for this does not cover this patient: " + " ".join(scope[:2]) + "\n\n" + detail

@@ -100,7 +100,27 @@ class TherapyLexicon:
         phrases: dict[str, list[str]] = {}
         if class_names is not None:
             phrases = (yaml.safe_load(Path(class_names).read_text(encoding="utf-8")) or {}).get("classes", {})
-        return cls.from_entries(data.get("therapies", []), phrases)
+        entries = list(data.get("therapies", []))
+        # Drugs the oncology approval pack introduces (corpus/oncology/*.yaml `drugs:`), merged by id.
+        from ingest.approval_docs import approval_files, load_file
+
+        known = {str(e.get("id")): e for e in entries if isinstance(e, dict)}
+        for f in approval_files(corpus_dir):
+            try:
+                drugs = load_file(f).get("drugs") or []
+            except (OSError, yaml.YAMLError):
+                continue
+            for d in drugs if isinstance(drugs, list) else []:
+                if not isinstance(d, dict) or not d.get("id"):
+                    continue
+                old = known.get(str(d["id"]))
+                if old is None:
+                    known[str(d["id"])] = dict(d)
+                    entries.append(known[str(d["id"])])
+                else:
+                    old["names"] = list(dict.fromkeys([*(old.get("names") or []), *(d.get("names") or [])]))
+                    old["classes"] = list(dict.fromkeys([*(old.get("classes") or []), *(d.get("classes") or [])]))
+        return cls.from_entries(entries, phrases)
 
     def components(self, tid: str) -> set[str]:
         return {p for p in tid.split("+") if p}

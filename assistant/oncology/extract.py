@@ -26,7 +26,7 @@ _TKD = re.compile(r"\bTKD\b")
 _MUT = re.compile(r"mutat|mutant|variant|altered|alteration|pathogenic|activating|driver|\bmut\b|\+", re.I)
 _NEG = re.compile(
     r"wild[- ]?type|\bwt\b|negative|\bneg\b|not\s+detected|no\s+(?:mutation|alteration|fusion|rearrangement)|"
-    r"undetected|absent|\bnormal\b|[-−–]\s*(?=[/\s,;.)]|$)",
+    r"undetected|absent|\bnormal\b|not\s+(?:mutated|detected|amplified|altered|expressed|rearranged|present)|[-−–]\s*(?=[/\s,;.)]|$)",
     re.I,
 )
 _POS = re.compile(r"positive|\bpos\b|\+(?!\d)|detected|present|overexpress|high\b|mutated|mutant|mutation|altered|"
@@ -34,6 +34,14 @@ _POS = re.compile(r"positive|\bpos\b|\+(?!\d)|detected|present|overexpress|high\
 _GERMLINE = re.compile(r"germline|inherited|hereditary|\bg(?=BRCA)", re.I)
 _SOMATIC = re.compile(r"somatic|tumou?r[- ]only|\bt(?=BRCA)|tumou?r\s+(?:testing|NGS)", re.I)
 _NEXT_MARKER = re.compile(r"negative for|positive for|\b(?:EGFR|ALK|ROS1|KRAS|BRAF|HER2|MSI|TMB)\b")
+# "Which RET inhibitors", "KRAS-directed drugs", "EGFR testing": the marker is named, no result is stated.
+_NO_RESULT = re.compile(
+    r"[\s-]*(?:directed|targeted|targeting|inhibitors?|TKIs?|blockers?|blockade|therapy|therapies|testing|tests?|"
+    r"status|results?|agents?|drugs?|antibod(?:y|ies)|ADCs?)\b(?!\s*(?:positive|negative|[+]))",
+    re.I,
+)
+# A result window ends where the next gene's result begins ("KRAS G12C, STK11 wild-type").
+_NEXT_GENE = re.compile(r"(?:[,;]|\band\b|\bwith\b|\bbut\b)\s+(?=[A-Z][A-Z0-9]{2,}[\s-])")
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*%?")
 
 _FUSION_GENES = frozenset({"ALK", "ROS1", "RET", "NTRK", "NRG1", "FGFR2", "BCR_ABL1", "KMT2A"})
@@ -137,11 +145,10 @@ def _her2(window: str, m: TumourMarker) -> None:
             m.level = "low"
         elif not m.level:
             m.level = "zero"
-    if not m.level:
-        if ish_pos:
-            m.level = "positive"
-        elif re.search(r"positive|\+|overexpress|amplif", w) and not m.alteration.startswith(("exon", "mutation")):
-            m.level = "positive"
+    if not m.level and (
+        ish_pos or (re.search(r"positive|\+|overexpress|amplif", w) and not m.alteration.startswith(("exon", "mutation")))
+    ):
+        m.level = "positive"
     if m.level in ("low", "ultralow", "zero"):
         m.status = "negative" if m.level == "zero" else "positive"
     if m.level == "positive":
@@ -237,11 +244,15 @@ def extract_markers(text: str, vocab: OncologyVocab) -> tuple[list[TumourMarker]
                 groups[-1].append(h)
             else:
                 groups.append([h])
+        groups = [
+            [h for h in g if not _NO_RESULT.match(clause[h[1] :])] for g in groups
+        ]
+        groups = [g for g in groups if g]
         for gi, group in enumerate(groups):
             before = clause[max(0, group[0][0] - 40) : group[0][0]]
             nxt = groups[gi + 1][0][0] if gi + 1 < len(groups) else len(clause)
             shared_neg_before = bool(re.search(r"(?:\bno\b|\bnot\b|negative for|wild[- ]type for|without)\s*(?:\w+\s+){0,2}$", before, re.I))
-            for hi, (start, end, mid, words) in enumerate(group):
+            for hi, (_start, end, mid, words) in enumerate(group):
                 stop = group[hi + 1][0] if hi + 1 < len(group) else nxt
                 own = clause[end:stop]
                 tail = own if hi + 1 < len(group) else clause[end : min(len(clause), end + 90, nxt if nxt > end else len(clause))]
@@ -251,6 +262,9 @@ def extract_markers(text: str, vocab: OncologyVocab) -> tuple[list[TumourMarker]
                     window = own + " " + shared_tail
                 else:
                     window = tail
+                cut = _NEXT_GENE.search(window, 1)
+                if cut and hi + 1 == len(group):
+                    window = window[: cut.start()]
                 window = words + " " + window
                 _add_marker(found, mid, words, window, before, shared_neg_before, clause)
         for um in _UNKNOWN_GENE.finditer(_expand_gene_lists(clause)):
@@ -283,7 +297,7 @@ def _expand_gene_lists(clause: str) -> str:
                     r"(mutations?|mutant|mutated|fusions?|alterations?|amplifications?)\b")
 
     def repl(m: re.Match[str]) -> str:
-        genes = re.findall(r"[A-Z][A-Z0-9]{1,6}", m.group(1)) + [m.group(2)]
+        genes = [*re.findall(r"[A-Z][A-Z0-9]{1,6}", m.group(1)), m.group(2)]
         return " and ".join(f"{g} {m.group(3)}" for g in genes)
 
     return rx.sub(repl, clause)
@@ -336,10 +350,13 @@ def _add_marker(
     else:
         m.alteration = _variant_kind(mid, window[len(words):]) if mid not in ("PDL1", "TMB", "CLDN18", "FOLR1") else ""
         m.status = "negative" if neg_before else _status(window[len(words):], mid)
-        if m.status == "negative" and m.alteration not in ("", "mutation"):
-            # "EGFR L858R negative" is rare; a named variant with 'negative' far after it stays positive
-            if _NEG.search(window[len(words): len(words) + 25]) is None:
-                m.status = "positive"
+        # "EGFR L858R negative" is rare; a named variant with 'negative' far after it stays positive
+        if (
+            m.status == "negative"
+            and m.alteration not in ("", "mutation")
+            and _NEG.search(window[len(words) : len(words) + 25]) is None
+        ):
+            m.status = "positive"
         if m.status == "negative":
             m.alteration = ""
         if mid == "HER2":
@@ -387,14 +404,22 @@ def _tumour(text: str, vocab: OncologyVocab) -> str | None:
 def _settings(text: str, vocab: OncologyVocab, tumour: str | None) -> list[str]:
     found = [h[2] for h in vocab.find("settings", text)]
     low = text.lower()
-    if re.search(r"stage\s*(?:iii|3)[abc]?\b", low) and any(s == "stage3_unresectable_post_crt" for s in found):
-        pass
-    elif "stage3_unresectable_post_crt" in found:
-        # "after chemoradiation" without stage III in a metastatic patient is history, not the current setting
-        if any(s in found for s in ("metastatic", "recurrent")):
-            found = [s for s in found if s != "stage3_unresectable_post_crt"]
-    if re.search(r"\bstage\s*(?:iv|4)\b", low):
+    # "after chemoradiation" without stage III in a metastatic patient is history, not the current setting
+    if (
+        not re.search(r"stage\s*(?:iii|3)[abc]?\b", low)
+        and "stage3_unresectable_post_crt" in found
+        and any(s in found for s in ("metastatic", "recurrent"))
+    ):
+        found = [s for s in found if s != "stage3_unresectable_post_crt"]
+    if re.search(r"\bstage\s*(?:iv|4)[abc]?\b", low):
         found.append("metastatic")
+    if (
+        re.search(r"\bstage\s*(?:iii|3)[abc]?\b", low)
+        and re.search(r"\b\d{2}\s*gy\b|radiation|radiotherapy|chemoradi", low)
+        and re.search(r"concurrent|sequential|chemoradi|platinum|carboplatin|cisplatin", low)
+        and not re.search(r"\bmetasta", low)
+    ):
+        found.append("stage3_unresectable_post_crt")
     if re.search(r"\blocally advanced\b", low):
         found = [s for s in found if s != "advanced" or "locally_advanced" not in found]
     out = list(dict.fromkeys(found))
@@ -407,6 +432,9 @@ def _settings(text: str, vocab: OncologyVocab, tumour: str | None) -> list[str]:
         # earlier curative-intent treatment ("adjuvant FOLFOX three years ago") is history once disease is advanced
         out = [s for s in out if s not in _EARLY]
     if tumour in _HAEM and "relapsed_refractory" in out:
+        out = [s for s in out if s != "newly_diagnosed"]
+    if tumour not in _HAEM:
+        # 'newly diagnosed' says the line (first), not the stage, for a solid tumour
         out = [s for s in out if s != "newly_diagnosed"]
     if "maintenance" in out and "advanced" not in out and not advanced_now:
         out.append("advanced")
@@ -428,6 +456,8 @@ def _prior_classes(text: str, vocab: OncologyVocab) -> list[str]:
             continue
         for start, _end, phrase, _w in words:
             lead = clause[max(0, start - 80) : start]
+            if re.search(r"\b(?:no|not|never|without|nor|naive to|na[iï]ve)\b(?:\s+\w+){0,3}\s*$", lead, re.I):
+                continue  # "has had no systemic therapy"
             if _HISTORY.search(lead) or re.search(r"\b(?:progress|refractory|failed|relapsed)", clause[start:], re.I):
                 out.extend(vocab.therapy_words.get(phrase, ()))
     return list(dict.fromkeys(out))
@@ -444,6 +474,11 @@ def extract_tumour(
     if tumour is None and not any(m.marker in _DRIVERS | _EXPRESSION | {"MSI", "MMR", "TMB"} for m in markers):
         return None
     markers = _implied(markers, tumour, vocab, text)
+    for fam, members in vocab.families.items():
+        # "RAS (KRAS/NRAS exons 2-4) wild-type": every member negative makes the family negative
+        got = {m.marker: m for m in markers}
+        if fam in got and all(got.get(x) is not None and got[x].status == "negative" for x in members):
+            got[fam].status, got[fam].alteration = "negative", ""
     settings = _settings(text, vocab, tumour)
     priors = _prior_classes(text, vocab)
     onc = set(antineoplastic)

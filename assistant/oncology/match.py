@@ -57,63 +57,63 @@ def _marker_results(key: str, tctx: TumourContext, vocab: OncologyVocab) -> list
     return out
 
 
-def _token_holds(token: str, m: TumourMarker) -> Tri:
-    kind = token_kind(token)
-    if token in ("negative", "wild_type"):
+def _token_holds(value: str, m: TumourMarker) -> Tri:
+    kind = token_kind(value)
+    if value in ("negative", "wild_type"):
         if m.marker == "HER2" and m.status == "negative" and m.level in ("low", "ultralow"):
             return False
         return m.status == "negative"
     if m.status == "negative":
-        if m.marker == "HER2" and token in ("low", "ultralow", "zero") and not m.level:
+        if m.marker == "HER2" and value in ("low", "ultralow", "zero") and not m.level:
             return None  # 'HER2-negative' may be IHC 0, ultralow or low: the IHC score decides
-        if token == "zero" and m.level == "zero":
+        if value == "zero" and m.level == "zero":
             return True
-        if token == "ultralow" and m.level == "zero":
+        if value == "ultralow" and m.level == "zero":
             return None
         if kind == "threshold":
-            return _threshold(token, m)
+            return _threshold(value, m)
         return False
     if m.status == "unknown":
         return None
     alt = m.alteration
     if kind == "variant":
-        if alt == token or (len(token) <= 4 and alt.startswith(token)):  # V600 covers V600E/K; R132 covers R132H
+        if alt == value or (len(value) <= 4 and alt.startswith(value)):  # V600 covers V600E/K; R132 covers R132H
             return True
         if alt in ("", "mutation"):
             return None  # 'EGFR-mutant' without the variant: ask which
         return False
     if kind == "kind":
-        if token == "mutation":
+        if value == "mutation":
             return alt not in ("fusion", "amplification", "loss") or None
-        if token == "fusion":
+        if value == "fusion":
             return True if alt == "fusion" else (None if alt == "" else False)
-        if token == "uncommon":
+        if value == "uncommon":
             return alt in ("uncommon", "G719X", "G719A", "G719S", "G719C", "L861Q", "S768I") or (
                 None if alt in ("", "mutation") else False
             )
-        if alt == token:
+        if alt == value:
             return True
         return None if alt in ("", "mutation") else False
     if kind == "status":
         if m.marker == "HER2":
-            if token == "positive":
+            if value == "positive":
                 return True if m.level == "positive" else (None if not m.level else False)
-            if token in ("low", "ultralow", "zero"):
-                if m.level == token or (token == "ultralow" and m.level == "low" and False):
+            if value in ("low", "ultralow", "zero"):
+                if m.level == value:
                     return True
                 return None if not m.level else False
-        if token in ("positive", "high", "deficient"):
+        if value in ("positive", "high", "deficient"):
             return True
-        if token in ("low", "ultralow", "zero"):
-            return m.level == token or (None if not m.level else False)
+        if value in ("low", "ultralow", "zero"):
+            return m.level == value or (None if not m.level else False)
         return False
     if kind == "threshold":
-        return _threshold(token, m)
+        return _threshold(value, m)
     return None
 
 
-def _threshold(token: str, m: TumourMarker) -> Tri:
-    parsed = parse_threshold(token)
+def _threshold(value: str, m: TumourMarker) -> Tri:
+    parsed = parse_threshold(value)
     if parsed is None:
         return None
     what, op, bound = parsed
@@ -155,6 +155,7 @@ def _requirement(key: str, tokens: list[str], tctx: TumourContext, vocab: Oncolo
     return False
 
 
+_CONTEXT_MARKERS = frozenset({"HR", "PDL1"})
 _DRIVER_KEYS = frozenset({"EGFR", "ALK", "ROS1", "RET", "MET", "KRAS", "NRAS", "BRAF", "HER2", "NTRK", "NRG1"})
 
 
@@ -217,6 +218,14 @@ def match_approvals(
     for rec in recs:
         if rec.histology and tctx.histology and not set(rec.histology) & set(tctx.histology):
             continue
+        if tctx.tumour in rec.not_tumours:
+            continue
+        if ctx.age is not None and (
+            (rec.age_min is not None and ctx.age < rec.age_min) or (rec.age_max is not None and ctx.age > rec.age_max)
+        ):
+            continue
+        if any(_requirement(k, v, tctx, vocab) is True for k, v in rec.biomarkers_not.items()):
+            continue  # a result the label rules out (T315I for second-generation TKIs)
         verdicts = {k: _requirement(k, v, tctx, vocab) for k, v in rec.biomarkers.items()}
         if any(v is False for v in verdicts.values()):
             continue
@@ -224,20 +233,25 @@ def match_approvals(
         if origin is False:
             continue
         if rec.not_after and _treated_with(rec.not_after, ctx, tctx, lexicon):
-            near_miss.append((rec, "already received " + ", ".join(t.replace("_", " ") for t in rec.not_after)))
+            if all(v is True for v in verdicts.values()) and verdicts:
+                near_miss.append((rec, "already received " + ", ".join(t.replace("_", " ") for t in rec.not_after)))
             continue
         setting_ok, setting_assumed = _setting(rec, tctx, vocab)
-        line_ok = not (
+        # Maintenance follows the induction line it completes: "first-line maintenance" after platinum is still first line.
+        maintenance = "maintenance" in tctx.settings and "maintenance" in rec.setting
+        line_ok = maintenance or not (
             (rec.line == "first" and tctx.line == "later") or (rec.line == "later" and tctx.line == "first")
         )
         after_ok: Tri = True
-        if rec.after:
+        if rec.after and maintenance and _treated_with(rec.after, ctx, tctx, lexicon):
+            after_ok = True
+        elif rec.after:
             if _treated_with(rec.after, ctx, tctx, lexicon):
                 after_ok = True
             elif tctx.line == "first":
                 after_ok = False
             else:
-                after_ok = None if (ctx.therapies or tctx.prior_classes) and tctx.line == "later" else None
+                after_ok = None  # earlier treatment not stated: the caveat names what the label requires
         unknown = [k for k, v in verdicts.items() if v is None]
         if origin is None:
             unknown += [f"{k}:origin" for k in rec.origin]
@@ -268,7 +282,8 @@ def match_approvals(
             caveats.append("after " + " or ".join(t.replace("_", " ") for t in rec.after))
         reason = rec.summary
         if rec.partners_note:
-            reason += f" Given with {rec.partners_note.rstrip('.')}."
+            note = rec.partners_note.strip().rstrip(".")
+            reason += " " + (note[0].upper() + note[1:] if note.lower().startswith(("with ", "given ", "in ", "after ", "for ", "as ")) else f"Given with {note}") + "."
         if caveats:
             reason += " Label: " + "; ".join(caveats) + "."
         out.findings.append(
@@ -285,10 +300,45 @@ def match_approvals(
                 domain=DOMAIN,
             )
         )
-    offered = {f.therapy for f in out.findings}
-    for rec, why in near_miss:
-        if rec.therapy in offered or not why:
+    # When the patient's own driver has a directed approval, records that rest only on receptor status or on no
+    # biomarker at all are listed after it (still shown: they are approved, but they are not the answer asked for).
+    def directed(a: Approval) -> bool:
+        return any(
+            k not in _CONTEXT_MARKERS and not set(v) <= {"negative", "wild_type", "zero"} for k, v in a.biomarkers.items()
+        )
+
+    by_rec = {a.id: a for a in recs}
+    if any(directed(by_rec[f.rule_id]) for f in out.findings):
+        out.findings = [
+            f if directed(by_rec[f.rule_id]) else f.model_copy(update={"kind": "consider", "preference": (f.preference or 2) + 4})
+            for f in out.findings
+        ]
+    # One finding per regimen: the record written for this tumour beats a tumour-agnostic one.
+    by_id = {a.id: a for a in recs}
+    best: dict[str, Finding] = {}
+    for f in out.findings:
+        cur = best.get(f.therapy or "")
+        if cur is None:
+            best[f.therapy or ""] = f
             continue
+        def rank(x: Finding) -> tuple[int, int, int]:
+            a = by_id[x.rule_id]
+            return (0 if a.tumour == tctx.tumour else 1, 0 if x.kind == "recommend" else 1, x.preference or 9)
+        if rank(f) < rank(cur):
+            best[f.therapy or ""] = f
+    out.findings = [f for f in out.findings if best.get(f.therapy or "") is f]
+    offered = {f.therapy for f in out.findings}
+    offered_drugs = {d for t in offered if t for d in t.split("+")}
+    # Why a matching biomarker's approval does not fit (first-line only, adjuvant only …) is said only when no
+    # approval fits at all: beside real options it is noise, and naming a drug "excluded" next to a regimen
+    # that contains it would contradict the answer.
+    shown = 0
+    for rec, why in near_miss:
+        if out.findings and not why.startswith("already received"):
+            continue
+        if rec.therapy in offered or not why or set(rec.regimen) & offered_drugs or shown >= 4:
+            continue
+        shown += 1
         out.findings.append(
             Finding(
                 rule_id=f"{rec.id}:not-this-setting",

@@ -49,6 +49,12 @@ class Approval(BaseModel):
     histology: list[str] = Field(default_factory=list)
     biomarkers: dict[str, list[str]] = Field(default_factory=dict)
     origin: dict[str, Literal["germline", "somatic"]] = Field(default_factory=dict)
+    biomarkers_not: dict[str, list[str]] = Field(
+        default_factory=dict, description="Results that rule the record out (BCR_ABL1: [T315I] for 2nd-gen TKIs)"
+    )
+    not_tumours: list[str] = Field(default_factory=list, description="Tumours a tumour-agnostic label excludes")
+    age_min: float | None = Field(None, description="Youngest age (years) the label covers")
+    age_max: float | None = Field(None, description="Oldest age (years) the indication is for (paediatric-only)")
     setting: list[str] = Field(default_factory=list)
     line: Literal["first", "later", "any"] = "any"
     after: list[str] = Field(default_factory=list)
@@ -81,14 +87,14 @@ class Approval(BaseModel):
     def _date(cls, v: Any) -> str:
         return "" if v is None else str(v)
 
-    @field_validator("biomarkers", mode="before")
+    @field_validator("biomarkers", "biomarkers_not", mode="before")
     @classmethod
     def _marker_lists(cls, v: Any) -> Any:
         if isinstance(v, dict):
             return {str(k): ([x] if isinstance(x, str) else list(x or [])) for k, x in v.items()}
         return v if v is not None else {}
 
-    @field_validator("biomarkers")
+    @field_validator("biomarkers", "biomarkers_not")
     @classmethod
     def _grammar(cls, v: dict[str, list[str]], info: ValidationInfo) -> dict[str, list[str]]:
         markers = (info.context or {}).get("markers")
@@ -108,6 +114,15 @@ class Approval(BaseModel):
         known = (info.context or {}).get("tumours")
         if known is not None and v not in known:
             raise ValueError(f"tumour {v!r} is not in corpus/lexicon/oncology.yaml tumours")
+        return v
+
+    @field_validator("not_tumours")
+    @classmethod
+    def _not_tumours(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        known = (info.context or {}).get("tumours")
+        bad = [t for t in v if known is not None and t not in known]
+        if bad:
+            raise ValueError(f"not_tumours {bad} not in corpus/lexicon/oncology.yaml tumours")
         return v
 
     @field_validator("histology")

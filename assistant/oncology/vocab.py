@@ -32,7 +32,8 @@ def _names_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
         parts.append(f"(?i:{_alternation(loose)})")
     if exact:
         parts.append(_alternation(exact))
-    return re.compile(r"(?<![\w-])(?:" + "|".join(parts) + r")(?![\w])")
+    # A hyphen before a name is allowed: fusion partners are written "KIF5B-RET", "EML4-ALK".
+    return re.compile(r"(?<![\w])(?:" + "|".join(parts) + r")(?![\w])")
 
 
 @dataclass(frozen=True)
