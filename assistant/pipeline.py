@@ -498,7 +498,16 @@ class Assistant:
         timings["plan"] = self._ms(t)
         # Abstain when nothing in the corpus speaks to the question: no relevant passage and no rule
         # finding that the corpus backs (ask-only findings are not an answer).
-        backed = _actionable(numbered) and any(f.citations for f in numbered)
+        # Only findings about what the question asks count: a safety screen of a drug a passage happened to name,
+        # or an offer for a condition from the history, does not make an unrelated question answerable.
+        in_focus = [
+            f
+            for f in numbered
+            if not f.rule_id.startswith(("SAFETY:", "DECLINED:"))
+            and f.severity != "screen"
+            and (not ctx.focus or f.domain in (*ctx.focus, None, "general"))
+        ]
+        backed = _actionable(in_focus) and any(f.citations for f in in_focus)
         coverage = question_coverage(q, relevant)
         timings["question_coverage"] = round(coverage, 3)
         off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
