@@ -46,8 +46,10 @@ def offer_rule(drug: str, dx: str, rule_id: str | None = None) -> str:
 def offer_corpus(
     dest: Path, offers: Sequence[tuple[str, str]], *, safety_files: Iterable[Path] | None = None, short_ids: bool = False
 ) -> Knowledge:
-    """A copy of the shipped lexicon, labels and safety profiles with only `offers` as rules, loaded."""
-    for sub in ("lexicon", "labels"):
+    """A copy of the shipped lexicon (incl. the oncology pack that declares drugs), labels and safety profiles with only `offers` as rules, loaded."""
+    # oncology/ declares the drugs its safety profiles name; a test choosing its own safety files leaves it out
+    # (its records would then have no profile).
+    for sub in ("lexicon", "labels", *(("oncology",) if safety_files is None else ())):
         shutil.copytree(CORPUS / sub, dest / sub)
     (dest / "safety").mkdir()
     for path in safety_files if safety_files is not None else sorted((CORPUS / "safety").glob("*.yaml")):
