@@ -29,7 +29,7 @@ import yaml
 from assistant import patient_facts as pf
 from assistant.knowledge import Lexicon, load_lexicon
 from assistant.models import Biomarker, FactChange, LabValue, PatientContext, TherapyExposure
-from assistant.oncology.extract import extract_tumour
+from assistant.oncology.context import with_tumour
 from assistant.oncology.vocab import load_vocab as load_oncology_vocab
 from assistant.patient_facts import SafetyFacts
 
@@ -1583,62 +1583,10 @@ def extract_context(
         ctx = _merge(ctx, facts, start_turn + i, lex, extractor.primary)
     ctx = _infer(ctx, all_facts, lex)
     ctx = ctx.model_copy(update={"focus": _focus(ctx, all_facts, extractor.primary)})
-    ctx = _with_tumour(ctx, [t for t in turns if t.strip()], extractor)
+    ctx = with_tumour(ctx, [t for t in turns if t.strip()], getattr(extractor, "oncology", None), extractor.lexicon)
     if llm_extractor is not None:
         ctx = _add_llm_facts(ctx, llm_extractor("\n".join(turns)))
     return ctx
-
-
-def _with_tumour(ctx: PatientContext, turns: list[str], extractor: PatientExtractor) -> PatientContext:
-    """Oncology facts (tumour, setting, line, biomarkers) on top of what the earlier turns established."""
-    vocab = getattr(extractor, "oncology", None)
-    if vocab is None or not turns:
-        return ctx
-    joined = "\n".join(turns)
-    if "prostate_cancer" in ctx.diagnoses:
-        named = [h for h in vocab.find("tumours", joined) if h[2] != "solid_tumour"]
-        if not named or re.search(r"prostat", joined, re.IGNORECASE):
-            return ctx  # prostate cancer has its own rules (corpus/rules/prostate_*.yaml)
-        # Generic words ("newly diagnosed metastatic", "castration") made the prostate inference, but the text
-        # names another cancer and never the prostate: the inference does not hold.
-        comorb = {k: v for k, v in ctx.comorbidities.items() if k != "prostate_cancer"}
-        ctx = ctx.model_copy(
-            update={
-                "diagnoses": [d for d in ctx.diagnoses if d != "prostate_cancer"],
-                "comorbidities": comorb,
-                "disease_state": None,
-                "castration": None,
-                "focus": [f for f in ctx.focus if f != "prostate_cancer"],
-                "sex": None if ctx.sex == "male" and not re.search(r"\b(?:man|male|gentleman|he|his)\b", joined, re.I) else ctx.sex,
-            }
-        )
-    onc_ids = extractor.lexicon.class_members.get("antineoplastic", set())
-    new = extract_tumour(joined, vocab, ctx.therapies, onc_ids)
-    old = ctx.tumour
-    if new is None and old is None:
-        return ctx
-    if old is not None and new is not None:
-        markers = {m.marker: m for m in old.markers}
-        markers.update({m.marker: m for m in new.markers})  # a newer result for the same marker replaces it
-        new = new.model_copy(
-            update={
-                "tumour": new.tumour or old.tumour,
-                "histology": new.histology or old.histology,
-                "settings": new.settings or old.settings,
-                "line": new.line or old.line,
-                "markers": list(markers.values()),
-                "prior_classes": list(dict.fromkeys([*old.prior_classes, *new.prior_classes])),
-                "no_other_drivers": new.no_other_drivers or old.no_other_drivers,
-            }
-        )
-    tumour = new or old
-    focus = list(ctx.focus)
-    asked = turns[-1]
-    if tumour is not None and tumour.tumour and (
-        not focus or vocab.find("tumours", asked) or vocab.find("markers", asked)
-    ):
-        focus.append("oncology")
-    return ctx.model_copy(update={"tumour": tumour, "focus": list(dict.fromkeys(focus))})
 
 
 _TOPICS: list[tuple[re.Pattern[str], tuple[str, ...]]] = [
