@@ -120,6 +120,9 @@ class TumourMarker(_Record):
     status: Literal["positive", "negative", "unknown"] = Field(
         "positive", description="positive: altered/expressed; negative: wild-type/not expressed/not detected"
     )
+    also: list[str] = Field(
+        default_factory=list, description="Further alterations of the same gene (EGFR exon19_del with T790M)"
+    )
     level: str = Field("", description="Category when stated: HER2 positive/low/ultralow/zero; MSI high; MMR deficient")
     score: dict[str, float] = Field(
         default_factory=dict, description="Numeric scores: tps, cps, ps (% positive cells), tmb (mut/Mb), ihc (0-3)"

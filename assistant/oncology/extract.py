@@ -16,8 +16,8 @@ from assistant.oncology.vocab import OncologyVocab
 
 # ------------------------------------------------------------------ result grammar
 _VARIANT = re.compile(r"(?<![A-Za-z0-9])(?:p\.)?([A-Z])(\d{2,4})([A-Z]|X|\*)?(?![A-Za-z0-9])")
-_EXON19 = re.compile(r"exon\s*19\s*(?:deletion|del\b|deleted)|\bex19\s*del|\bdel\s*19\b|\bE746_A750del", re.I)
-_EXON20 = re.compile(r"exon\s*20\s*(?:insertion|ins\b|inserted)|\bex20\s*ins", re.I)
+_EXON19 = re.compile(r"exon\s*19[\s-]*(?:deletion|del\b|deleted)|\bex19\s*del|\bdel\s*19\b|\bE746_A750del", re.I)
+_EXON20 = re.compile(r"exon\s*20[\s-]*(?:insertion|ins\b|inserted)|\bex20\s*ins", re.I)
 _EXON14 = re.compile(r"exon\s*14(?:\s*(?:skipping|skip|alteration|mutation|deletion))?|\bMETex14|\bex14\b", re.I)
 _FUSION = re.compile(r"fusion|rearrange|translocat|\bfused\b|-positive\s+(?:by\s+)?(?:FISH|NGS)", re.I)
 _AMP = re.compile(r"amplif", re.I)
@@ -41,7 +41,13 @@ _NO_RESULT = re.compile(
     re.I,
 )
 # A result window ends where the next gene's result begins ("KRAS G12C, STK11 wild-type").
-_NEXT_GENE = re.compile(r"(?:[,;]|\band\b|\bwith\b|\bbut\b)\s+(?=[A-Z][A-Z0-9]{2,}[\s-])")
+_NEXT_GENE = re.compile(r"(?:[,;]|\band\b|\bwith\b|\bbut\b|\bplus\b)\s+(?![A-Z]\d{1,4}[A-Z]?\b)(?=[A-Z][A-Z0-9]{2,}[\s-])")
+# What may sit between two markers of one list: separators, a variant, a kind word ("KRAS G12C, MET, RET").
+_LIST_GAP = re.compile(
+    r"(?:[\s,/]|\band\b|\bor\b|\bnor\b|[A-Z]\d{1,4}[A-Z]?\b|exon\s*\d+(?:\s*\w+)?|mutations?|alterations?|"
+    r"fusions?|rearrangements?|amplifications?|skipping)*",
+    re.I,
+)
 _NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*%?")
 
 _FUSION_GENES = frozenset({"ALK", "ROS1", "RET", "NTRK", "NRG1", "FGFR2", "BCR_ABL1", "KMT2A"})
@@ -97,8 +103,15 @@ def _clauses(text: str) -> list[tuple[int, str]]:
     return out
 
 
+_NEGATED_ALT = re.compile(
+    r"\b(?:no|not|without|negative for|absence of)\s+(?:an?\s+)?(?:exon\s*\d+[\s-]*\w+|[A-Z]\d{1,4}[A-Z]?\b|\w+\s+\w+)",
+    re.I,
+)
+
+
 def _variant_kind(marker: str, window: str) -> str:
     """The alteration a result window names: an exact variant, a structural kind, or '' (just 'positive')."""
+    window = _NEGATED_ALT.sub(" ", window)  # "(no exon 19 del, no L858R)" names what the tumour does not have
     if marker == "EGFR" and _EXON19.search(window):
         return "exon19_del"
     if _EXON20.search(window):
@@ -127,6 +140,13 @@ def _variant_kind(marker: str, window: str) -> str:
 def _her2(window: str, m: TumourMarker) -> None:
     """HER2 expression category from IHC/ISH words (ASCO/CAP categories)."""
     w = window.lower()
+    after = re.sub(r"^\s*(?:her2|erbb2|her-2|her2/neu)", "", w)
+    if re.match(r"\s*(?:[-−–](?!\s*(?:low|ultra|\d))|negative|neg\b|non-?amplified|not amplified)", after) and not re.search(
+        r"ihc|\b[0-3]\s*\+|low|ultra", after[:40]
+    ):
+        m.level, m.status = "", "negative"
+        return
+    w = w[:80]
     ihc = re.search(r"(?:ihc\s*)?([0-3])\s*\+|ihc\s*(?:score\s*)?(?:of\s*)?([0-3])\b|\b(?:her2|erbb2)[- ]?0\b", w)
     ish_pos = re.search(r"(?:fish|ish|sish|cish)[- ]?(?:positive|\+|amplified)|\bamplified\b", w)
     ish_neg = re.search(r"(?:fish|ish|sish|cish)[- ]?(?:negative|-|−|non-?amplified|not amplified)|not amplified", w)
@@ -146,7 +166,8 @@ def _her2(window: str, m: TumourMarker) -> None:
         elif not m.level:
             m.level = "zero"
     if not m.level and (
-        ish_pos or (re.search(r"positive|\+|overexpress|amplif", w) and not m.alteration.startswith(("exon", "mutation")))
+        ish_pos
+        or (re.match(r"\s*(?:[-:]\s*)?(?:positive|\+|overexpress|amplif)", after) and not m.alteration.startswith(("exon", "mutation")))
     ):
         m.level = "positive"
     if m.level in ("low", "ultralow", "zero"):
@@ -240,7 +261,7 @@ def extract_markers(text: str, vocab: OncologyVocab) -> tuple[list[TumourMarker]
         # "no EGFR, ALK, ROS1 or BRAF alterations".
         groups: list[list[tuple[int, int, str, str]]] = []
         for h in hits:
-            if groups and re.fullmatch(r"[\s,/]*(?:and|or|nor|,|/|\s)*[\s,/]*", clause[groups[-1][-1][1] : h[0]]):
+            if groups and _LIST_GAP.fullmatch(clause[groups[-1][-1][1] : h[0]]):
                 groups[-1].append(h)
             else:
                 groups.append([h])
@@ -265,6 +286,8 @@ def extract_markers(text: str, vocab: OncologyVocab) -> tuple[list[TumourMarker]
                 cut = _NEXT_GENE.search(window, 1)
                 if cut and hi + 1 == len(group):
                     window = window[: cut.start()]
+                if shared_neg_before:
+                    window = own if hi + 1 < len(group) else window  # "negative for X, Y G12C, Z": each is negative
                 window = words + " " + window
                 _add_marker(found, mid, words, window, before, shared_neg_before, clause)
         for um in _UNKNOWN_GENE.finditer(_expand_gene_lists(clause)):
@@ -301,6 +324,28 @@ def _expand_gene_lists(clause: str) -> str:
         return " and ".join(f"{g} {m.group(3)}" for g in genes)
 
     return rx.sub(repl, clause)
+
+
+def _bare_variants(markers: list[TumourMarker], vocab: OncologyVocab, text: str) -> list[TumourMarker]:
+    """Variants that name their gene ("ctDNA shows T790M") join that gene's result, or make one."""
+    cleaned = _NEGATED_ALT.sub(" ", text)
+    by_marker = {m.marker: m for m in markers}
+    for v in _VARIANT.finditer(cleaned):
+        token = f"{v.group(1)}{v.group(2)}{v.group(3) or ''}"
+        gene = vocab.variant_genes.get(token)
+        if gene is None:
+            continue
+        m = by_marker.get(gene)
+        if m is None:
+            m = TumourMarker(marker=gene, alteration=token, mention=token)
+            markers.append(m)
+            by_marker[gene] = m
+        elif m.status == "positive" and token != m.alteration and token not in m.also:
+            if m.alteration in ("", "mutation"):
+                m.alteration = token
+            else:
+                m.also.append(token)
+    return markers
 
 
 def _implied(markers: list[TumourMarker], tumour: str | None, vocab: OncologyVocab, text: str) -> list[TumourMarker]:
@@ -352,7 +397,8 @@ def _add_marker(
         m.status = "negative" if neg_before else _status(window[len(words):], mid)
         # "EGFR L858R negative" is rare; a named variant with 'negative' far after it stays positive
         if (
-            m.status == "negative"
+            not neg_before
+            and m.status == "negative"
             and m.alteration not in ("", "mutation")
             and _NEG.search(window[len(words) : len(words) + 25]) is None
         ):
@@ -474,17 +520,39 @@ def extract_tumour(
     if tumour is None and not any(m.marker in _DRIVERS | _EXPRESSION | {"MSI", "MMR", "TMB"} for m in markers):
         return None
     markers = _implied(markers, tumour, vocab, text)
+    markers = _bare_variants(markers, vocab, text)
     for fam, members in vocab.families.items():
         # "RAS (KRAS/NRAS exons 2-4) wild-type": every member negative makes the family negative
         got = {m.marker: m for m in markers}
         if fam in got and all(got.get(x) is not None and got[x].status == "negative" for x in members):
             got[fam].status, got[fam].alteration = "negative", ""
     settings = _settings(text, vocab, tumour)
-    priors = _prior_classes(text, vocab)
+    solid = tumour not in _HAEM
+    if solid and "relapsed_refractory" in settings:
+        # a solid tumour that "relapsed" has recurred; R/R is haematology's setting word
+        settings = [s for s in settings if s != "relapsed_refractory"] + (["recurrent"] if "recurrent" not in settings else [])
+    advanced = any(s in _CURRENT_ADVANCED for s in settings)
+    # Treatment given with curative intent (adjuvant letrozole, neoadjuvant chemotherapy) is not a line for
+    # advanced disease: "relapsed 8 months into adjuvant letrozole" is still first line for metastatic disease.
+    curative = [cl for _o, cl in _clauses(text) if re.search(r"adjuvant|perioperative|after surgery|curative", cl, re.I)]
+    clause_text = [cl for _o, cl in _clauses(text) if cl not in curative] if advanced else [text]
+    priors = _prior_classes(" ".join(clause_text) if advanced else text, vocab)
     onc = set(antineoplastic)
-    treated = [e for e in exposures if e.status != "planned" and (e.therapy in onc or set(e.classes) & {"antineoplastic"})]
+
+    def in_curative_clause(e: TherapyExposure) -> bool:
+        words = (e.mention or e.therapy.replace("_", " ")).lower()
+        return advanced and any(words and words in cl.lower() for cl in curative)
+
+    treated = [
+        e
+        for e in exposures
+        if e.status != "planned" and (e.therapy in onc or set(e.classes) & {"antineoplastic"}) and not in_curative_clause(e)
+    ]
+    later_words = _LATER_LINE.search(" ".join(clause_text))
+    if later_words and solid and re.fullmatch(r"relapsed|refractory", later_words.group(0), re.I) and not treated and not priors:
+        later_words = None
     line: str | None = None
-    if _LATER_LINE.search(text) or treated or priors:
+    if later_words or treated or priors:
         line = "later"
     elif _FIRST_LINE.search(text):
         line = "first"
@@ -492,7 +560,7 @@ def extract_tumour(
         r"progress|refractory|relapsed|second|third|previously treated|pretreated", text, re.I
     ):
         line = "first"
-    if "relapsed_refractory" in settings:
+    if "relapsed_refractory" in settings and not solid:
         line = "later"
     ctx = TumourContext(
         tumour=tumour,

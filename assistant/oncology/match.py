@@ -77,7 +77,11 @@ def _token_holds(value: str, m: TumourMarker) -> Tri:
         return None
     alt = m.alteration
     if kind == "variant":
-        if alt == value or (len(value) <= 4 and alt.startswith(value)):  # V600 covers V600E/K; R132 covers R132H
+        if (
+            alt == value
+            or (len(value) <= 4 and alt.startswith(value))  # V600 covers V600E/K; R132 covers R132H
+            or (value.endswith("X") and alt[:-1] == value[:-1])  # G719X covers G719A/S/C
+        ):
             return True
         if alt in ("", "mutation"):
             return None  # 'EGFR-mutant' without the variant: ask which
@@ -147,6 +151,8 @@ def _requirement(key: str, tokens: list[str], tctx: TumourContext, vocab: Oncolo
         if tctx.no_other_drivers and key in _DRIVER_KEYS:
             return set(tokens) <= {"negative", "wild_type"} or False
         return None
+    # a gene with two alterations (exon 19 deletion + T790M) satisfies a value either one satisfies
+    results = [*results, *(m.model_copy(update={"alteration": a, "also": []}) for m in results for a in m.also)]
     verdicts = [_token_holds(t, m) for m in results for t in tokens]
     if any(v is True for v in verdicts):
         return True
@@ -303,8 +309,9 @@ def match_approvals(
     # When the patient's own driver has a directed approval, records that rest only on receptor status or on no
     # biomarker at all are listed after it (still shown: they are approved, but they are not the answer asked for).
     def directed(a: Approval) -> bool:
+        # a requirement that includes "negative" (HER2-negative, RAS wild-type) is context, not a target
         return any(
-            k not in _CONTEXT_MARKERS and not set(v) <= {"negative", "wild_type", "zero"} for k, v in a.biomarkers.items()
+            k not in _CONTEXT_MARKERS and not set(v) & {"negative", "wild_type", "zero"} for k, v in a.biomarkers.items()
         )
 
     by_rec = {a.id: a for a in recs}

@@ -47,6 +47,7 @@ class OncologyVocab:
     setting_parent: Mapping[str, str | None]
     therapy_words: Mapping[str, tuple[str, ...]]  # phrase → classes
     implies: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # tumour → {marker: status} by definition
+    variant_genes: Mapping[str, str] = field(default_factory=dict)  # T790M → EGFR
     _rx: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # ------------------------------------------------------------------ lookups
@@ -116,6 +117,7 @@ def vocab_from_mapping(data: Mapping[str, Any]) -> OncologyVocab:
         setting_parent={k: (v.get("parent") if isinstance(v, Mapping) else None) for k, v in settings.items()},
         therapy_words={k: _names(v) for k, v in (data.get("therapy_words") or {}).items()},
         implies={k: dict(v.get("implies") or {}) for k, v in tumours.items() if isinstance(v, Mapping)},
+        variant_genes={str(k): str(v) for k, v in (data.get("variant_genes") or {}).items()},
     )
 
 
