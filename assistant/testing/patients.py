@@ -2,7 +2,7 @@
 
 Given goals — a `Condition` and whether it must come out TRUE or FALSE — the solver edits a
 `PatientContext` (starting from an empty one, or merging into one it is given) until every goal holds,
-and only returns a patient when the rule engine's own evaluator agrees (`assistant.rules._Evaluator`):
+and only returns a patient when the rule engine's own evaluator agrees (`assistant.rules.conditions._Evaluator`):
 the solver proposes, the engine decides. It searches depth-first with backtracking:
 
 * `all` TRUE → satisfy each child; `any` TRUE → try each alternative; `not` → solve the negation;
@@ -31,10 +31,11 @@ from typing import Any, Literal, get_args, get_origin
 
 import yaml
 
-from assistant import calculators
 from assistant.knowledge import Condition, Knowledge
 from assistant.models import Allergy, Biomarker, LabValue, PatientContext, TherapyExposure
-from assistant.rules import _OPS, PatientView, Tri, _Evaluator
+from assistant.rules import PatientView, Tri, calculators
+from assistant.rules.conditions import _Evaluator
+from assistant.rules.tri import _OPS
 
 _NEGATE = {"<": ">=", "<=": ">", ">": "<=", ">=": "<", "==": "!=", "!=": "=="}
 

@@ -7,7 +7,8 @@ import pytest
 from assistant.knowledge import Condition
 from assistant.models import Biomarker, LabValue, PatientContext, TherapyExposure
 from assistant.plan import build_plan
-from assistant.rules import PatientView, RuleEngine, _Evaluator, and3, benchmark, not3, or3
+from assistant.rules import PatientView, RuleEngine, and3, benchmark, not3, or3
+from assistant.rules.conditions import _Evaluator
 
 
 def tx(therapy: str, status: str = "received", classes: list[str] | None = None, **kw) -> TherapyExposure:

@@ -12,7 +12,9 @@ One mechanism, data-driven (corpus/safety/*.yaml), run over whatever produced th
 
 The implicit check every profile carries: a documented allergy to the drug, or to a class it belongs to or
 that its profile lists as an allergen class, is a contraindication (an intolerance-level report a caution).
-Pure and fast: no I/O; the conditions are evaluated by the rule engine's own three-valued evaluator.
+Pure and fast: no I/O; the conditions are evaluated by the rule engine's own three-valued evaluator
+(`conditions.py`). Runs inside `RuleEngine.evaluate` (`engine.py`) after the rules' findings are finalised, and
+in `RuleEngine.screen`/`drugs_in` for drugs named outside the rules.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from assistant.models import Finding
+from assistant.rules.conditions import _Evaluator, generic_question
+from assistant.rules.view import PatientView
 
 if TYPE_CHECKING:
     from assistant.knowledge import Knowledge, Lexicon, SafetyCheck, SafetyProfile
-    from assistant.rules import PatientView
 
 SAFETY_PREFIX = "SAFETY:"
 DECLINED_PREFIX = "DECLINED:"
@@ -106,8 +109,6 @@ class SafetyPass:
 
     def assess(self, drug: str, view: PatientView) -> list[Verdict]:
         """Every verdict the drug's profiles give for this patient (contraindications first)."""
-        from assistant.rules import _Evaluator, generic_question
-
         profiles = self.knowledge.profiles_for(drug)
         out: list[Verdict] = []
         view = self._with_planned_comedication(drug, view)
@@ -136,8 +137,6 @@ class SafetyPass:
     def _with_planned_comedication(self, drug: str, view: PatientView) -> PatientView:
         """A co-medication about to start ("starting rifampin next week") interacts like one already taken: the
         label checks read `current`, so planned drugs of other classes are added to the medication list here."""
-        from assistant.rules import PatientView
-
         mine = set(self.lexicon.classes_of(drug)) | {drug}
         planned = [
             t.therapy

@@ -4,6 +4,7 @@ Each function takes a `PatientContext` and returns `(value, missing)`: the score
 facts that are missing (named as rule facts: `age`, `sex`, `weight`, `lab:creatinine` …) so the
 engine can ask for them. Nothing here guesses a missing input; booleans that the corpus README
 defines as "absent = false" (comorbidities, current drugs) are read as false when not stated.
+Called through `PatientView.calc` (`view.py`, cached per evaluation) and `_Evaluator._calc` (`conditions.py`).
 """
 
 from __future__ import annotations
