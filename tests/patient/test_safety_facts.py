@@ -11,8 +11,7 @@ import pytest
 
 from assistant.knowledge import load_lexicon
 from assistant.models import PatientContext
-from assistant.patient import describe, extract_context
-from assistant.patient_facts import load_clinical_vocab, trimester_of
+from assistant.patient import describe, extract_context, load_clinical_vocab, trimester_of
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
