@@ -9,6 +9,7 @@ question for such a fact when no rule supplies its own. Pure and fast: this is t
 from __future__ import annotations
 
 from assistant.knowledge import Condition
+from assistant.patient.infer import castration_of
 from assistant.rules import calculators
 from assistant.rules.tri import _OPS, Tri, not3, or3
 from assistant.rules.view import _STATED_FIELDS, PatientView
@@ -231,12 +232,7 @@ class _Evaluator:
                 return None
             return ctx.symptomatic == value
         if key == "castration":
-            castrated = ctx.castration is not None or v.any_match(
-                ("ongoing", "completed", "received"), ["orchiectomy"]
-            )
-            if not castrated and ctx.disease_state in ("nmCRPC", "mCRPC"):
-                castrated = True  # CRPC is defined on castrate testosterone
-            if not castrated:
+            if castration_of(ctx, v.lexicon) is None:  # declared once, with the extractor's inference
                 self._miss("castration")
                 return None
             return value is True
