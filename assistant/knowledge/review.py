@@ -1,5 +1,7 @@
 """The clinician review sheet: every rule and every drug safety check in plain language, for sign-off.
 
+Last step of the knowledge stage, read by people only: it takes a loaded `Knowledge` and returns Markdown.
+
 `python -m assistant.knowledge review --out review.md` writes it. A reviewer reads scope, what excludes an
 option, sources, strength and the last review date without opening YAML. Conditions are translated by
 `describe`, which walks the same condition tree the engine evaluates (so the sheet cannot drift from the
@@ -11,7 +13,8 @@ from __future__ import annotations
 import datetime as _dt
 from collections.abc import Iterable
 
-from assistant.knowledge import Condition, Knowledge, QuestionRule, SafetyProfile, TherapyRule, WarningRule
+from assistant.knowledge import Knowledge
+from assistant.knowledge.schema import Condition, QuestionRule, SafetyProfile, TherapyRule, WarningRule
 
 _OPS = {"<": "below", "<=": "at most", ">": "above", ">=": "at least", "==": "equal to", "!=": "not"}
 _CALC = {
@@ -101,7 +104,7 @@ def _sources(k: Knowledge, refs: Iterable[str]) -> list[str]:
 
 def review_sheet(k: Knowledge, today: _dt.date | None = None) -> str:
     today = today or _dt.date.today()
-    # By the record's `type`, not isinstance: `python -m assistant.knowledge` loads the classes as __main__'s.
+    # By the record's `type`, the key the loader dispatches on.
     therapy: list[TherapyRule] = [r for r in k.rules if r.type == "therapy"]  # type: ignore[misc]
     warn: list[WarningRule] = [r for r in k.rules if r.type == "warning"]  # type: ignore[misc]
     ask: list[QuestionRule] = [r for r in k.rules if r.type == "question"]  # type: ignore[misc]
