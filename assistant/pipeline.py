@@ -145,17 +145,30 @@ def coverage_summary(knowledge: Any) -> str:
 _GENERIC_TEXT = (
     "treat treatment treating manage management managing best option options therapy therapies patient patients "
     "recommend recommended recommendation guideline guidelines approach first line next should would could "
-    "what which when how why does do can is are the for with in of a an and or to on my his her their"
+    "what which when how why does do can is are the for with in of a an and or to on my his her their "
+    # words of asking that name no topic ("what next on label?", "which agent does it open?")
+    "next now then switch start started starting give given use used choose choice step regimen regimens drug drugs "
+    "medication medications medicine agent agents approved approval option label labelled labeled available "
+    "indicated directed targeted selected any there this that these those should we he she they him them it "
+    "result results open add added stop continue offer fit right best preferred"
 )
 _GENERIC = frozenset(_GENERIC_TEXT.split())
 
 
-def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:
-    """Share of the question's topical words (stemmed) found in the retrieved passages (1.0 if none)."""
-    from assistant.verify import _stem, content_words
+def topical_words(text: str) -> list[str]:
+    """The words of a question that name its topic (stemmed; generic asking words removed)."""
+    from ingest.text import content_words
+    from ingest.text import stem as _stem
 
     generic = {_stem(w) for w in _GENERIC}
-    words = [w for w in dict.fromkeys(content_words(question)) if w not in generic and len(w) > 2]
+    return [w for w in dict.fromkeys(content_words(text)) if w not in generic and len(w) > 2]
+
+
+def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:
+    """Share of the question's topical words (stemmed) found in the retrieved passages (1.0 if none)."""
+    from ingest.text import content_words
+
+    words = topical_words(question)
     if not words:
         return 1.0
     found = set(content_words(" ".join(p.text for p in passages)))
@@ -166,6 +179,9 @@ def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> fl
 
 SUMMARY_MAX_TOKENS = 180
 MIN_QUESTION_COVERAGE = 0.5
+MIN_ASKED_COVERAGE = 0.25
+"""A long vignette whose asking sentence names no known condition still counts as answered by rule findings only
+when at least this share of the asking sentence's topical words is found in the passages."""
 """Below this share of topical words found in the passages (and with no rule finding) the assistant abstains."""
 
 
@@ -508,9 +524,27 @@ class Assistant:
             and (not ctx.focus or f.domain in (*ctx.focus, None, "general"))
         ]
         backed = _actionable(in_focus) and any(f.citations for f in in_focus)
-        coverage = question_coverage(q, relevant)
+        # A long vignette is judged by the sentence that asks: its history (kidney function, AF on apixaban) may be
+        # covered while the question (a glaucoma drop) is not, and the reverse.
+        asked = asking_sentence(q)
+        coverage = question_coverage(asked, relevant)
         timings["question_coverage"] = round(coverage, 3)
         off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
+        if asked != q.strip() and len(topical_words(asked)) < 2:
+            # "What should he switch to?": the asking sentence leans on the vignette; judge the whole question
+            coverage = question_coverage(q, relevant)
+            timings["question_coverage"] = round(coverage, 3)
+            off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
+        elif asked != q.strip():
+            asked_focus = self._asked_focus(asked)
+            if asked_focus:
+                # only findings about what the asking sentence names back the answer
+                backed = any(
+                    f.kind in ("recommend", "consider", "exclude", "warn") and f.citations and f.domain in asked_focus
+                    for f in in_focus
+                )
+            elif coverage < MIN_ASKED_COVERAGE:
+                backed = False  # the asking sentence names nothing the rules know and few of its words are found
         # The rules for the question's own condition say the patient is outside their guideline's population
         # (a child, an immunocompromised patient under a guideline that excludes them) and nothing else applies:
         # quoting that guideline's passages would be advice it does not give.
@@ -539,6 +573,17 @@ class Assistant:
             question=q, ctx=ctx, plan=plan, citations=citations, abstain=abstain, timings=timings, user_text=user_text,
             unapproved=unapproved, near_topics=_near_topics(hits),
         )
+
+    def _asked_focus(self, asked: str) -> set[str]:
+        """Domains the asking sentence itself names (conditions, topic words, a tumour or tumour marker)."""
+        try:
+            actx = self._extract(asked, lexicon=self._lexicon())
+        except (ValueError, TypeError):
+            return set()
+        out = set(actx.focus) | set(actx.diagnoses)
+        if actx.tumour is not None:
+            out.add("oncology")
+        return out
 
     def _unapproved_asked(self, q: str, ctx: PatientContext, findings: Sequence[Finding]) -> list[str]:
         """Tumour alterations the question asks about that no approval in the pack targets for this tumour, when no

@@ -69,7 +69,7 @@ _UNKNOWN_GENE = re.compile(
 
 # Line of therapy
 _FIRST_LINE = re.compile(
-    r"first[- ]line|\b1L\b|frontline|front-line|treatment[- ]na[iï]ve|previously untreated|untreated|"
+    r"first[- ]line|\b1L\b|frontline|front-line|treatment[- ]na[iï]ve|previously untreated|not previously treated|untreated|"
     r"no prior (?:systemic |anticancer )?(?:therapy|treatment)|not (?:yet )?(?:been )?treated|newly diagnosed|"
     r"initial (?:systemic )?(?:therapy|treatment)",
     re.I,
@@ -80,6 +80,12 @@ _LATER_LINE = re.compile(
     r"(?:prior )?(?:lines?|regimens?)|prior (?:lines?|regimens?|systemic)|failed|resistan(?:t|ce) to|"
     r"intoleran(?:t|ce) (?:of|to)|(?:after|following|post)[- ](?:\w+[- ]){0,3}(?:chemo|therapy|treatment|inhibitor|TKI|FOLFOX|"
     r"FOLFIRI|CAPOX|platinum|immunotherapy)",
+    re.I,
+)
+# "not previously treated with systemic therapy", "no prior lines": these name the first line, not a later one
+_NEGATED_LINE = re.compile(
+    r"\b(?:not|no|never|without)\s+(?:\w+\s+){0,2}?(?:previously treated|pretreated|prior (?:lines?|regimens?|systemic"
+    r"|therapy|treatment)|progress\w*|received|failed)",
     re.I,
 )
 _HISTORY = re.compile(
@@ -94,9 +100,10 @@ _HAEM = frozenset({"aml", "mds", "cml", "all", "cll", "myelofibrosis", "polycyth
 
 
 def _clauses(text: str) -> list[tuple[int, str]]:
-    """Sentence-level pieces with their offsets (a marker's result stays within its sentence)."""
+    """Sentence-level pieces with their offsets (a marker's result stays within its sentence). A period between
+    digits ("claudin 18.2", "TMB 10.5") does not end a sentence."""
     out = []
-    for m in re.finditer(r"[^.;!?\n]+(?:[.;!?\n]|$)", text):
+    for m in re.finditer(r"(?:[^.;!?\n]|(?<=\d)\.(?=\d))+(?:[.;!?\n]|$)", text):
         piece = m.group(0)
         if piece.strip():
             out.append((m.start(), piece))
@@ -433,9 +440,30 @@ def _more_specific(new: TumourMarker, old: TumourMarker) -> bool:
     ) or (bool(new.level) and not old.level)
 
 
+_CANCER_WORD = re.compile(
+    r"\b(?:cancer|carcinoma|adenocarcinoma|tumou?r|malignancy|neoplasm|\w*sarcoma|\w*blastoma|mesothelioma)s?\b", re.I
+)
+
+
+def _organ_tumour(text: str, vocab: OncologyVocab) -> str | None:
+    """'<organ word> … carcinoma' when no full tumour name matched."""
+    for tumour, words in vocab.organs.items():
+        for w in words:
+            if re.search(rf"\b{re.escape(w)}\b(?:[\s-]+\w+){{0,3}}?[\s-]+(?:cancer|carcinoma|adenocarcinoma|tumou?r|malignancy)", text, re.I):
+                return tumour
+    return None
+
+
 def _tumour(text: str, vocab: OncologyVocab) -> str | None:
     hits = vocab.find("tumours", text)
     if not hits:
+        organ = _organ_tumour(text, vocab)
+        if organ:
+            return organ
+        if _CANCER_WORD.search(text) and "other_solid" in vocab.tumours and not re.search(
+            r"leuk|lymphom|myelom|myelo|mastocyt", text, re.I
+        ):
+            return "other_solid"  # a cancer the vocabulary does not name: tumour-agnostic approvals still apply
         return None
     # the tumour the question is about: the last sentence naming one, else the first named
     last_q = [h for h in hits if "?" in text[h[1] :][:300]]
@@ -543,12 +571,32 @@ def extract_tumour(
         words = (e.mention or e.therapy.replace("_", " ")).lower()
         return advanced and any(words and words in cl.lower() for cl in curative)
 
+    def only_considered(e: TherapyExposure) -> bool:
+        """'fit for bevacizumab', 'is osimertinib an option?': named, not given."""
+        words = (e.mention or e.therapy.replace("_", " ")).lower()
+        low = text.lower()
+        at = low.find(words) if words else -1
+        if at < 0:
+            return False
+        lead = low[max(0, at - 40) : at]
+        clause_end = re.search(r"[.;\n]", low[at:])
+        tail = low[at : at + (clause_end.start() if clause_end else len(low))]
+        return bool(
+            re.search(r"fit for|candidate for|eligible for|suitable for|consider|plan(?:ned)? |would|could|should|"
+                      r"whether|which|what|option|approved|or\s*$", lead)
+            or "?" in tail
+        )
+
     treated = [
         e
         for e in exposures
-        if e.status != "planned" and (e.therapy in onc or set(e.classes) & {"antineoplastic"}) and not in_curative_clause(e)
+        if e.status != "planned"
+        and (e.therapy in onc or set(e.classes) & {"antineoplastic"})
+        and not in_curative_clause(e)
+        and not only_considered(e)
     ]
-    later_words = _LATER_LINE.search(" ".join(clause_text))
+    line_text = _NEGATED_LINE.sub(" ", " ".join(clause_text))
+    later_words = _LATER_LINE.search(line_text)
     if later_words and solid and re.fullmatch(r"relapsed|refractory", later_words.group(0), re.I) and not treated and not priors:
         later_words = None
     line: str | None = None

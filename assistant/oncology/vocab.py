@@ -48,6 +48,7 @@ class OncologyVocab:
     therapy_words: Mapping[str, tuple[str, ...]]  # phrase → classes
     implies: Mapping[str, Mapping[str, str]] = field(default_factory=dict)  # tumour → {marker: status} by definition
     variant_genes: Mapping[str, str] = field(default_factory=dict)  # T790M → EGFR
+    organs: Mapping[str, tuple[str, ...]] = field(default_factory=dict)  # tumour → organ words
     _rx: dict[str, Any] = field(default_factory=dict, compare=False, repr=False)
 
     # ------------------------------------------------------------------ lookups
@@ -118,6 +119,7 @@ def vocab_from_mapping(data: Mapping[str, Any]) -> OncologyVocab:
         therapy_words={k: _names(v) for k, v in (data.get("therapy_words") or {}).items()},
         implies={k: dict(v.get("implies") or {}) for k, v in tumours.items() if isinstance(v, Mapping)},
         variant_genes={str(k): str(v) for k, v in (data.get("variant_genes") or {}).items()},
+        organs={k: tuple(str(x) for x in (v or [])) for k, v in (data.get("organs") or {}).items()},
     )
 
 
