@@ -2,7 +2,8 @@
 
 Read the modules in data-flow order:
 
-1. `vocab`     — corpus/lexicon/clinical.yaml compiled into the clinical vocabulary (conditions, …)
+1. `vocab`     — corpus/lexicon/clinical.yaml compiled into the clinical vocabulary (conditions, sites,
+                 biomarkers, anticancer and line classes, the lab table with units and conversion factors)
 2. `extract`   — one user turn → `facts.TurnFacts`, using the shared grammar in `clauses` (clauses, negation
                  scope) and the readers `therapies`, `markers`, `labs`, and the safety readers `pregnancy`,
                  `allergies`, `conditions`, `prostate`, `care`

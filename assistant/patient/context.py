@@ -94,7 +94,7 @@ def extract_context(
         facts = extractor.extract_turn(text)
         all_facts.append(facts)
         ctx = merge_turn(ctx, facts, start_turn + i, lex, extractor.primary)
-    ctx = infer(ctx, all_facts, lex)
+    ctx = infer(ctx, all_facts, lex, extractor.vocab)
     ctx = ctx.model_copy(update={"focus": question_focus(ctx, all_facts, extractor.primary)})
     ctx = with_tumour(
         ctx, [t for t in turns if t.strip()], getattr(extractor, "oncology", None), extractor.lexicon

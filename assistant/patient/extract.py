@@ -41,31 +41,6 @@ from assistant.patient.vocab import compile_mixed_case, corpus_dir_of, load_clin
 
 log = logging.getLogger(__name__)
 
-_SITES: list[tuple[str, str]] = [
-    (
-        "bone",
-        r"bone[- ]only|bone[- ](?:mets?\b|metastas[ie]s|metastatic|lesions?|disease|involvement|predominant)|osseous|skeletal (?:mets|metastas[ie]s)|bony (?:mets|metastas[ie]s|lesions?)|(?:spine|spinal|vertebral|rib|pelvic) (?:mets|metastas[ie]s|lesions?)|metastases? (?:to|in) (?:the )?bones?|sclerotic lesions?",
-    ),
-    (
-        "lymph_node",
-        r"(?:lymph )?nod(?:al|es?) (?:mets|metastas[ie]s|disease|involvement)|lymph nodes?|lymphadenopathy|adenopathy|nodal|\bLN\b|(?:retroperitoneal|pelvic|para-?aortic|iliac|obturator|inguinal|mediastinal|supraclavicular) (?:lymph )?nodes?",
-    ),
-    (
-        "liver",
-        r"liver (?:mets|metastas[ie]s|lesions?|disease|involvement|deposits?)|hepatic (?:mets|metastas[ie]s|lesions?)|metastases? (?:to|in) (?:the )?liver",
-    ),
-    (
-        "lung",
-        r"lung (?:mets|metastas[ie]s|nodules?|lesions?)|pulmonary (?:mets|metastas[ie]s|nodules?|lesions?)|metastases? (?:to|in) (?:the )?lungs?",
-    ),
-    (
-        "brain",
-        r"brain (?:mets|metastas[ie]s|lesions?)|cerebral (?:mets|metastas[ie]s)|intracranial (?:mets|metastas[ie]s)",
-    ),
-    ("adrenal", r"adrenal (?:mets|metastas[ie]s|lesions?|nodules?)"),
-    ("visceral", r"visceral (?:mets|metastas[ie]s|disease|involvement|lesions?|spread)|viscera\b"),
-]
-
 # Words before a disease-state term that place it in the past ("docetaxel for mHSPC", "progressed from mHSPC").
 _HISTORY_BEFORE = re.compile(
     r"\b(?:for|during|in|at|after|from|previously|prior|initially|originally|was|were|had|earlier|then|when)\b[^.;]{0,25}$",
@@ -104,9 +79,10 @@ class PatientExtractor:
             log.warning("oncology vocabulary unreadable: %s", exc)
             self.oncology = None
         self.primary = vocab.primary
-        self.therapies = TherapyMatcher(lexicon)
+        self.vocab = vocab
+        self.therapies = TherapyMatcher(lexicon, vocab.anticancer_classes)
         self._conditions = [(cid, compile_mixed_case(p)) for cid, p in vocab.conditions]
-        self._sites = [(s, re.compile(p, re.IGNORECASE)) for s, p in _SITES]
+        self._sites = vocab.sites
 
     def extract_turn(self, text: str) -> TurnFacts:
         """Everything one user turn states, each fact with its polarity (the turn is read on its own)."""
@@ -127,11 +103,11 @@ class PatientExtractor:
             self.therapies.read(cl, facts)
             self._conditions_in(cl, facts)
             self._sites_in(cl, facts)
-            read_biomarkers(cl, facts)
+            read_biomarkers(cl, facts, self.vocab)
 
         self._disease_state(text, facts)
         self._castration(facts, low)
-        read_labs(text, facts)
+        read_labs(text, facts, self.vocab.labs)
         self._demographics(text, facts)
         self._performance(text, facts)
         self._symptoms(clauses, facts)

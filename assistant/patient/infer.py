@@ -15,7 +15,8 @@ from collections.abc import Sequence
 from assistant.knowledge import Lexicon
 from assistant.models import PatientContext
 from assistant.patient.facts import SafetyFacts, TurnFacts, trimester_of
-from assistant.patient.therapies import LINE_CLASSES, ONCOLOGY_CLASSES, SENSITIVE_SETTINGS
+from assistant.patient.therapies import SENSITIVE_SETTINGS
+from assistant.patient.vocab import ClinicalVocab
 
 # Castration-resistant states: defined on castrate testosterone, so castration is maintained in them.
 CRPC_STATES = frozenset({"mCRPC", "nmCRPC"})
@@ -57,7 +58,9 @@ def ckd_from_labs(ctx: PatientContext) -> bool:
     )
 
 
-def infer(ctx: PatientContext, facts_all: list[TurnFacts], lexicon: Lexicon) -> PatientContext:
+def infer(
+    ctx: PatientContext, facts_all: list[TurnFacts], lexicon: Lexicon, vocab: ClinicalVocab
+) -> PatientContext:
     """Cross-fact inferences, each recorded in notes so the clinician sees what was assumed."""
     data = ctx.model_copy(deep=True)
     notes = list(data.notes)
@@ -85,7 +88,7 @@ def infer(ctx: PatientContext, facts_all: list[TurnFacts], lexicon: Lexicon) -> 
             # A line given in the hormone-sensitive setting ("docetaxel for mHSPC") did not fail in CRPC.
             if (
                 t.status == "received"
-                and set(t.classes) & LINE_CLASSES
+                and set(t.classes) & vocab.line_classes
                 and t.setting not in SENSITIVE_SETTINGS
             ):
                 notes.append(
@@ -108,14 +111,18 @@ def infer(ctx: PatientContext, facts_all: list[TurnFacts], lexicon: Lexicon) -> 
     # progression is a cancer concept.
     fixed = []
     for t in data.therapies:
-        if t.status == "progressed" and not (set(t.classes) & ONCOLOGY_CLASSES):
+        if t.status == "progressed" and not (set(t.classes) & vocab.anticancer_classes):
             t = t.model_copy(update={"status": "ongoing"})
         fixed.append(t)
     data.therapies = fixed
     # Medications: what is taken now and is not anticancer treatment.
     meds = []
     for t in data.therapies:
-        if t.status == "ongoing" and not (set(t.classes) & ONCOLOGY_CLASSES) and t.therapy not in meds:
+        if (
+            t.status == "ongoing"
+            and not (set(t.classes) & vocab.anticancer_classes)
+            and t.therapy not in meds
+        ):
             meds.append(t.therapy)
     data.medications = list(dict.fromkeys(list(ctx.medications) + meds))
     _infer_safety(data, facts_all, lexicon, notes)

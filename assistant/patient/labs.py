@@ -9,12 +9,14 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Sequence
 
 from assistant.models import LabValue
 from assistant.patient.facts import NUM, SafetyFacts, TurnFacts, add_note, num
+from assistant.patient.vocab import LabSpec
 
 
-def read_labs(text: str, facts: TurnFacts) -> None:
+def read_labs(text: str, facts: TurnFacts, labs: Sequence[LabSpec]) -> None:
     """Every lab value the turn states, into `facts.labs` (a later statement of the same lab wins)."""
 
     def put(
@@ -100,113 +102,14 @@ def read_labs(text: str, facts: TurnFacts) -> None:
                 span.group(0) + " (computed)",
             )
 
-    simple = [
-        (
-            "egfr",
-            r"\beGFR\b(?:\s*(?:is|of|=|was|:|~|about|around|<|>|has|have|had|fallen|dropped|declined|decreased|risen|rose|increased|gone|come|down|up|now|to|at|currently|level|value|today))*\s*"
-            + NUM,
-            "mL/min/1.73m2",
-        ),
-        (
-            "crcl",
-            r"\b(?:CrCl|CrCL|CLcr|creatinine clearance)\b(?:\s*(?:is|of|=|was|:|~|about|around|<|>|has|have|had|fallen|dropped|declined|decreased|risen|rose|increased|gone|come|down|up|now|to|at|currently|level|value|today))*\s*"
-            + NUM,
-            "mL/min",
-        ),
-        (
-            "testosterone",
-            r"\btestosterone\b(?:\s*(?:level|is|of|=|was|:|<|>))*\s*" + NUM + r"\s*(ng/dl|nmol/l|ng/ml)?",
-            "ng/dL",
-        ),
-        (
-            "hemoglobin",
-            r"\b(?:Hb|Hgb|h(?:a)?emoglobin)\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM + r"\s*(g/dl|g/l)?",
-            "g/dL",
-        ),
-        (
-            "platelets",
-            r"\b(?:platelets?|plts?|PLT)\b(?:\s*(?:count|are|is|of|=|was|:))*\s*" + NUM,
-            "x10^9/L",
-        ),
-        (
-            "anc",
-            r"\b(?:ANC|neutrophils?(?: count)?|absolute neutrophil count)\b(?:\s*(?:is|of|=|was|:))*\s*"
-            + NUM,
-            "x10^9/L",
-        ),
-        ("potassium", r"\b(?:K\+?|potassium)\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM, "mmol/L"),
-        ("inr", r"\bINR\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM, ""),
-        ("alt", r"\bALT\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM, "U/L"),
-        ("ast", r"\bAST\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM, "U/L"),
-        ("alp", r"\b(?:ALP|alk(?:aline)? phos(?:phatase)?)\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM, "U/L"),
-        (
-            "bilirubin",
-            r"\bbilirubin\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM + r"\s*(mg/dl|umol/l)?",
-            "mg/dL",
-        ),
-        (
-            "ldl",
-            r"\bLDL(?:-C)?\b(?:\s*(?:cholesterol|is|of|=|was|:))*\s*" + NUM + r"\s*(mg/dl|mmol/l)?",
-            "mg/dL",
-        ),
-        (
-            "hba1c",
-            r"\b(?:HbA1c|A1c|haemoglobin A1c|hemoglobin A1c)\b(?:\s*(?:is|of|=|was|:))*\s*"
-            + NUM
-            + r"\s*(%|mmol/mol)?",
-            "%",
-        ),
-    ]
-    for name, pattern, unit in simple:
-        m = re.search(pattern, text, re.IGNORECASE if name not in ("potassium", "alt", "ast") else 0)
-        if not m and name in ("potassium",):
-            m = re.search(r"\bpotassium\b(?:\s*(?:is|of|=|was|:))*\s*" + NUM, text, re.IGNORECASE)
-        if not m:
+    # The lab table (corpus/lexicon/clinical.yaml): one pattern per lab, the value converted to the lab's unit.
+    for spec in labs:
+        m = next((found for rx in spec.patterns if (found := rx.search(text))), None)
+        if m is None:
             continue
         v = num(m.group(1))
-        u = m.group(2).lower() if m.lastindex and m.lastindex >= 2 and m.group(2) else ""
-        if name == "testosterone":
-            if u == "nmol/l" or (not u and v < 5 and "ng/ml" not in u):
-                v, u = v * 28.85, "ng/dL"
-            elif u == "ng/ml":
-                v = v * 100
-        elif name == "hemoglobin" and (u == "g/l" or v > 25):
-            v = v / 10
-        elif name == "platelets" and v > 2000:
-            v = v / 1000  # written per µL
-        elif name == "anc" and v >= 100:
-            v = v / 1000  # written per mm³ (e.g. "ANC 1200"); no real count is ≥ 100 x10^9/L
-        elif name == "bilirubin" and (u == "umol/l" or v > 30):
-            v = v / 17.1
-        elif name == "ldl" and (u == "mmol/l" or v < 15):
-            v = v * 38.67
-        elif name == "hba1c" and (u == "mmol/mol" or v > 20):
-            v = v / 10.929 + 2.15
-        put(name, v, unit, m.group(0))
-    for name, pattern in (
-        ("cha2ds2_vasc", r"CHA2?DS2?-?VAS[Cc]\s*(?:score)?\s*(?:of|is|=|:)?\s*(\d)\b"),
-        ("has_bled", r"HAS-?BLED\s*(?:score)?\s*(?:of|is|=|:)?\s*(\d)\b"),
-        (
-            "uacr",
-            r"\b(?:UACR|uACR|ACR|albumin[- ](?:to[- ])?creatinine ratio)\b[^\d]{0,15}(\d+(?:\.\d+)?)",
-        ),
-    ):
-        sm = re.search(pattern, text, re.IGNORECASE)
-        if sm:
-            put(name, num(sm.group(1)), "mg/g" if name == "uacr" else "points", sm.group(0))
-    cr = re.search(
-        r"\b(?:serum )?(?:creatinine|Cr|SCr)\b(?!\s*clearance)(?:\s*(?:is|of|=|was|:|level))*\s*"
-        + NUM
-        + r"\s*(mg/dl|umol/l|mmol/l)?",
-        text,
-        re.IGNORECASE,
-    )
-    if cr:
-        v = num(cr.group(1))
-        u = (cr.group(2) or "").lower()
-        if u == "umol/l" or (not u and v > 20):
-            v = v / 88.42
-        put("creatinine", v, "mg/dL", cr.group(0))
+        written = m.group(2).lower() if m.lastindex and m.lastindex >= 2 and m.group(2) else ""
+        put(spec.id, spec.to_unit(v, written), spec.unit, m.group(0))
     bp = re.search(r"\b(?:BP|blood pressure)\b[^\d]{0,15}(\d{2,3})\s*/\s*(\d{2,3})", text, re.IGNORECASE)
     if bp:
         put("sbp", float(bp.group(1)), "mmHg", bp.group(0))
@@ -264,7 +167,7 @@ def _liver_key(word: str) -> list[str]:
 
 
 def read_liver_labs(text: str, out: SafetyFacts) -> None:
-    """Liver tests given as multiples of ULN, or with their ULN stated (absolute values stay with patient.py)."""
+    """Liver tests given as multiples of ULN, or with their ULN stated (absolute values come from the lab table, `read_labs`)."""
     for m in _ULN_MULT.finditer(text):
         names = _liver_key(m.group(1)) + [
             k for w in re.findall(r"AST|ALT|ALP|bilirubin", m.group(2) or "", re.I) for k in _liver_key(w)

@@ -11,15 +11,8 @@ import re
 from assistant.models import Biomarker
 from assistant.patient.clauses import Clause
 from assistant.patient.facts import TurnFacts, conflict
+from assistant.patient.vocab import ClinicalVocab
 
-_GENE_RE = re.compile(
-    r"(?<![\w-])(BRCA1/2|BRCA ?1|BRCA ?2|BRCA|ATM|ATR|BARD1|BRIP1|CDK12|CHEK1|CHEK2|FANCA|FANCD2|FANCL|PALB2|RAD51B|RAD51C|"
-    r"RAD51D|RAD54L|RAD51|NBN|MRE11A?|RAD50|PPP2R2A|MLH1|MSH2|MSH6|PMS2|EPCAM|HOXB13|TP53|PTEN|RB1|AR-V7|SPOP|HRR|HRD|"
-    r"MSI[- ]?H(?:igh)?|MSI|microsatellite[- ]instab\w*(?:[- ]high)?|microsatellite[- ]unstable|dMMR|MMR[- ]deficien\w*|"
-    r"MSS|microsatellite[- ]stable|mismatch[- ]repair[- ]deficien\w*|mismatch repair|TMB[- ]?H(?:igh)?|TMB|tumou?r mutational burden|PSMA[- ]PET|PSMA scan|"
-    r"PSMA[- ](?:avid|positive|negative|expression|uptake)|PSMA\+|FDG[- ]PET)(?![\w])",
-    re.IGNORECASE,
-)
 _RESULT_WORDS = [
     ("vus", r"\bVUS\b|variant of (?:uncertain|unknown) significance|uncertain significance"),
     ("likely_pathogenic", r"likely pathogenic|likely deleterious"),
@@ -36,13 +29,10 @@ def _opposite_results(a: str, b: str) -> bool:
     return (a in _POSITIVE_RESULTS and b == "negative") or (b in _POSITIVE_RESULTS and a == "negative")
 
 
-_NON_GENE_MARKERS = {"MSI-H", "dMMR", "TMB-high", "PSMA-PET", "FDG-PET", "HRD", "PD-L1"}
-
-
-def read_biomarkers(cl: Clause, facts: TurnFacts) -> None:
+def read_biomarkers(cl: Clause, facts: TurnFacts, vocab: ClinicalVocab) -> None:
     """Every marker named in the clause with its result and origin, into `facts.biomarkers`."""
     t = cl.text
-    hits = list(_GENE_RE.finditer(t))
+    hits = list(vocab.markers.finditer(t)) if vocab.markers is not None else []
     for i, m in enumerate(hits):
         names = _canonical_markers(m.group(0))
         if not names:
@@ -91,7 +81,7 @@ def read_biomarkers(cl: Clause, facts: TurnFacts) -> None:
         origin = _origin_near(t, m.start(), m.end())
         for name in names:
             res = result
-            if name in _NON_GENE_MARKERS and res in ("pathogenic", "likely_pathogenic"):
+            if name in vocab.non_gene_markers and res in ("pathogenic", "likely_pathogenic"):
                 res = "positive"
             val = value
             if name == "TMB-high":

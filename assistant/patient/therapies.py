@@ -18,24 +18,6 @@ from assistant.patient.care import declined_span
 from assistant.patient.clauses import Clause
 from assistant.patient.facts import TurnFacts
 
-# Classes of anticancer or procedural therapies; everything else taken now counts as a "medication".
-ONCOLOGY_CLASSES = {
-    "ADT", "GnRH_agonist", "GnRH_antagonist", "surgical_castration", "first_gen_antiandrogen", "ARPI",
-    "CYP17_inhibitor", "AR_inhibitor", "taxane", "chemotherapy", "platinum", "PARPi", "PSMA_radioligand",
-    "radiopharmaceutical", "bone_targeted_radionuclide", "immunotherapy", "cell_therapy", "PD1_inhibitor",
-    "checkpoint_inhibitor", "radiotherapy", "radiation_therapy", "palliative_radiation", "surgery",
-}  # fmt: skip
-# Prior systemic lines whose unstated outcome is read as progression once the disease is castration-resistant.
-LINE_CLASSES = {
-    "ARPI",
-    "taxane",
-    "PARPi",
-    "PSMA_radioligand",
-    "platinum",
-    "first_gen_antiandrogen",
-    "immunotherapy",
-}
-
 _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
     (s, re.compile(p, re.IGNORECASE))
     for s, p in [
@@ -211,8 +193,9 @@ def _palliative_rt(tid: str, text: str, start: int, end: int, lexicon: Lexicon) 
 class TherapyMatcher:
     """Therapy names of one lexicon compiled into two patterns; reads the therapies of a clause."""
 
-    def __init__(self, lexicon: Lexicon) -> None:
+    def __init__(self, lexicon: Lexicon, anticancer_classes: frozenset[str] = frozenset()) -> None:
         self.lexicon = lexicon
+        self.anticancer_classes = anticancer_classes
         names_ci: list[str] = []
         names_cs: list[str] = []
         for name in lexicon.by_name:
@@ -306,7 +289,7 @@ class TherapyMatcher:
         prev_end = 0
         for s, e, tid in mentions:
             kind = allergy_kind(cl.text, s, e)
-            if kind == "reaction" and set(self.lexicon.classes_of(tid)) & ONCOLOGY_CLASSES:
+            if kind == "reaction" and set(self.lexicon.classes_of(tid)) & self.anticancer_classes:
                 # "severe rash on apalutamide": the allergy is recorded, and the line still counts as given.
                 facts.therapies.setdefault(
                     (tid, False),

@@ -1,8 +1,9 @@
-"""The clinical vocabulary the patient extractor reads, compiled from corpus/lexicon/clinical.yaml.
+"""The clinical vocabulary the patient extractor reads, loaded and compiled from corpus/lexicon/clinical.yaml.
 
-First step of the patient stage's data flow: the YAML (reviewed data) becomes `ClinicalVocab`, which
-`extract.PatientExtractor` compiles into its patterns. Condition ids and their patterns, the conditions a question
-can be about (`primary`) …; code here only loads, checks and compiles — it holds no clinical words.
+First step of the patient stage's data flow: the YAML (reviewed data) becomes `ClinicalVocab` — condition ids and
+their patterns (and which a question can be about), metastatic sites, biomarker names, the anticancer and
+line-of-therapy classes, and the lab table with units and conversion factors. `extract.PatientExtractor` and the
+readers it calls use it; code here only loads, checks and compiles — it holds no clinical words.
 """
 
 from __future__ import annotations
@@ -11,24 +12,79 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import yaml
 
 from assistant.errors import CorpusValidationError
 from assistant.knowledge import Lexicon
+from assistant.patient.facts import NUM
+
+
+@dataclass(frozen=True)
+class Conversion:
+    """One rule of a lab's unit conversion: when its conditions all hold, the value is rescaled."""
+
+    unit: str | None = None  # the unit as written (lower case)
+    unitless: bool = False  # only when no unit was written
+    above: float | None = None
+    at_least: float | None = None
+    below: float | None = None
+    multiply: float | None = None
+    divide: float | None = None
+    add: float | None = None
+
+    def applies(self, value: float, unit: str) -> bool:
+        return (
+            (self.unit is None or unit == self.unit)
+            and (not self.unitless or not unit)
+            and (self.above is None or value > self.above)
+            and (self.at_least is None or value >= self.at_least)
+            and (self.below is None or value < self.below)
+        )
+
+    def apply(self, value: float) -> float:
+        if self.multiply is not None:
+            value = value * self.multiply
+        if self.divide is not None:
+            value = value / self.divide
+        if self.add is not None:
+            value = value + self.add
+        return value
+
+
+@dataclass(frozen=True)
+class LabSpec:
+    """A lab read with a pattern: group 1 the value, an optional group 2 the unit as written."""
+
+    id: str
+    unit: str
+    patterns: tuple[re.Pattern[str], ...]
+    convert: tuple[Conversion, ...] = ()
+
+    def to_unit(self, value: float, written: str) -> float:
+        """The value in `unit`: the first conversion rule that applies, else as written."""
+        rule = next((c for c in self.convert if c.applies(value, written)), None)
+        return rule.apply(value) if rule is not None else value
 
 
 @dataclass(frozen=True)
 class ClinicalVocab:
-    """Condition ids with their patterns, in file order, and the ids a question can be about."""
+    """The clinical vocabulary of one corpus folder (file order kept wherever order matters)."""
 
-    conditions: tuple[tuple[str, str], ...]
-    primary: frozenset[str]
+    conditions: tuple[tuple[str, str], ...]  # condition id, its patterns joined as alternatives
+    primary: frozenset[str]  # the conditions a question can be about
+    sites: tuple[tuple[str, re.Pattern[str]], ...] = ()
+    markers: re.Pattern[str] | None = None  # every biomarker name, as one whole-word pattern
+    non_gene_markers: frozenset[str] = frozenset()
+    anticancer_classes: frozenset[str] = frozenset()
+    line_classes: frozenset[str] = frozenset()
+    labs: tuple[LabSpec, ...] = ()
 
 
 @functools.lru_cache(maxsize=8)
 def load_clinical_vocab(corpus_dir: str) -> ClinicalVocab:
-    """`conditions:` of corpus/lexicon/clinical.yaml, read once per corpus folder."""
+    """corpus/lexicon/clinical.yaml, read once per corpus folder (raises `CorpusValidationError`)."""
     path = Path(corpus_dir) / "lexicon" / "clinical.yaml"
     rel = str(path)
     try:
@@ -46,15 +102,90 @@ def load_clinical_vocab(corpus_dir: str) -> ClinicalVocab:
         cid = item["id"]
         patterns = [p for p in item.get("patterns") or [] if isinstance(p, str) and p]
         for p in patterns:
-            try:
-                re.compile(p)
-            except re.error as exc:
-                raise CorpusValidationError(rel, None, f"condition {cid}: bad pattern ({exc})") from exc
+            _compile(rel, f"condition {cid}", p)
         if patterns:
             conditions.append((cid, "|".join(patterns)))  # top-level alternatives keep their own case rule
         if item.get("primary"):
             primary.add(cid)
-    return ClinicalVocab(tuple(conditions), frozenset(primary))
+    sites = tuple(
+        (sid, _compile(rel, f"site {sid}", "|".join(alts), re.IGNORECASE))
+        for sid, alts in _id_patterns(rel, data, "sites")
+    )
+    bm = _section(rel, data, "biomarkers", dict)
+    names = _strings(rel, bm.get("patterns"), "biomarkers.patterns")
+    markers = _compile(rel, "biomarkers", r"(?<![\w-])(" + "|".join(names) + r")(?![\w])", re.IGNORECASE)
+    return ClinicalVocab(
+        conditions=tuple(conditions),
+        primary=frozenset(primary),
+        sites=sites,
+        markers=markers,
+        non_gene_markers=frozenset(_strings(rel, bm.get("non_gene"), "biomarkers.non_gene")),
+        anticancer_classes=frozenset(_strings(rel, data.get("anticancer_classes"), "anticancer_classes")),
+        line_classes=frozenset(_strings(rel, data.get("line_classes"), "line_classes")),
+        labs=tuple(_lab(rel, item) for item in _section(rel, data, "labs", list)),
+    )
+
+
+def _compile(rel: str, what: str, pattern: str, flags: int = 0) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise CorpusValidationError(rel, None, f"{what}: bad pattern ({exc})") from exc
+
+
+def _section(rel: str, data: dict[str, Any], key: str, kind: type) -> Any:
+    value = data.get(key)
+    if not isinstance(value, kind) or not value:
+        raise CorpusValidationError(rel, None, f"clinical vocabulary needs a non-empty top-level '{key}:'")
+    return value
+
+
+def _strings(rel: str, value: Any, what: str) -> list[str]:
+    if not isinstance(value, list) or not value or not all(isinstance(v, str) and v for v in value):
+        raise CorpusValidationError(rel, None, f"{what}: needs a non-empty list of strings")
+    return value
+
+
+def _id_patterns(rel: str, data: dict[str, Any], key: str) -> list[tuple[str, list[str]]]:
+    out = []
+    for item in _section(rel, data, key, list):
+        if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+            raise CorpusValidationError(rel, None, f"{key} entry without an id: {item!r}")
+        out.append((item["id"], _strings(rel, item.get("patterns"), f"{key} {item['id']}.patterns")))
+    return out
+
+
+_CONVERSION_KEYS = {"unit", "unitless", "above", "at_least", "below", "multiply", "divide", "add"}
+
+
+def _lab(rel: str, item: Any) -> LabSpec:
+    if not isinstance(item, dict) or not isinstance(item.get("id"), str):
+        raise CorpusValidationError(rel, None, f"lab entry without an id: {item!r}")
+    lid = item["id"]
+    patterns = []
+    for p in item.get("patterns") or []:
+        regex, case = (
+            (p.get("regex"), p.get("case", "insensitive")) if isinstance(p, dict) else (p, "insensitive")
+        )
+        if not isinstance(regex, str) or case not in ("sensitive", "insensitive"):
+            raise CorpusValidationError(
+                rel, None, f"lab {lid}: a pattern is a string or {{regex, case}}: {p!r}"
+            )
+        flags = re.IGNORECASE if case == "insensitive" else 0
+        patterns.append(_compile(rel, f"lab {lid}", regex.replace("{num}", NUM), flags))
+    if not patterns:
+        raise CorpusValidationError(rel, None, f"lab {lid}: needs at least one pattern")
+    rules = []
+    for c in item.get("convert") or []:
+        if not isinstance(c, dict) or set(c) - _CONVERSION_KEYS:
+            raise CorpusValidationError(
+                rel, None, f"lab {lid}: conversion keys are {sorted(_CONVERSION_KEYS)}: {c!r}"
+            )
+        try:
+            rules.append(Conversion(**{k: (str(v).lower() if k == "unit" else v) for k, v in c.items()}))
+        except TypeError as exc:
+            raise CorpusValidationError(rel, None, f"lab {lid}: bad conversion {c!r} ({exc})") from exc
+    return LabSpec(id=lid, unit=str(item.get("unit", "")), patterns=tuple(patterns), convert=tuple(rules))
 
 
 def corpus_dir_of(lexicon: Lexicon | None) -> Path:
