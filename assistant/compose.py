@@ -18,9 +18,8 @@ from assistant.prompts import ALSO_NOTED_SECTION, EMPTY_CONTEXT_NOTE, section_ti
 from assistant.render import cite_marks, plain_text
 from assistant.verify import lexical_support
 from ingest.injection import is_instruction
+from ingest.text import names_pattern, split_sentences
 
-# The same sentence boundary the verifier uses, so one quote is exactly one checked sentence.
-_SENTENCE = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
 _MONITOR = re.compile(
     r"\b(monitor\w*|surveillance|blood counts?|complete blood count|CBC|liver (?:function )?tests?|"
     r"(?:check|measure|test)(?:ed)? (?:\w+ ){0,3}(?:weekly|monthly|every|before each|at baseline|regularly|periodically))\b",
@@ -44,7 +43,7 @@ def _cited(text: str, f: Finding) -> str:
     """Every sentence of ``text`` ends with the finding's citations, before its full stop."""
     if not f.citations:
         return _end(text)
-    parts = _SENTENCE.split(re.sub(r"\s+", " ", text).strip()) or [text]
+    parts = split_sentences(re.sub(r"\s+", " ", text).strip()) or [text]
     out = []
     for part in parts:
         part = _end(part)
@@ -53,7 +52,7 @@ def _cited(text: str, f: Finding) -> str:
 
 
 def _first_sentence(text: str) -> str:
-    parts = _SENTENCE.split(text.strip(), maxsplit=1)
+    parts = split_sentences(text.strip(), maxsplit=1)
     return parts[0] if parts else text
 
 
@@ -81,7 +80,7 @@ def _end(text: str) -> str:
 def _sentences(text: str) -> list[str]:
     text = re.sub(r"\s+", " ", text).strip()
     # Very long "sentences" are flattened tables or lists: unreadable as a quote.
-    return [s.strip() for s in _SENTENCE.split(text) if 20 < len(s.strip()) <= 320]
+    return [s.strip() for s in split_sentences(text) if 20 < len(s.strip()) <= 320]
 
 
 # ---- issue 14: ingested text is data, never instructions
@@ -131,11 +130,7 @@ def _merge_by_therapy(findings: list[Finding]) -> list[Finding]:
 
 def _forbidden_pattern(plan: AnswerPlan) -> re.Pattern[str] | None:
     """Names of every therapy the plan forbids: a passage sentence naming one is never quoted as an option."""
-    names = sorted({n for n in plan.must_not_recommend if len(n) >= 3}, key=len, reverse=True)
-    if not names:
-        return None
-    alts = "|".join(re.escape(n).replace(r"\_", "[ _-]").replace("_", "[ _-]") for n in names)
-    return re.compile(rf"(?<![\w-])(?:{alts})(?![\w-])", re.I)
+    return names_pattern(n for n in plan.must_not_recommend if len(n) >= 3)
 
 
 def _ordered(findings: Sequence[Finding], kinds: tuple[str, ...]) -> list[Finding]:

@@ -20,7 +20,8 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
 from assistant.models import RetrievedPassage
-from ingest.store import Hit, bm25_tokens
+from ingest.store import Hit
+from ingest.text import bm25_tokens
 
 if TYPE_CHECKING:
     from assistant.settings import Settings

@@ -28,6 +28,7 @@ from typing import Protocol
 
 from assistant.models import AnswerPlan, Citation, Finding, VerificationReport
 from assistant.prompts import FLAG_MARK, SECTIONS, WARN_ASK_SECTION, section_titles
+from ingest.text import clause_bounds, content_words, find_names, has_hard_break, split_sentences
 
 # ---------------------------------------------------------------- calibrated constants
 LEXICAL_WEIGHT = 0.5
@@ -101,43 +102,14 @@ class _Embedder(Protocol):
 # ---------------------------------------------------------------- text helpers
 _CITE = re.compile(r"\[(\d{1,3})\]")
 _CITE_RUN = re.compile(r"((?:\s*\[\d{1,3}\])+)")
-_WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]+|\d+(?:\.\d+)?")
 _NUMBER = re.compile(r"(?<![A-Za-z\-])\d+(?:\.\d+)?")
-_STOP = frozenset(
-    """a an the and or of to in on for with by at from as is are was were be been being this that these those
-    it its their there which who whom whose what when where why how than then so such not no can could may might
-    should would will shall must do does did has have had if but also into over under about after before during
-    per vs via both each other any all more most less least very only same patient patients your you our we they
-    he she his her them one two
-    option options preferred prefer consider considered discuss discussing worth care team recommend recommended
-    suitable answer""".split()  # noqa: SIM905 (a word list reads better as prose)
-)
 _MD_NOISE = re.compile(r"[*_`>#]+")
-_SPLIT = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
 _ITALIC = re.compile(r"(?<![\w*])_(?=\S)[^_\n]+?(?<=\S)_(?![\w*])\.?")
-
-
-def _stem(w: str) -> str:
-    w = w.lower()
-    for suf in ("ing", "ed", "es", "s"):
-        if len(w) > len(suf) + 3 and w.endswith(suf):
-            return w[: -len(suf)]
-    return w
-
-
-def content_words(text: str) -> list[str]:
-    return list(_content_words(text))
-
-
-@functools.lru_cache(maxsize=8192)
-def _content_words(text: str) -> tuple[str, ...]:
-    # Cached (why: the same passages and sentences are compared many times per answer, and across answers).
-    return tuple(_stem(w) for w in _WORD.findall(_CITE.sub(" ", text)) if w.lower() not in _STOP and not w[0].isdigit())
 
 
 @functools.lru_cache(maxsize=4096)
 def _passage_vocab(passage: str) -> tuple[frozenset[str], frozenset[str]]:
-    words = frozenset(_content_words(expand_abbreviations(passage)))
+    words = frozenset(content_words(expand_abbreviations(passage)))
     return words, frozenset(w[:6] for w in words if len(w) >= 6)
 
 
@@ -192,10 +164,10 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]
         pos = 0
         norm = _normalise_cites(body)
         for it in _ITALIC.finditer(norm):
-            parts.extend((x, False) for x in _SPLIT.split(norm[pos : it.start()]) if x.strip())
+            parts.extend((x, False) for x in split_sentences(norm[pos : it.start()]) if x.strip())
             parts.append((it.group(0), True))
             pos = it.end()
-        parts.extend((x, False) for x in _SPLIT.split(norm[pos:]) if x.strip())
+        parts.extend((x, False) for x in split_sentences(norm[pos:]) if x.strip())
         row: list[tuple[str | None, str]] = []
         for j, (s, italic) in enumerate(parts):
             row.append((prefix if j == 0 else " ", s))
@@ -287,7 +259,7 @@ def mismatch_penalty(sentence: str, passage: str) -> float:
 
 def lexical_support(sentence: str, passage: str) -> float:
     """Share of the sentence's content words found in the passage (prefix match tolerates inflection)."""
-    words = _content_words(_ABBR.sub(lambda m: ABBREVIATIONS[m.group(0).lower()], sentence))
+    words = content_words(_ABBR.sub(lambda m: ABBREVIATIONS[m.group(0).lower()], sentence))
     if not words:
         return 1.0
     pw, prefixes = _passage_vocab(passage)
@@ -299,7 +271,7 @@ def lexical_support(sentence: str, passage: str) -> float:
 
 
 def _passage_units(passage: str) -> list[str]:
-    sents = [s.strip() for s in _SPLIT.split(re.sub(r"\s+", " ", passage)) if len(s.strip()) > 15]
+    sents = [s.strip() for s in split_sentences(re.sub(r"\s+", " ", passage)) if len(s.strip()) > 15]
     pairs = [f"{a} {b}" for a, b in itertools.pairwise(sents)]
     # Bounded (why: each unit is one MiniLM embedding; verification must stay a few % of the answer time).
     return (sents[:8] + pairs[:4]) or [passage]
@@ -366,34 +338,11 @@ _POSITIVE = re.compile(
     r"option\w*|prefer\w*|treat\w* with|add\w*|next step|should receive|is indicated|benefit from)\b",
     re.I,
 )
-_CLAUSE = re.compile(r"[;:,()]|\b(?:but|however|whereas|while|although)\b", re.I)
-
-
-@functools.lru_cache(maxsize=2048)
-def _name_pattern(name: str) -> re.Pattern[str]:
-    """Regex for a therapy name that tolerates spacing/hyphen/underscore variants and letter–digit joins,
-    so "lu177_psma617", "Lu-177 PSMA-617" and "Lu177-PSMA-617" all match each other."""
-    flags = 0 if len(name) <= 3 else re.I  # short abbreviations (AA/P, RP) only in their exact case
-    parts = re.findall(r"[A-Za-z]+|\d+|[^\sA-Za-z\d_\-]", name)
-    body = r"[\s\-_]*".join(re.escape(p) for p in parts) if parts else re.escape(name)
-    return re.compile(r"(?<![\w-])" + body + r"(?![\w-])", flags)
 
 
 def therapy_mentions(sentence: str, names: Mapping[str, Sequence[str]]) -> list[tuple[str, int, int]]:
-    """(therapy id, start, end) of every name of the given therapies found in the sentence."""
-    found: list[tuple[str, int, int]] = []
-    text = strip_citations(sentence)
-    for tid, ns in names.items():
-        for name in sorted({*ns, tid, tid.replace("_", " ")}, key=len, reverse=True):
-            if "+" in name:
-                parts = [p for p in name.split("+") if p]
-                hits = [_name_pattern(p.replace("_", " ")).search(text) for p in parts]
-                if all(hits):
-                    found.append((tid, hits[0].start(), hits[0].end()))  # type: ignore[union-attr]
-                continue
-            for m in _name_pattern(name).finditer(text):
-                found.append((tid, m.start(), m.end()))
-    return found
+    """(therapy id, start, end) of every name of the given therapies found in the sentence, citations removed."""
+    return find_names(strip_citations(sentence), names)
 
 
 def _recommended_excluded(sentence: Sentence, names: Mapping[str, Sequence[str]], not_rec_titles: set[str]) -> list[str]:
@@ -404,9 +353,7 @@ def _recommended_excluded(sentence: Sentence, names: Mapping[str, Sequence[str]]
     in_option_section = sentence.section.lower() in _OPTION_SECTIONS
     for tid, start, end in therapy_mentions(sentence.text, names):
         # The clause around the mention decides: negation anywhere in it, or history just before the name.
-        clause_start = max((m.end() for m in _CLAUSE.finditer(text, 0, start)), default=0)
-        nxt = _CLAUSE.search(text, end)
-        clause_end = nxt.start() if nxt else len(text)
+        clause_start, clause_end = clause_bounds(text, start, end)
         clause = text[clause_start:clause_end]
         before = text[clause_start:start]
         if _NEGATION.search(clause) or _HISTORY.search(before):
@@ -452,7 +399,7 @@ def contradicts_offer(
     for hit in _AGAINST.finditer(text):
         if re.search(r"\b(?:not|never|no longer)\s+(?:\w+\s+)?$|n't\s+(?:\w+\s+)?$", text[: hit.start()], re.I):
             continue  # "is not contraindicated": a negated negative speaks for the drug
-        before = [m for m in mentions if m[2] <= hit.start() and not _CLAUSE_HARD.search(text[m[2] : hit.start()])]
+        before = [m for m in mentions if m[2] <= hit.start() and not has_hard_break(text[m[2] : hit.start()])]
         if not before:
             continue
         tid, _start, end = before[-1]
@@ -461,9 +408,6 @@ def contradicts_offer(
         bad.append(tid)
     return list(dict.fromkeys(bad))
 
-
-# Hard clause boundaries only: a conjunction ("… and is not recommended") or a parenthesis keeps the subject.
-_CLAUSE_HARD = re.compile(r"[;:]|\b(?:but|however|whereas|although)\b", re.I)
 
 _OPTION_SECTIONS = {
     s.lower()
@@ -498,7 +442,7 @@ def append_required(text: str, missing: Sequence[Finding], valid: set[int], audi
         marks = "".join(f"[{n}]" for n in f.citations if n in valid)
         label = "Warning" if f.kind == "warn" else ("Your care team may ask" if audience == "patient" else "Clarify")
         if marks:
-            sents = [x if x.endswith((".", "?", "!")) else x + "." for x in _SPLIT.split(reason)]
+            sents = [x if x.endswith((".", "?", "!")) else x + "." for x in split_sentences(reason)]
             body = " ".join(x[:-1] + " " + marks + x[-1] for x in sents)
         else:
             # Reviewed rule text with no retrieved passage: shown as a marked rule note, not as a cited claim.

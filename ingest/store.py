@@ -29,7 +29,6 @@ import hashlib
 import json
 import logging
 import os
-import re
 import shutil
 import tempfile
 import threading
@@ -42,6 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 from ingest.errors import StoreError
 from ingest.models import Chunk
+from ingest.text import bm25_tokens
 
 if TYPE_CHECKING:
     from ingest.embedder import Embedder
@@ -57,52 +57,6 @@ CHROMA_BATCH = 1000  # well under Chroma's max batch size; keeps memory flat on 
 # broken front matter must not copy megabytes into every chunk of a document (a title is ~100 chars).
 MAX_META_CHARS = 2000
 Metadata = dict[str, Any]
-
-
-# ---------------------------------------------------------------- BM25 tokenisation
-_STOP = frozenset(
-    re.findall(
-        r"\S+",
-        "a an and are as at be by for from has have in is it its of on or that the this to was were which with "
-        "what who whom when where why how should can could would may might do does did not no than then there "
-        "these those their them they he she his her we our you your i me my",
-    )
-)
-_TOKEN = re.compile(r"[a-z0-9]+(?:[-/.+][a-z0-9]+)*")
-_SEP = re.compile(r"[-/.+]")
-_SEP_CHARS = frozenset("-/.+")
-
-
-def bm25_tokens(text: str) -> list[str]:
-    """Tokens for BM25 that keep drug/gene names findable.
-
-    "Lu-177-PSMA-617" → lu-177-psma-617, lu177psma617, lu, 177, psma, 617: the compound, its
-    hyphen-free spelling ("Lu177-PSMA-617" in another source) and its parts all match. Numbers and
-    alphanumerics (CHEK2, 5.2) stay whole. A light plural strip ("inhibitors" → "inhibitor").
-    """
-    out: list[str] = []
-    for tok in _TOKEN.findall(text.lower()):
-        if not _SEP_CHARS.intersection(tok):  # the common case: a plain word or number
-            if tok not in _STOP:
-                out.append(_norm(tok))
-            continue
-        parts = [p for p in _SEP.split(tok) if p]
-        if len(parts) > 1:
-            if not re.fullmatch(r"[\d.]+", tok):  # "5.2" stays one token; compounds also give their parts
-                out.append(tok)
-                out.append("".join(parts))
-                out.extend(_norm(p) for p in parts if p not in _STOP)
-            else:
-                out.append(tok)
-        elif tok not in _STOP:
-            out.append(_norm(tok))
-    return out
-
-
-def _norm(tok: str) -> str:
-    if len(tok) > 4 and tok.endswith("s") and not tok.endswith(("ss", "us", "is")) and not tok[-2].isdigit():
-        return tok[:-1]
-    return tok
 
 
 # ---------------------------------------------------------------- filters

@@ -1,6 +1,9 @@
 """Pure text helpers for scoring answers: normalisation, phrase matching, sentences/clauses, negation cues.
 
-The heuristics here are documented (with their known failure modes) in eval/README.md; keep the two in step.
+The evaluation's own matcher, on purpose: it does not use GuideRail's text toolkit (``ingest.text``) or its
+cue patterns, so it cannot inherit a blind spot of what it scores. Its cue words are data
+(``cue_words.yaml`` beside this module). The heuristics are documented (with their known failure modes)
+in eval/README.md; keep the two in step.
 """
 
 from __future__ import annotations
@@ -8,6 +11,9 @@ from __future__ import annotations
 import re
 import unicodedata
 from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
 
 _CITE = re.compile(r"\[(\d+(?:\s*[,;–-]\s*\d+)*)\]")
 _NON_WORD = re.compile(r"[^0-9a-z]+")
@@ -22,37 +28,27 @@ _CLAUSE_SPLIT = re.compile(
 _QUOTED = re.compile(r"\u201c[^\u201d]*\u201d?|\"[^\"\n]{12,}\"")
 _HEADING = re.compile(r"^\s{0,3}(#{1,6}\s+|\*\*[^*]+\*\*\s*:?\s*$|__[^_]+__\s*:?\s*$)")
 
-# Words that negate or rule out whatever their clause mentions. Multi-word cues are matched as phrases
-# on normalised text; single words with word boundaries.
-NEGATION_CUES: tuple[str, ...] = (
-    "not", "no", "never", "none", "neither", "nor", "cannot", "cant", "dont", "doesnt", "isnt", "arent",
-    "shouldnt", "wont", "avoid", "avoided", "contraindicated", "contraindication", "excluded", "exclude",
-    "ineligible", "not eligible", "not recommended", "not indicated", "do not", "does not", "should not",
-    "must not", "rather than", "instead of", "without", "outdated", "obsolete", "no longer", "unsafe",
-    "against", "stop", "discontinue", "withhold", "ruled out", "rules out", "lacks", "lack of",
-    "insufficient", "not supported", "no evidence", "not approved", "off label",
-)
-# Words just before a therapy name that mark it as history, not a recommendation
-HISTORY_CUES: tuple[str, ...] = (
-    "after", "prior", "previous", "previously", "progressed on", "progressed after", "progression on",
-    "progression after", "progressing on", "failed", "failure of", "following", "post", "received",
-    "already", "despite", "beyond", "history of", "exposure to", "pretreated with", "treated with",
-    "refractory to", "resistant to", "while on", "during treatment with", "on prior", "pretreatment with",
-)
-# Sections that name therapies without recommending them (questions to ask, warnings, follow-ups, sources)
-NEUTRAL_HEADING_CUES: tuple[str, ...] = (
-    "warning", "warnings", "question", "questions", "follow up", "sources", "references", "caution", "cautions",
-    "pitfalls", "monitoring",
-)
-# Sentences that name a therapy as something a fact decides, not as advice ("This decides radium-223 eligibility")
-CONDITIONAL_CUES: tuple[str, ...] = (
-    "decides", "depends on", "eligibility", "eligible if", "would", "if positive", "a positive result", "once this is known",
-    "clarify",
-)
-EXCLUSION_HEADING_CUES: tuple[str, ...] = (
-    "not recommended", "avoid", "excluded", "exclude", "contraindicated", "ruled out", "do not",
-    "not appropriate", "not eligible", "ineligible", "pitfalls", "what not to", "not indicated",
-)
+CUE_WORDS_FILE = Path(__file__).with_name("cue_words.yaml")
+"""The evaluation's own cue words (negation, history, section headings), kept as data beside this matcher."""
+_CUE_LISTS = ("negation", "history", "neutral_heading", "conditional", "exclusion_heading")
+
+
+def load_cue_words(path: Path = CUE_WORDS_FILE) -> dict[str, tuple[str, ...]]:
+    """Cue list name → its phrases, as written in ``path``; every list of ``_CUE_LISTS`` must be there."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    missing = [k for k in _CUE_LISTS if not isinstance(data.get(k), list) or not data[k]]
+    if missing:
+        raise ValueError(f"{path}: missing or empty cue lists {missing}")
+    return {k: tuple(str(v) for v in data[k]) for k in _CUE_LISTS}
+
+
+# Read once at import (why: a 2 kB file, and the lists are module constants that offers/therapies/metrics import).
+_CUES = load_cue_words()
+NEGATION_CUES: tuple[str, ...] = _CUES["negation"]
+HISTORY_CUES: tuple[str, ...] = _CUES["history"]
+NEUTRAL_HEADING_CUES: tuple[str, ...] = _CUES["neutral_heading"]
+CONDITIONAL_CUES: tuple[str, ...] = _CUES["conditional"]
+EXCLUSION_HEADING_CUES: tuple[str, ...] = _CUES["exclusion_heading"]
 
 
 def normalize(text: str) -> str:

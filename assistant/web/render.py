@@ -17,6 +17,7 @@ from typing import Any
 
 from assistant.models import Answer, Citation, Finding, PatientContext
 from ingest.injection import flag_reason
+from ingest.text import content_words, split_sentences
 
 ANCHOR_PREFIX = "guiderail-src-"
 """Element id prefix of a source card; citation links point at ``#guiderail-src-<n>``."""
@@ -37,12 +38,6 @@ _MD_LINK = re.compile(r"(!?)\[([^\]\n]*)\]\(\s*([^)\s]*)(\s+\"[^\"\n]*\")?\s*\)"
 _MD_REFDEF = re.compile(r"^\s{0,3}\[[^\]\n]+\]:\s*(\S+).*$", re.M)
 _AUTOLINK = re.compile(r"<(https?://[^\s<>\"']+)>")
 _CITE_GROUP = re.compile(r"\[(\d{1,3})\](?!\()")
-_WORD = re.compile(r"[a-z0-9][a-z0-9\-]{2,}")
-_SENT = re.compile(r"(?<=[.!?;])\s+")
-_STOP = frozenset(
-    ["the", "and", "for", "with", "this", "that", "from", "are", "was", "were", "has", "have", "had", "not", "but", "can", "may", "should", "who", "which", "their", "been", "its", "than", "also", "into", "after", "before", "other", "such", "per", "when", "over", "only", "more", "most", "any", "all"]
-)
-
 
 # ---------------------------------------------------------------- escaping
 def esc(text: object) -> str:
@@ -119,15 +114,15 @@ def user_markdown(text: str) -> str:
 
 # ---------------------------------------------------------------- supporting span
 def _words(text: str) -> set[str]:
-    # a 6-letter prefix is a crude stemmer: "patients"/"patient", "progressed"/"progression" match
-    return {w[:6] for w in _WORD.findall(text.lower()) if w not in _STOP}
+    # The verifier's content words; a 6-letter prefix on top: "progressed"/"progression" match
+    return {w[:6] for w in content_words(text) if len(w) >= 3}
 
 
 def claims_for(answer_md: str) -> dict[int, list[str]]:
     """The answer sentences that cite each number (what the passage is supposed to support)."""
     out: dict[int, list[str]] = {}
     for line in (answer_md or "").splitlines():
-        for sent in _SENT.split(line):
+        for sent in split_sentences(line):
             for n in {int(x) for x in re.findall(r"\[(\d{1,3})\]", sent)}:
                 out.setdefault(n, []).append(re.sub(r"\[\d{1,3}\]", "", sent))
     return out
@@ -140,7 +135,7 @@ def support_span(passage: str, claims: Sequence[str], *, min_overlap: int = 2) -
     claim_words = set().union(*(_words(c) for c in claims)) if claims else set()
     best: tuple[int, int, int] | None = None
     pos = 0
-    for sent in _SENT.split(passage):
+    for sent in split_sentences(passage):
         start = passage.find(sent, pos)
         if start < 0:
             continue

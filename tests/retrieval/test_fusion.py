@@ -12,7 +12,8 @@ from assistant.retrieval import (
     term_coverage,
     weighted_fusion,
 )
-from ingest.store import bm25_tokens, chroma_where, matches
+from ingest.store import chroma_where, matches
+from ingest.text import bm25_tokens
 
 
 def test_rrf_rewards_agreement() -> None:
