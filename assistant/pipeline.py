@@ -272,9 +272,7 @@ def _near_topics(hits: Sequence[RetrievedPassage], limit: int = 3) -> list[str]:
     return out
 
 
-def _is_directed(f: Finding, ctx: PatientContext) -> bool:
-    """An oncology offer that rests on one of the patient's positive alterations (not only receptor/PD-L1 status)."""
-    return f.kind == "recommend"
+
 
 
 _Clock = Callable[[], float]
@@ -467,11 +465,13 @@ class Assistant:
         hits = self.retriever.retrieve(retrieval_query(q, ctx), k=self.settings.top_k)
         # A passage written for another population (adults for a child, non-pregnant women for a pregnant
         # one) is never quoted to this patient; rule-backed passages were chosen for the patient already.
+        other_tumour = self._other_tumour_records(ctx)
         relevant = [
             p
             for p in hits
             if relevance_of(p) >= self.settings.min_relevance
             and population_mismatch(f"{p.population} › {p.section_path}", ctx) is None
+            and (p.rec_id or "") not in other_tumour
         ]
         timings["retrieval"] = self._ms(t)
 
@@ -574,6 +574,15 @@ class Assistant:
             unapproved=unapproved, near_topics=_near_topics(hits),
         )
 
+    def _other_tumour_records(self, ctx: PatientContext) -> frozenset[str]:
+        """Approval records written for another tumour than the patient's: never quoted as if they applied."""
+        vocab = getattr(self.knowledge, "oncology", None)
+        approvals = getattr(self.knowledge, "approvals", None) or []
+        if vocab is None or ctx.tumour is None or not ctx.tumour.tumour:
+            return frozenset()
+        lineage = set(vocab.tumour_ancestors(ctx.tumour.tumour))
+        return frozenset(a.id for a in approvals if a.tumour not in lineage)
+
     def _asked_focus(self, asked: str) -> set[str]:
         """Domains the asking sentence itself names (conditions, topic words, a tumour or tumour marker)."""
         try:
@@ -591,15 +600,32 @@ class Assistant:
         match = getattr(self.engine, "oncology_match", None)
         if match is None or ctx.tumour is None or ctx.tumour.tumour is None:
             return []
-        if any(f.domain == "oncology" and f.kind in ("recommend", "consider") and _is_directed(f, ctx) for f in findings):
-            return []
         result = match(ctx)
         if not result.unapproved:
             return []
+        offers = [f for f in findings if f.domain == "oncology" and f.kind in ("recommend", "consider")]
+        if any(self._targets_patient_marker(f, ctx) for f in offers):
+            return []  # an approval directed at one of this tumour's alterations answers the question
         asked = asking_sentence(q)
         named = [m for m in result.unapproved if re.search(rf"(?<![\w]){re.escape(m.marker.split('_')[0])}", asked, re.I)]
-        return [describe_marker(m) for m in (named or (result.unapproved if not any(
-            f.domain == "oncology" and f.kind in ("recommend", "consider") for f in findings) else []))]
+        if not named and (not offers or re.search(
+            r"alteration|mutation|fusion|variant|target|directed|specific|these|\bthis\b|\bit\b", asked, re.I
+        )):
+            named = list(result.unapproved)  # "Is anything approved for these alterations?"
+        return [describe_marker(m) for m in named]
+
+    def _targets_patient_marker(self, f: Finding, ctx: PatientContext) -> bool:
+        """The offer's approval record requires a positive result of one of the patient's positive markers."""
+        rec = next((a for a in getattr(self.knowledge, "approvals", None) or [] if a.id == f.rule_id), None)
+        if rec is None or ctx.tumour is None:
+            return False
+        positive = {m.marker for m in ctx.tumour.markers if m.status == "positive"}
+        vocab = getattr(self.knowledge, "oncology", None)
+        for key, values in rec.biomarkers.items():
+            members = {key, *(vocab.families.get(key, ()) if vocab is not None else ())}
+            if members & positive and not set(values) & {"negative", "wild_type", "zero"} and key not in ("HR", "PDL1"):
+                return True
+        return False
 
     def _abstain(self, prep: _Prepared, audience: str, t0: float) -> Answer:
         topic_hint = ""

@@ -228,6 +228,9 @@ def _bound(op: str | None, value: float) -> float:
 
 def _status(window: str, marker: str) -> str:
     head = window[:60]
+    # "fusion-negative", "mutation negative", "rearrangement not detected": the kind word carries the result
+    if re.match(r"[\s:-]*(?:\w+[\s-]){0,2}?(?:negative|neg\b|wild[- ]?type|not detected|absent|undetected)", head, re.I):
+        return "negative"
     neg, pos = _NEG.search(head), _POS.search(head)
     if neg and (not pos or neg.start() <= pos.start()):
         return "negative"
