@@ -150,18 +150,81 @@ _GENERIC_TEXT = (
     "next now then switch start started starting give given use used choose choice step regimen regimens drug drugs "
     "medication medications medicine agent agents approved approval option label labelled labeled available "
     "indicated directed targeted selected any there this that these those should we he she they him them it "
-    "result results open add added stop continue offer fit right best preferred"
+    "result results open add added stop continue offer fit right best preferred take taken receive get need "
+    "appropriate apply applies many much long else something anything here basis include includes change matter "
+    "alone specifically another fda"
 )
 _GENERIC = frozenset(_GENERIC_TEXT.split())
 
 
 def topical_words(text: str) -> list[str]:
-    """The words of a question that name its topic (stemmed; generic asking words removed)."""
+    """The words of a question that name its topic (stemmed; generic asking words removed; a hyphenated compound
+    counts by its parts: "NRG1-directed" → nrg1)."""
     from ingest.text import content_words
     from ingest.text import stem as _stem
 
     generic = {_stem(w) for w in _GENERIC}
+    text = re.sub(r"(?<=\w)-(?=\w)", " ", text)
     return [w for w in dict.fromkeys(content_words(text)) if w not in generic and len(w) > 2]
+
+
+def specific_terms(text: str) -> list[str]:
+    """Candidate topic names in an asking sentence: BM25 tokens of 5+ letters that are not generic asking words
+    (the corpus decides how specific each is, by document frequency)."""
+    from ingest.text import bm25_tokens
+
+    generic = set(_GENERIC)
+    return [
+        t for t in dict.fromkeys(bm25_tokens(re.sub(r"(?<=\w)[-/](?=\w)", " ", text)))
+        if len(t) >= 5 and t.isalpha() and t not in generic
+    ]
+
+
+def spelling_variants(word: str) -> list[str]:
+    """British and American spellings of a word ("tumour"/"tumor", "oesophageal"/"esophageal", "leukaemia")."""
+    out = [word]
+    for a, b in (("our", "or"), ("oe", "e"), ("ae", "e"), ("isation", "ization"), ("ise", "ize")):
+        if a in word:
+            out.append(word.replace(a, b))
+    return out
+
+
+def _is_common(word: str, common: frozenset[str]) -> bool:
+    """An everyday English word, also when inflected ("dosed", "monitored", "applies", "stepped")."""
+    if word in common:
+        return True
+    stems = {word[:-1], word[:-2], word[:-3], word.rstrip("s"), word[:-2] + "y" if word.endswith("ie") else word}
+    if word.endswith("ed") and len(word) > 4 and word[-3] == word[-4]:
+        stems.add(word[:-3])  # stepped → step
+    return any(s and s in common for s in stems)
+
+
+def focused_question(q: str) -> str:
+    """What retrieval should look for in a long vignette: its opening sentence (who, with what) and the sentence
+    that asks — not the whole history, whose incidental facts (a statin, AF on apixaban) pull in unrelated
+    guidelines and dilute the question. Short questions are used whole."""
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    if len(parts) < 4:
+        return q
+    asked = asking_sentence(q)
+    return parts[0] if parts[0] == asked else f"{parts[0]} {asked}"
+
+
+def best_passage_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:
+    """Share of the question's topical words found together in one passage (the best one): words scattered over
+    many passages ('dose' here, 'antibiotic' there) do not make a topic covered."""
+    from ingest.text import content_words
+
+    words = topical_words(question)
+    if not words:
+        return 1.0
+    best = 0.0
+    for p in passages:
+        found = set(content_words(p.text))
+        prefixes = {w[:5] for w in found if len(w) >= 5}
+        hit = sum(1 for w in words if w in found or (len(w) >= 5 and w[:5] in prefixes))
+        best = max(best, hit / len(words))
+    return best
 
 
 def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:
@@ -179,7 +242,11 @@ def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> fl
 
 SUMMARY_MAX_TOKENS = 180
 MIN_QUESTION_COVERAGE = 0.5
-MIN_ASKED_COVERAGE = 0.25
+MIN_ASKED_COVERAGE = 0.34
+MIN_ASKED_TOGETHER = 0.4
+RARE_TERM_MAX_DF = 40
+"""A word in at most this many indexed chunks is specific enough that the passages quoted must contain it."""
+"""A long vignette's asking sentence must find at least this share of its topical words in one passage."""
 """A long vignette whose asking sentence names no known condition still counts as answered by rule findings only
 when at least this share of the asking sentence's topical words is found in the passages."""
 """Below this share of topical words found in the passages (and with no rule finding) the assistant abstains."""
@@ -462,7 +529,7 @@ class Assistant:
         t = self._clock()
         refs = list(dict.fromkeys(r for f in findings for r in f.refs))
         by_ref = self.retriever.passages_for_refs(refs) if refs else {}
-        hits = self.retriever.retrieve(retrieval_query(q, ctx), k=self.settings.top_k)
+        hits = self.retriever.retrieve(retrieval_query(focused_question(q), ctx), k=self.settings.top_k)
         # A passage written for another population (adults for a child, non-pregnant women for a pregnant
         # one) is never quoted to this patient; rule-backed passages were chosen for the patient already.
         other_tumour = self._other_tumour_records(ctx)
@@ -524,27 +591,10 @@ class Assistant:
             and (not ctx.focus or f.domain in (*ctx.focus, None, "general"))
         ]
         backed = _actionable(in_focus) and any(f.citations for f in in_focus)
-        # A long vignette is judged by the sentence that asks: its history (kidney function, AF on apixaban) may be
-        # covered while the question (a glaucoma drop) is not, and the reverse.
-        asked = asking_sentence(q)
-        coverage = question_coverage(asked, relevant)
-        timings["question_coverage"] = round(coverage, 3)
-        off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
-        if asked != q.strip() and len(topical_words(asked)) < 2:
-            # "What should he switch to?": the asking sentence leans on the vignette; judge the whole question
-            coverage = question_coverage(q, relevant)
-            timings["question_coverage"] = round(coverage, 3)
-            off_topic = not relevant or coverage < MIN_QUESTION_COVERAGE
-        elif asked != q.strip():
-            asked_focus = self._asked_focus(asked)
-            if asked_focus:
-                # only findings about what the asking sentence names back the answer
-                backed = any(
-                    f.kind in ("recommend", "consider", "exclude", "warn") and f.citations and f.domain in asked_focus
-                    for f in in_focus
-                )
-            elif coverage < MIN_ASKED_COVERAGE:
-                backed = False  # the asking sentence names nothing the rules know and few of its words are found
+        # What the answer would quote: the retrieved passages and the passages the rule findings cite.
+        cited = [p for f in numbered for r in f.refs for p in by_ref.get(r, [])[:1]]
+        quoted = [*relevant, *cited, *self._finding_texts(in_focus)]
+        off_topic, backed = self._judge_scope(q, quoted, in_focus, backed, timings)
         # The rules for the question's own condition say the patient is outside their guideline's population
         # (a child, an immunocompromised patient under a guideline that excludes them) and nothing else applies:
         # quoting that guideline's passages would be advice it does not give.
@@ -582,6 +632,114 @@ class Assistant:
             return frozenset()
         lineage = set(vocab.tumour_ancestors(ctx.tumour.tumour))
         return frozenset(a.id for a in approvals if a.tumour not in lineage)
+
+    def _judge_scope(
+        self, q: str, quoted: Sequence[RetrievedPassage], in_focus: Sequence[Finding], backed: bool, timings: dict[str, float]
+    ) -> tuple[bool, bool]:
+        """(off_topic, backed) for a question. A long vignette is judged by the sentence that asks: its history
+        (kidney function, AF on apixaban) may be covered while the question (a glaucoma drop) is not, and the
+        reverse; an asking sentence that leans on the vignette ("What should he switch to?") is judged with it.
+        Anywhere, a technical word the index has never seen (levothyroxine, eclampsia) means the corpus does not
+        cover the question, whatever rules the history set off."""
+        asked = asking_sentence(q)
+        long_q = asked != q.strip()
+        unknown = self._unknown_topic(asked if long_q else q, quoted, rarest_check=long_q)
+        if unknown:
+            timings["asked_unknown_term"] = 1.0
+        if long_q and len(topical_words(asked)) >= 2:
+            coverage = question_coverage(asked, quoted)
+            together = best_passage_coverage(asked, quoted)
+            timings["asked_best_passage_coverage"] = round(together, 3)
+            off_topic = not quoted or coverage < MIN_QUESTION_COVERAGE or together < MIN_ASKED_TOGETHER
+            asked_focus = self._asked_focus(asked)
+            if asked_focus:
+                # only findings about what the asking sentence names back the answer
+                backed = any(
+                    f.kind in ("recommend", "consider", "exclude", "warn") and f.citations and f.domain in asked_focus
+                    for f in in_focus
+                )
+            elif coverage < MIN_ASKED_COVERAGE:
+                backed = False  # the asking sentence names nothing the rules know and few of its words are found
+        else:
+            # short question: all of it; a leaning asking sentence: the vignette's opening (its subject) with it
+            coverage = question_coverage(focused_question(q) if long_q else q, quoted)
+            off_topic = not quoted or coverage < MIN_QUESTION_COVERAGE
+        timings["question_coverage"] = round(coverage, 3)
+        if unknown:
+            return True, False
+        return off_topic, backed
+
+    def _unknown_topic(self, asked: str, quoted: Sequence[RetrievedPassage], *, rarest_check: bool = True) -> str:
+        """The asking sentence's most specific word when the corpus cannot speak to it: absent from the whole index,
+        or (its rarest indexed word) absent from every passage the answer would quote. '' when covered."""
+        from ingest.embedder import common_words
+
+        dfs = getattr(self.retriever, "term_doc_freq", None)
+        common = common_words()
+        # only technical words (outside everyday English) that the knowledge does not itself name can mark a
+        # topic the corpus lacks
+        known = self._knowledge_words()
+        terms = [t for t in specific_terms(asked) if not _is_common(t, common) and t not in known]
+        if dfs is None or not terms or not common:
+            return ""
+        try:
+            variants = {t: spelling_variants(t) for t in terms}
+            raw = dfs([v for vs in variants.values() for v in vs])
+        except (OSError, ValueError, KeyError, AttributeError):
+            return ""
+        freq = {t: max(raw.get(v, 0) for v in vs) for t, vs in variants.items()}
+        missing = [t for t in terms if freq.get(t, 0) == 0]
+        if missing:
+            return missing[0]
+        if not rarest_check:
+            return ""
+        rare = terms
+        rarest = min(rare, key=lambda t: freq.get(t, 0))
+        if freq.get(rarest, 0) > RARE_TERM_MAX_DF:
+            return ""  # only common words: nothing specific to look for
+        from ingest.text import bm25_tokens
+
+        if any(rarest in set(bm25_tokens(p.text)) for p in quoted):
+            return ""
+        return rarest
+
+    def _finding_texts(self, findings: Sequence[Finding]) -> list[RetrievedPassage]:
+        """What the answer states for each offer besides its passage: title, reason, the therapy's names and classes
+        ("revumenib" is a menin inhibitor even where its label block does not say so)."""
+        lex = self._lexicon()
+        out = []
+        for f in findings:
+            if f.kind not in ("recommend", "consider") or not f.citations:
+                continue
+            words = [f.title, f.reason]
+            names_of, classes_of = getattr(lex, "names_of", None), getattr(lex, "classes_of", None)
+            if names_of is not None and classes_of is not None and f.therapy:
+                for part in f.therapy.split("+"):
+                    words += [*names_of(part), *(c.replace("_", " ") for c in classes_of(part))]
+            out.append(RetrievedPassage(chunk_id=f"finding:{f.rule_id}", doc_id="", text=" ".join(words), score=0.0))
+        return out
+
+    def _knowledge_words(self) -> frozenset[str]:
+        """Every word of the lexicon's therapy names and classes and of the oncology vocabulary (cached)."""
+        hit = getattr(self, "_kw_cache", None)
+        if hit is not None:
+            return hit
+        words: set[str] = set()
+        lex = self._lexicon()
+        if lex is not None:
+            for tid, entry in getattr(lex, "entries", {}).items():
+                for n in [tid, *getattr(entry, "names", []), *getattr(entry, "classes", [])]:
+                    words.update(re.split(r"[\W_]+", str(n).lower()))
+        for cid in getattr(self.knowledge, "conditions", ()) or ():
+            words.update(re.split(r"[\W_]+", str(cid).lower()))
+        vocab = getattr(self.knowledge, "oncology", None)
+        if vocab is not None:
+            for table in (vocab.therapy_words, vocab.markers, vocab.tumours, vocab.settings, vocab.histologies, vocab.organs):
+                for key, names in table.items():
+                    for n in [key, *names]:
+                        words.update(re.split(r"[\W_]+", str(n).lower()))
+        self._kw_cache = frozenset(w for w in words if len(w) >= 4)
+        return self._kw_cache
 
     def _asked_focus(self, asked: str) -> set[str]:
         """Domains the asking sentence itself names (conditions, topic words, a tumour or tumour marker)."""
@@ -621,6 +779,12 @@ class Assistant:
             return False
         positive = {m.marker for m in ctx.tumour.markers if m.status == "positive"}
         vocab = getattr(self.knowledge, "oncology", None)
+        lex = self._lexicon()
+        if lex is not None and hasattr(lex, "classes_of") and f.therapy:
+            # a drug of the marker's own class (avapritinib, a KIT inhibitor, for KIT D816V mastocytosis) targets it
+            classes = {c.lower() for part in f.therapy.split("+") for c in lex.classes_of(part)}
+            if any(c.startswith(m.lower().replace("_", "") + "_") or c.startswith(m.lower() + "_") for m in positive for c in classes):
+                return True
         for key, values in rec.biomarkers.items():
             members = {key, *(vocab.families.get(key, ()) if vocab is not None else ())}
             if members & positive and not set(values) & {"negative", "wild_type", "zero"} and key not in ("HR", "PDL1"):

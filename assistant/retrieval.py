@@ -234,6 +234,10 @@ class HybridRetriever:
             out[cid] = float(sum(a * b for a, b in zip(qvec, vec, strict=False)))
         return out
 
+    def term_doc_freq(self, tokens: Iterable[str]) -> dict[str, int]:
+        """How many indexed chunks contain each BM25 token (0: the corpus has never seen the word)."""
+        return self.store.term_doc_freq(tokens)
+
     def passages_for_refs(self, refs: Iterable[str]) -> dict[str, list[RetrievedPassage]]:
         """Recommendation ids and `<doc_id>#<slug>` refs → their passages (document order); unknown → []."""
         resolved = self.store.get_by_refs(list(dict.fromkeys(refs)))

