@@ -41,7 +41,7 @@ _NO_RESULT = re.compile(
     re.I,
 )
 # A result window ends where the next gene's result begins ("KRAS G12C, STK11 wild-type").
-_NEXT_GENE = re.compile(r"(?:[,;]|\band\b|\bwith\b|\bbut\b|\bplus\b)\s+(?![A-Z]\d{1,4}[A-Z]?\b)(?=[A-Z][A-Z0-9]{2,}[\s-])")
+_NEXT_GENE = re.compile(r"(?:[,;]|\band\b|\bwith\b|\bbut\b|\bplus\b)\s+(?![A-Z]\d{1,4}[A-Z]?\b)(?!(?:FISH|ISH|SISH|CISH|IHC|NGS|PCR|RNA|DNA|CDx)\b)(?=[A-Z][A-Z0-9]{2,}[\s-])")
 # What may sit between two markers of one list: separators, a variant, a kind word ("KRAS G12C, MET, RET").
 _LIST_GAP = re.compile(
     r"(?:[\s,/]|\band\b|\bor\b|\bnor\b|[A-Z]\d{1,4}[A-Z]?\b|exon\s*\d+(?:\s*\w+)?|mutations?|alterations?|"

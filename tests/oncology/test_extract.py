@@ -1,0 +1,148 @@
+"""How oncologists write tumour facts, and what the extractor must read from them (tumour, setting, line,
+biomarkers with exact variants, IHC categories and scores). Each case is a phrasing pattern, not a patient."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from assistant.models import TherapyExposure
+from assistant.oncology.extract import extract_markers, extract_tumour
+from assistant.oncology.vocab import load_vocab
+
+CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+@pytest.fixture(scope="module")
+def vocab():
+    v = load_vocab(CORPUS)
+    assert v is not None
+    return v
+
+
+def _markers(text, vocab):
+    found, _ = extract_markers(text, vocab)
+    return {m.marker: m for m in found}
+
+
+@pytest.mark.parametrize(
+    ("text", "marker", "alteration", "status"),
+    [
+        ("EGFR exon 19 deletion", "EGFR", "exon19_del", "positive"),
+        ("EGFR exon 19-deleted adenocarcinoma", "EGFR", "exon19_del", "positive"),
+        ("EGFR L858R", "EGFR", "L858R", "positive"),
+        ("EGFR exon 20 insertion (A767_V769dup)", "EGFR", "exon20_ins", "positive"),
+        ("KRAS G12C-mutant", "KRAS", "G12C", "positive"),
+        ("BRAF V600E mutated", "BRAF", "V600E", "positive"),
+        ("KIF5B-RET fusion", "RET", "fusion", "positive"),
+        ("EML4-ALK rearranged", "ALK", "fusion", "positive"),
+        ("MET exon 14 skipping", "MET", "exon14_skipping", "positive"),
+        ("FLT3-ITD", "FLT3", "ITD", "positive"),
+        ("FGFR2 fusion-negative", "FGFR2", "", "negative"),
+        ("ESR1 not mutated", "ESR1", "", "negative"),
+        ("IDH1 wild-type", "IDH1", "", "negative"),
+    ],
+)
+def test_variant_and_result(text, marker, alteration, status, vocab):
+    m = _markers(text, vocab)[marker]
+    assert (m.alteration, m.status) == (alteration, status)
+
+
+def test_a_list_shares_a_negative_result_across_variants(vocab):
+    ms = _markers("Broad NGS negative for EGFR, ALK, ROS1, BRAF, KRAS G12C, MET, RET, HER2, NTRK.", vocab)
+    assert {k for k, m in ms.items() if m.status == "negative"} >= {"EGFR", "ALK", "ROS1", "KRAS", "MET", "RET", "NTRK"}
+    assert all(m.status == "negative" for m in ms.values())
+
+
+def test_the_next_gene_ends_a_result(vocab):
+    ms = _markers("metastatic lung adenocarcinoma, KRAS G12C, STK11 wild-type.", vocab)
+    assert (ms["KRAS"].alteration, ms["KRAS"].status) == ("G12C", "positive")
+
+
+def test_negated_variants_are_not_read_as_present(vocab):
+    ms = _markers("uncommon EGFR mutation, G719A plus S768I (no exon 19 del, no L858R, no exon 20 insertion)", vocab)
+    assert ms["EGFR"].alteration == "G719A"
+
+
+@pytest.mark.parametrize(
+    ("text", "level", "status"),
+    [
+        ("HER2 IHC 3+", "positive", "positive"),
+        ("HER2 IHC 2+, FISH amplified", "positive", "positive"),
+        ("HER2 IHC 2+ and ISH-negative", "low", "positive"),
+        ("HER2 IHC 1+", "low", "positive"),
+        ("HER2-low", "low", "positive"),
+        ("HER2-ultralow", "ultralow", "positive"),
+        ("ER+/HER2- MBC after letrozole + abemaciclib", "", "negative"),
+        ("HER2 not amplified", "", "negative"),
+    ],
+)
+def test_her2_categories(text, level, status, vocab):
+    m = _markers(text, vocab)["HER2"]
+    assert (m.level, m.status) == (level, status)
+
+
+def test_scores_and_statuses(vocab):
+    ms = _markers("PD-L1 TPS 80%. Tumour CPS 12. TMB 15 mut/Mb. MSI-high. pMMR.", vocab)
+    assert ms["PDL1"].score.get("tps") == 80.0
+    assert ms["TMB"].score.get("tmb") == 15.0
+    assert ms["MSI"].level == "high"
+    assert ms["MMR"].status == "negative"
+    assert _markers("claudin 18.2 positive (85% of cells)", vocab)["CLDN18"].score.get("ps") == 85.0
+
+
+def test_germline_origin(vocab):
+    assert _markers("germline BRCA2 mutation", vocab)["BRCA"].origin == "germline"
+    assert _markers("gBRCA1-mutated", vocab)["BRCA"].origin == "germline"
+
+
+def test_a_bare_variant_joins_its_gene(vocab):
+    t = extract_tumour("EGFR exon 19-deleted NSCLC on erlotinib; plasma ctDNA shows T790M.", vocab)
+    assert t is not None
+    egfr = next(m for m in t.markers if m.marker == "EGFR")
+    assert "T790M" in [egfr.alteration, *egfr.also]
+
+
+def test_unknown_genes_are_kept_as_unapproved_candidates(vocab):
+    ms = _markers("NSCLC with STK11 and KEAP1 mutations", vocab)
+    assert {"STK11", "KEAP1"} <= set(ms)
+
+
+@pytest.mark.parametrize(
+    ("text", "tumour", "settings", "line"),
+    [
+        ("Newly diagnosed stage IVA nonsquamous NSCLC, no prior therapy.", "nsclc", ["metastatic"], "first"),
+        ("Unresectable stage IIIB lung adenocarcinoma after concurrent carboplatin-paclitaxel with 60 Gy.", "nsclc",
+         ["stage3_unresectable_post_crt"], None),
+        ("Metastatic cervical squamous carcinoma, not previously treated with systemic therapy.", "cervical",
+         ["metastatic"], "first"),
+        ("Relapsed AML with FLT3-ITD", "aml", ["relapsed_refractory"], "later"),
+        ("Metastatic secretory carcinoma of the parotid gland with an ETV6-NTRK3 fusion", "other_solid",
+         ["metastatic"], None),
+        ("Relapsed acute leukemia with KMT2A rearrangement", "acute_leukemia", ["relapsed_refractory"], "later"),
+    ],
+)
+def test_tumour_setting_and_line(text, tumour, settings, line, vocab):
+    t = extract_tumour(text, vocab)
+    assert t is not None and t.tumour == tumour
+    assert set(settings) <= set(t.settings)
+    if line is not None:
+        assert t.line == line
+
+
+def test_adjuvant_treatment_is_not_a_line_for_metastatic_disease(vocab):
+    text = (
+        "ER+/HER2- breast cancer, relapsed with lung metastases 8 months into adjuvant letrozole (after surgery "
+        "and chemotherapy). PIK3CA E545K."
+    )
+    letrozole = TherapyExposure(therapy="letrozole", classes=["aromatase_inhibitor", "antineoplastic"], mention="letrozole")
+    t = extract_tumour(text, vocab, [letrozole], {"letrozole"})
+    assert t is not None and t.line != "later"  # first line for metastatic disease (or unstated), never later
+    assert "relapsed_refractory" not in t.settings
+
+
+def test_a_drug_only_considered_is_not_a_prior_line(vocab):
+    bev = TherapyExposure(therapy="bevacizumab", classes=["antineoplastic"], mention="bevacizumab")
+    t = extract_tumour("Metastatic cervical cancer, PD-L1 CPS 12, untreated; fit for bevacizumab.", vocab, [bev], {"bevacizumab"})
+    assert t is not None and t.line == "first"
