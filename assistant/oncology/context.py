@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from typing import TYPE_CHECKING
 
-from assistant.models import PatientContext
+from assistant.models import PatientContext, TumourContext
 from assistant.oncology.extract import extract_tumour
 from assistant.oncology.vocab import OncologyVocab
 
@@ -63,3 +63,31 @@ def with_tumour(ctx: PatientContext, turns: list[str], vocab: OncologyVocab | No
     ):
         focus.append("oncology")
     return ctx.model_copy(update={"tumour": tumour, "focus": list(dict.fromkeys(focus))})
+
+
+def describe_tumour(t: TumourContext | None) -> str:
+    """The tumour facts in one phrase ("nsclc (nonsquamous), metastatic, later line; EGFR exon19_del+T790M, PD-L1
+    TPS 80") for prompts, logs and the patient panel."""
+    if t is None:
+        return ""
+    head = (t.tumour or "tumour unspecified").replace("_", " ")
+    if t.histology:
+        head += f" ({', '.join(t.histology)})"
+    bits = [head, *(s.replace("_", " ") for s in t.settings)]
+    if t.line:
+        bits.append(f"{t.line} line")
+    markers = []
+    for m in t.markers:
+        if m.status == "negative":
+            markers.append(f"{m.marker} negative")
+            continue
+        alt = "+".join(a for a in [m.alteration, *m.also] if a) or m.level or "positive"
+        score = ", ".join(f"{k.upper()} {v:g}" for k, v in m.score.items())
+        origin = f" {m.origin}" if m.origin != "unknown" else ""
+        markers.append(f"{m.marker.replace('PDL1', 'PD-L1')} {alt}{origin}{' ' + score if score else ''}")
+    text = ", ".join(bits)
+    if markers:
+        text += "; " + ", ".join(markers)
+    if t.prior_classes:
+        text += "; earlier: " + ", ".join(c.replace("_", " ") for c in t.prior_classes)
+    return text

@@ -119,6 +119,10 @@ def describe(ctx: PatientContext) -> str:
         parts.append("sites=" + ",".join(f"{k}:{v}" for k, v in ctx.sites.items()))
     if ctx.labs:
         parts.append("labs=" + ",".join(f"{k}:{v.value}" for k, v in ctx.labs.items()))
+    if ctx.tumour is not None:
+        from assistant.oncology.context import describe_tumour
+
+        parts.append("tumour=" + describe_tumour(ctx.tumour).replace(" ", "_"))
     parts.extend(_describe_safety(ctx))
     return " ".join(parts)
 
