@@ -310,6 +310,10 @@ def context_facts(ctx: PatientContext) -> list[tuple[str, str]]:
         origin = f", {b.origin}" if b.origin != "unknown" else ""
         value = f" {b.value}" if b.value else ""
         rows.append(("Biomarker", f"{b.name}: {b.result.replace('_', ' ')}{origin}{value}"))
+    if ctx.tumour is not None:
+        from assistant.oncology.context import describe_tumour
+
+        rows.append(("Tumour", describe_tumour(ctx.tumour)))
     for site, state in ctx.sites.items():
         rows.append(("Site", f"{site.replace('_', ' ')}: {state}"))
     for lab in ctx.labs.values():
