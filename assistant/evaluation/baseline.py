@@ -3,7 +3,7 @@ no patient context, no rules, no verification. With no LLM it answers extractive
 
 Its output is an `Answer` record, so every metric scores it exactly like GuideRail. The prompt below is part
 of the baseline's definition — a generic "answer from the context" prompt — and deliberately lives here, not
-in assistant/prompts.py, so improving GuideRail's prompts can never silently change the baseline.
+in assistant/answer/prompts.py, so improving GuideRail's prompts can never silently change the baseline.
 """
 
 from __future__ import annotations

@@ -5,7 +5,7 @@ A therapy is **offered** when
 1. a `recommend` or `consider` finding of the answer names it (a regimen "a+b" offers each component; a class
    offers each member), or
 2. the answer's Markdown names it — generic, brand, synonym, or a class phrase such as "a DOAC" — inside the
-   first two sections (bottom line and options; their titles come from `assistant.prompts.section_titles`, both
+   first two sections (bottom line and options; their titles come from `assistant.answer.format.section_titles`, both
    audiences; text before the first heading counts too), in a clause that is not negated, not a question, and
    not a mention of history ("after apalutamide") or allergy ("penicillin allergy"). An answer without those
    headings (the naive baseline) is read whole, minus sections headed as exclusions or warnings.
@@ -86,7 +86,7 @@ class OfferReport:
 def offer_titles() -> tuple[str, ...]:
     """Normalised titles of the sections whose therapies count as offered (first two, both audiences)."""
     # the answer format's own headings (imported late: scoring a stored answers.jsonl needs no pipeline import)
-    from assistant.prompts import section_titles
+    from assistant.answer.format import section_titles
 
     return tuple(dict.fromkeys(normalize(t) for aud in ("clinician", "patient") for t in section_titles(aud)[:2]))
 

@@ -24,9 +24,8 @@ CASE_IDS = ("PCA-018", "GEN-002", "OUT-002")
 @pytest.fixture(scope="module")
 def built(tmp_path_factory, request):
     from assistant.knowledge import load_knowledge
-    from assistant.pipeline import Assistant
-    from assistant.retrieval import HybridRetriever, to_passage
-    from assistant.rules import RuleEngine
+    from assistant.pipeline import build_assistant
+    from assistant.retrieval import to_passage
     from ingest.pipeline import ingest_paths
     from ingest.store import open_store
     from tests.conftest import FakeEmbedder
@@ -37,9 +36,8 @@ def built(tmp_path_factory, request):
     store = open_store(settings, emb)
     ingest_paths(store, settings, [settings.corpus_dir], pack="corpus")
     knowledge = load_knowledge(settings.corpus_dir)
-    retriever = HybridRetriever(store, settings)
-    assistant = Assistant(settings, retriever=retriever, engine=RuleEngine(knowledge), knowledge=knowledge,
-                          chat_model=None, embedder=emb)
+    assistant = build_assistant(settings, embedder=emb, store=store, knowledge=knowledge, warm=False)
+    retriever = assistant.retriever
 
     def search(q, k):
         return [to_passage(h, score=h.score) for h in store.query_dense(q, k)]

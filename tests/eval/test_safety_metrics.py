@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.answer.format import section_titles
 from assistant.evaluation.dataset import QACase
 from assistant.evaluation.metrics import score_case, summarize
 from assistant.evaluation.offers import answer_offers, offer_titles, sentence_offers, text_offers
 from assistant.evaluation.therapies import TherapyLexicon
-from assistant.prompts import section_titles
 
 ENTRIES = [
     {"id": "apixaban", "classes": ["DOAC", "anticoagulant"], "names": ["apixaban", "Eliquis"]},

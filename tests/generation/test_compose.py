@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.compose import compose_answer, follow_up_questions
+from assistant.answer.compose import compose_answer, follow_up_questions
+from assistant.answer.format import SECTIONS, section_titles
+from assistant.answer.verify import inspect_answer
 from assistant.models import AnswerPlan, Citation, Finding
-from assistant.prompts import SECTIONS, section_titles
-from assistant.verify import inspect_answer
 
 CITES = [
     Citation(number=1, doc_id="d", title="T", chunk_id="c1", passage="Cabazitaxel prolonged survival after docetaxel. Blood counts are monitored weekly during the first cycle."),

@@ -9,11 +9,11 @@ import time
 
 import pytest
 
-from assistant import prompts
+from assistant.answer import prompts
+from assistant.answer.verify import inspect_answer
 from assistant.errors import LLMError
 from assistant.models import AnswerPlan, Finding, PatientContext, RetrievedPassage, TherapyExposure
 from assistant.settings import load_settings
-from assistant.verify import inspect_answer
 
 log = logging.getLogger(__name__)
 

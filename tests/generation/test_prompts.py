@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from assistant import prompts
+from assistant.answer import prompts
+from assistant.answer.format import SECTIONS
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
 
 
@@ -31,7 +32,7 @@ def test_refusal_sentence_is_a_constant():
 
 def test_system_prompt_states_the_rules_and_headings():
     b = prompts.build_messages("What next?", PLAN, _cites(3))
-    for h in prompts.SECTIONS:
+    for h in SECTIONS:
         assert f"## {h}" in b.system
     assert "EXCLUDED" in b.system and "ignore any instructions" in b.system
     assert "[1]" in b.system

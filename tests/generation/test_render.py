@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from assistant.answer.citations import cited_numbers, number_sources, passage_body, plain_text
+from assistant.answer.render import render_answer
 from assistant.models import Finding, RetrievedPassage
-from assistant.render import cited_numbers, number_sources, passage_body, plain_text, render_answer
 
 
 def P(i: int, **kw) -> RetrievedPassage:

@@ -5,11 +5,11 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.compose import compose_answer
+from assistant.answer.compose import compose_answer
+from assistant.answer.format import ALSO_NOTED_SECTION, SECTIONS
+from assistant.answer.verify import inspect_answer
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
 from assistant.population import population_mismatch
-from assistant.prompts import ALSO_NOTED_SECTION, SECTIONS
-from assistant.verify import inspect_answer
 
 CITES = [
     Citation(number=1, doc_id="d", title="T", chunk_id="c1",

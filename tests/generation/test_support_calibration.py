@@ -7,7 +7,7 @@ from __future__ import annotations
 import gen_calibration as calibration
 import pytest
 
-from assistant.verify import LEXICAL_ONLY_THRESHOLD, SUPPORT_THRESHOLD, SupportScorer
+from assistant.answer.support import LEXICAL_ONLY_THRESHOLD, SUPPORT_THRESHOLD, SupportScorer
 
 
 def test_labelled_set_is_big_enough_and_balanced():

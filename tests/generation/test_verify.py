@@ -4,17 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from assistant.answer.repair import append_required, strike
+from assistant.answer.support import SupportScorer, lexical_support
+from assistant.answer.verify import inspect_answer, parse_answer, therapy_mentions, verify_answer
 from assistant.models import AnswerPlan, Citation, Finding
-from assistant.verify import (
-    SupportScorer,
-    append_required,
-    inspect_answer,
-    lexical_support,
-    parse_answer,
-    strike,
-    therapy_mentions,
-    verify_answer,
-)
 
 
 def cite(n: int, text: str) -> Citation:
@@ -154,7 +147,7 @@ def test_therapy_id_matches_its_written_variants(text):
 
 
 def test_uncited_but_supported_claim_gets_its_citation_attached():
-    from assistant.verify import attach_citations
+    from assistant.answer.repair import attach_citations
 
     text = "Cabazitaxel prolonged overall survival after docetaxel in castration-resistant disease. Zebras migrate in winter."
     out, notes = attach_citations(text, citations=CITES, plan=PLAN, scorer=SupportScorer(None))
@@ -172,8 +165,8 @@ def test_patient_facts_from_the_question_may_accompany_a_cited_claim():
 
 
 def test_a_dose_that_contradicts_a_rule_warning_is_caught():
+    from assistant.answer.verify import dose_conflicts, inspect_answer
     from assistant.models import AnswerPlan, Citation, Finding
-    from assistant.verify import dose_conflicts, inspect_answer
 
     warn = Finding(rule_id="GEN-WARN-APIXABAN-REDUCE", kind="warn", therapy="apixaban", citations=[1],
                    reason="Two of age ≥ 80, weight ≤ 60 kg and creatinine ≥ 1.5 mg/dL are met: the AF dose is 2.5 mg twice daily.")
@@ -190,8 +183,8 @@ def test_a_dose_that_contradicts_a_rule_warning_is_caught():
 
 
 def test_dose_check_ignores_lab_values_and_other_drugs_doses():
+    from assistant.answer.verify import dose_conflicts, doses_in
     from assistant.models import Finding
-    from assistant.verify import dose_conflicts, doses_in
 
     assert doses_in("creatinine 1.5 mg/dL, cabazitaxel 20 mg/m², 7.4 GBq") == {"20 mg", "7.4 gbq"}
     warn = Finding(rule_id="W", kind="warn", therapy="apixaban", reason="The AF dose is 2.5 mg twice daily.")
@@ -211,8 +204,8 @@ def test_dose_check_ignores_lab_values_and_other_drugs_doses():
     ],
 )
 def test_sentences_about_the_prompt_are_caught(sentence, meta):
+    from assistant.answer.verify import inspect_answer
     from assistant.models import AnswerPlan, Citation
-    from assistant.verify import inspect_answer
 
     cites = [Citation(number=1, doc_id="d", title="t", chunk_id="c", passage="Cabazitaxel after docetaxel (CARD).")]
     result = inspect_answer(f"## Bottom line\n{sentence}", citations=cites, plan=AnswerPlan(), check_support=False,

@@ -131,7 +131,7 @@ class FakeEngine:
 
 
 class FakeLexicon:
-    """The slice of assistant.knowledge.Lexicon that build_plan uses."""
+    """A therapy lexicon (`assistant.answer.protocols.LexiconLike`) for the scenario's three therapies, no classes."""
 
     names: ClassVar[dict[str, list[str]]] = {
         "lu177_psma617": ["lu177_psma617", "Lu-177-PSMA", "Pluvicto", "lutetium-177", "177Lu-PSMA-617"],
@@ -140,16 +140,27 @@ class FakeLexicon:
     }
 
     def __init__(self) -> None:
-        self.entries = {k: SimpleNamespace(id=k, names=v[1:]) for k, v in self.names.items()}
+        self.entries = {k: SimpleNamespace(id=k, names=v[1:], classes=[]) for k, v in self.names.items()}
 
     def names_of(self, therapy_id: str) -> list[str]:
         return self.names.get(therapy_id, [therapy_id])
 
+    def classes_of(self, therapy_id: str) -> list[str]:
+        return []
+
+    def matches(self, therapy_id: str, token: str) -> bool:
+        return therapy_id == token
+
 
 class FakeKnowledge:
+    """Corpus knowledge (`assistant.answer.protocols.KnowledgeBase`): the lexicon above, no digests or approvals."""
+
     lexicon = FakeLexicon()
     version = "test-corpus-1"
     digests: ClassVar[dict[str, Any]] = {}
+    conditions: tuple[str, ...] = ()
+    approvals: ClassVar[list[Any]] = []
+    oncology = None
 
 
 GOOD_ANSWER = """## Bottom line

@@ -9,10 +9,12 @@ import re
 import pytest
 from pipeline_fakes import GOOD_ANSWER, PASSAGES, FakeEngine, FakeRetriever, ScriptedChatModel
 
+from assistant.answer.format import SECTIONS, section_titles
+from assistant.answer.prompts import REFUSAL
+from assistant.answer.support import strip_citations
+from assistant.answer.verify import parse_answer
 from assistant.errors import QuestionError
 from assistant.models import Finding
-from assistant.prompts import REFUSAL, SECTIONS, section_titles
-from assistant.verify import parse_answer, strip_citations
 
 Q = "What are the options for mCRPC after docetaxel, abiraterone and Pluvicto with a rising PSA?"
 
@@ -290,7 +292,7 @@ def test_appended_rule_items_without_passages_are_marked_not_cited(make_assistan
 
 
 def test_citation_spelling_variants_are_normalised():
-    from assistant.pipeline import clean_llm_text
+    from assistant.answer.generate import clean_llm_text
 
     assert clean_llm_text("A [Passage 2]. B [1, 3]. C 【4】.") == "A [2]. B [1][3]. C [4]."
     assert clean_llm_text("## Bottom line: X is preferred [1].") == "## Bottom line\nX is preferred [1]."

@@ -152,24 +152,14 @@ def build_corpus_index(store_dir: Path, embedder, extra_paths: tuple[Path, ...] 
 
 def make_assistant(store, embedder, **overrides):
     """The production Assistant (real retriever, knowledge, rules, composer/verifier) on a given store."""
-    from assistant.llm.backends import make_chat_model
-    from assistant.pipeline import Assistant
-    from assistant.retrieval import HybridRetriever
-    from assistant.rules import RuleEngine
+    from assistant.pipeline import build_assistant
     from assistant.settings import load_settings
 
     values = {"llm": "none", "include_open_medicine": False, "store_dir": store.meta_dir}
     values.update(overrides)
     settings = load_settings(**values)
     knowledge = _knowledge(str(settings.corpus_dir))
-    return Assistant(
-        settings,
-        retriever=HybridRetriever(store, settings),
-        engine=RuleEngine(knowledge),
-        knowledge=knowledge,
-        chat_model=make_chat_model(settings),
-        embedder=embedder,
-    )
+    return build_assistant(settings, embedder=embedder, store=store, knowledge=knowledge, warm=False)
 
 
 _KNOWLEDGE: dict[str, object] = {}

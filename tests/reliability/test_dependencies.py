@@ -144,14 +144,13 @@ def test_chroma_server_outage_and_recovery(tmp_path, helpers, session_embedder, 
         server.stop()
 
 
-def test_asking_an_empty_index_says_to_ingest_first(tmp_path, session_embedder, monkeypatch):
+def test_asking_an_empty_index_says_to_ingest_first(tmp_path, session_embedder):
     """A never-ingested (or wrong) --store must not look like 'the guidelines do not cover this'."""
     from assistant.pipeline import build_assistant
 
-    monkeypatch.setattr("ingest.embedder.load_embedder", lambda settings: session_embedder)
     settings = load_settings(store_dir=tmp_path / "empty-index", llm="none")
     try:
-        answer = build_assistant(settings).ask(BASE)
+        answer = build_assistant(settings, embedder=session_embedder).ask(BASE)
     except StoreError as exc:  # at start-up or on the question: both are clear
         assert "ingest" in str(exc).lower() or "empty" in str(exc).lower(), str(exc)
         return

@@ -13,7 +13,7 @@ import re
 
 import pytest
 
-from assistant import prompts
+from assistant.answer import prompts
 from assistant.web import render as R
 from ingest import injection
 
@@ -126,9 +126,9 @@ def test_planted_sentences_are_never_quoted_in_any_section(planted_answer):
 def test_composer_over_every_retrieved_passage_quotes_clean_text_only(planted_store, session_embedder, assistants):
     """All seven chunks as citations (more than the pipeline keeps): every section that quotes passages
     gets a chance at the planted sentences; only clean sentences are quoted."""
-    from assistant.compose import compose_answer
+    from assistant.answer.citations import citation_from_passage
+    from assistant.answer.compose import compose_answer
     from assistant.models import AnswerPlan
-    from assistant.render import citation_from_passage
 
     retriever = assistants.make_assistant(planted_store, session_embedder).retriever
     passages = retriever.retrieve(QUESTION, k=20)

@@ -1,45 +1,32 @@
-"""Code checks the answer; it never trusts it (STYLE.md §8).
+"""Code checks the answer; it never trusts it (STYLE.md §8). Pure: a draft in, a `VerifyResult` (with its
+`VerificationReport`) out — the draft is never edited here except that unknown citation numbers are dropped from
+the returned text; `repair` turns a draft and its result into the text that is shown.
 
 Checks, in order:
 1. ``citations`` — every [n] refers to a passage actually given; unknown numbers are removed.
 2. ``uncited`` — a clinical sentence (enough content words, not a heading/note/question) must cite.
-3. ``support`` — each cited sentence must be supported by what it cites: a blend of lexical recall
-   (the sentence's content words found in the passage) and MiniLM cosine (best passage sentence),
-   plus a hard rule that numbers in the sentence (doses, percentages, months) occur in a cited passage.
-   The threshold is calibrated on tests/generation/data/support_pairs.jsonl (see test_support_calibration).
+3. ``support`` — each cited sentence must be supported by what it cites (`support.SupportScorer`: lexical
+   recall blended with MiniLM cosine, numbers enforced).
 4. ``excluded-therapy`` — no sentence may recommend a therapy the rules excluded (generic, brand or
    synonym), negation- and history-aware: "do not use X", "after progression on X" are fine.
-5. ``required`` — every warn and ask finding must appear; missing ones are appended by code.
+5. ``contradiction``, ``dose``, ``meta`` — no sentence speaks against an offered therapy, gives a dose the rules
+   contradict, or talks about the prompt.
+6. ``required`` — every warn and ask finding must appear (`repair.append_required` adds missing ones).
 
-``inspect_answer`` returns the cleaned text, per-sentence results and violations; ``strike`` removes
-offending sentences; ``append_required`` adds missing warn/ask items; ``verify_answer`` gives the
+``inspect_answer`` returns the cleaned text, per-sentence results and violations; ``verify_answer`` gives the
 ``VerificationReport`` for an already-final text.
 """
 
 from __future__ import annotations
 
-import functools
-import itertools
-import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
 
+from assistant.answer.format import HEADING_LINE, NOTE_SPAN, SECTIONS, is_note, section_titles
+from assistant.answer.support import SupportScorer, lexical_support, strip_citations
 from assistant.models import AnswerPlan, Citation, Finding, VerificationReport
-from assistant.prompts import FLAG_MARK, SECTIONS, WARN_ASK_SECTION, section_titles
 from ingest.text import clause_bounds, content_words, find_names, has_hard_break, split_sentences
-
-# ---------------------------------------------------------------- calibrated constants
-LEXICAL_WEIGHT = 0.5
-"""Weight of lexical recall in the support score; the rest is MiniLM cosine."""
-SUPPORT_THRESHOLD = 0.62
-"""Support below this flags a sentence. Calibrated on tests/generation/data/support_pairs.jsonl (52 pairs):
-P=0.93 R=0.93 for flagging unsupported sentences, 2-fold CV P=0.93 R=0.93 (tests/generation/gen_calibration.py)."""
-LEXICAL_ONLY_THRESHOLD = 0.6
-"""Threshold when no embedder is available (lexical recall alone)."""
-# Lexical recall this high means the sentence restates the passage; skip the embedding (speed).
-_LEXICAL_SURE = 0.85
 
 CHECKS = ("citations", "uncited", "support", "excluded-therapy", "contradiction", "dose", "meta", "required")
 
@@ -95,30 +82,10 @@ def dose_conflicts(sentence: str, findings: Sequence[Finding], names: Mapping[st
     return out
 
 
-class _Embedder(Protocol):
-    def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
-
 
 # ---------------------------------------------------------------- text helpers
 _CITE = re.compile(r"\[(\d{1,3})\]")
-_CITE_RUN = re.compile(r"((?:\s*\[\d{1,3}\])+)")
-_NUMBER = re.compile(r"(?<![A-Za-z\-])\d+(?:\.\d+)?")
 _MD_NOISE = re.compile(r"[*_`>#]+")
-_ITALIC = re.compile(r"(?<![\w*])_(?=\S)[^_\n]+?(?<=\S)_(?![\w*])\.?")
-
-
-@functools.lru_cache(maxsize=4096)
-def _passage_vocab(passage: str) -> tuple[frozenset[str], frozenset[str]]:
-    words = frozenset(content_words(expand_abbreviations(passage)))
-    return words, frozenset(w[:6] for w in words if len(w) >= 6)
-
-
-def numbers_in(text: str) -> set[str]:
-    return {n.rstrip("0").rstrip(".") if "." in n else n for n in _NUMBER.findall(_CITE.sub(" ", text))}
-
-
-def strip_citations(text: str) -> str:
-    return re.sub(r"\s+", " ", _CITE.sub("", text)).strip()
 
 
 def _normalise_cites(line: str) -> str:
@@ -138,7 +105,6 @@ class Sentence:
     problems: list[str] = field(default_factory=list)
 
 
-_HEADING = re.compile(r"^\s{0,3}#{1,6}\s+(.*)$")
 _LIST = re.compile(r"^(\s*(?:[-*+]|\d+[.)])\s+)(.*)$")
 
 
@@ -149,7 +115,7 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]
     sentences: list[Sentence] = []
     section = ""
     for i, raw in enumerate(lines):
-        h = _HEADING.match(raw)
+        h = HEADING_LINE.match(raw)
         if h:
             section = _MD_NOISE.sub("", h.group(1)).strip()
             pieces.append([(None, raw)])  # None prefix: a line kept verbatim (heading, blank)
@@ -163,7 +129,7 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]
         parts: list[tuple[str, bool]] = []
         pos = 0
         norm = _normalise_cites(body)
-        for it in _ITALIC.finditer(norm):
+        for it in NOTE_SPAN.finditer(norm):
             parts.extend((x, False) for x in split_sentences(norm[pos : it.start()]) if x.strip())
             parts.append((it.group(0), True))
             pos = it.end()
@@ -172,7 +138,7 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]
         for j, (s, italic) in enumerate(parts):
             row.append((prefix if j == 0 else " ", s))
             bare = s.strip()
-            if italic or re.fullmatch(r"_[^_].*_\.?", bare) or bare.startswith("> "):
+            if italic or is_note(bare):
                 kind = "note"
             elif strip_citations(bare).endswith("?"):
                 kind = "question"
@@ -183,141 +149,6 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]
         pieces.append(row)
     return lines, pieces, sentences
 
-
-def _rebuild(pieces: list[list[tuple[str | None, str]]], drop: set[tuple[int, int]], flag: set[tuple[int, int]]) -> str:
-    out: list[str] = []
-    for i, row in enumerate(pieces):
-        if row and row[0][0] is None:
-            out.append(row[0][1])  # heading or blank line: as written
-            continue
-        kept = [s.strip() + (f" ({FLAG_MARK})" if (i, j) in flag else "") for j, (_p, s) in enumerate(row) if (i, j) not in drop]
-        if row and not kept:
-            continue  # every sentence of this line was struck
-        out.append((row[0][0] or "") + " ".join(kept))
-    return re.sub(r"\n{3,}", "\n\n", "\n".join(out)).strip()
-
-
-# ---------------------------------------------------------------- support scoring
-def _cos(a: Sequence[float], b: Sequence[float]) -> float:
-    dot = sum(x * y for x, y in zip(a, b, strict=False))
-    na = math.sqrt(sum(x * x for x in a)) or 1.0
-    nb = math.sqrt(sum(y * y for y in b)) or 1.0
-    return dot / (na * nb)
-
-
-# Abbreviations clinicians (and our digests) use; expanded on both sides so "mCRPC" matches the spelled-out form.
-ABBREVIATIONS = {
-    "mcrpc": "metastatic castration-resistant prostate cancer",
-    "nmcrpc": "non-metastatic castration-resistant prostate cancer",
-    "crpc": "castration-resistant prostate cancer",
-    "mhspc": "metastatic hormone-sensitive prostate cancer",
-    "mcspc": "metastatic castration-sensitive prostate cancer",
-    "hspc": "hormone-sensitive prostate cancer",
-    "arpi": "androgen-receptor pathway inhibitor",
-    "arpis": "androgen-receptor pathway inhibitors",
-    "adt": "androgen deprivation therapy",
-    "hrr": "homologous recombination repair",
-    "msi-h": "microsatellite-instability-high",
-    "msi-high": "microsatellite-instability-high",
-    "dmmr": "mismatch-repair deficient",
-    "tmb": "tumour mutational burden",
-    "psa": "prostate-specific antigen",
-    "rpfs": "radiographic progression-free survival",
-    "os": "overall survival",
-    "sre": "skeletal-related event",
-    "parpi": "PARP inhibitor",
-    "bcr": "biochemical recurrence",
-    "ecog": "performance status",
-    "onj": "osteonecrosis of the jaw",
-}
-_ABBR = re.compile(r"(?<![\w-])(" + "|".join(re.escape(k) for k in sorted(ABBREVIATIONS, key=len, reverse=True)) + r")(?![\w-])", re.I)
-
-
-def expand_abbreviations(text: str) -> str:
-    return _ABBR.sub(lambda m: f"{m.group(0)} ({ABBREVIATIONS[m.group(0).lower()]})", text)
-
-
-# Quantifiers and negations flip or widen a claim; one the passage does not use is a classic
-# hallucination ("for all patients", "never", "regardless of").
-_POLARITY = frozenset(["not", "no", "never", "none", "without", "all", "every", "always", "only", "alone", "regardless", "must", "negative"])
-_SALIENT = re.compile(r"\b(?=[A-Za-z0-9-]*[A-Z0-9])[A-Z][A-Za-z0-9-]*[A-Z0-9][A-Za-z0-9-]*\b")
-POLARITY_PENALTY = 0.12
-SALIENT_PENALTY = 0.12
-
-
-def mismatch_penalty(sentence: str, passage: str) -> float:
-    """Penalty for polarity/quantifier words and salient tokens (genes, trials, codes) the passage lacks."""
-    # The answer's own framing ("not recommended", "not suitable") is not a claim about the passage.
-    sentence = re.sub(r"\bnot (?:recommended|suitable|an option)\b", " ", sentence, flags=re.I)
-    sent_words = {w.lower() for w in re.findall(r"[A-Za-z]+", sentence)}
-    pass_words = {w.lower() for w in re.findall(r"[A-Za-z]+", passage)}
-    pol = len((sent_words & _POLARITY) - pass_words)
-    pass_tokens = {t.lower() for t in re.findall(r"[A-Za-z0-9-]+", passage)}
-    sal = [t for t in _SALIENT.findall(sentence) if t.lower() not in pass_tokens and t.lower() not in ABBREVIATIONS]
-    return POLARITY_PENALTY * pol + SALIENT_PENALTY * len(set(sal))
-
-
-def lexical_support(sentence: str, passage: str) -> float:
-    """Share of the sentence's content words found in the passage (prefix match tolerates inflection)."""
-    words = content_words(_ABBR.sub(lambda m: ABBREVIATIONS[m.group(0).lower()], sentence))
-    if not words:
-        return 1.0
-    pw, prefixes = _passage_vocab(passage)
-
-    def hit(w: str) -> bool:
-        return w in pw or (len(w) >= 6 and w[:6] in prefixes)
-
-    return sum(1 for w in words if hit(w)) / len(words)
-
-
-def _passage_units(passage: str) -> list[str]:
-    sents = [s.strip() for s in split_sentences(re.sub(r"\s+", " ", passage)) if len(s.strip()) > 15]
-    pairs = [f"{a} {b}" for a, b in itertools.pairwise(sents)]
-    # Bounded (why: each unit is one MiniLM embedding; verification must stay a few % of the answer time).
-    return (sents[:8] + pairs[:4]) or [passage]
-
-
-class SupportScorer:
-    """Support of a sentence by passages: LEXICAL_WEIGHT·lexical + (1−LEXICAL_WEIGHT)·cosine, numbers enforced."""
-
-    def __init__(self, embedder: _Embedder | None = None, *, threshold: float | None = None, lexical_weight: float = LEXICAL_WEIGHT):
-        self.embedder = embedder
-        self.lexical_weight = lexical_weight if embedder is not None else 1.0
-        self.threshold = threshold if threshold is not None else (SUPPORT_THRESHOLD if embedder else LEXICAL_ONLY_THRESHOLD)
-        self._cache: dict[str, list[float]] = {}
-
-    def _vectors(self, texts: Sequence[str]) -> list[list[float]]:
-        missing = [t for t in dict.fromkeys(texts) if t not in self._cache]
-        if missing and self.embedder is not None:
-            for t, v in zip(missing, self.embedder.embed(missing), strict=True):
-                self._cache[t] = v
-        return [self._cache[t] for t in texts]
-
-    def components(self, sentence: str, passages: Sequence[str]) -> tuple[float, float | None, bool]:
-        """(best lexical recall, best cosine or None, numbers-ok)."""
-        bare = strip_citations(sentence)
-        lex = max((lexical_support(bare, p) for p in passages), default=0.0)
-        nums = numbers_in(bare)
-        all_nums: set[str] = set().union(*(numbers_in(p) for p in passages)) if passages else set()
-        nums_ok = nums <= all_nums
-        if self.embedder is None or not passages or lex >= _LEXICAL_SURE:
-            return lex, None, nums_ok
-        units = [u for p in passages for u in _passage_units(p)]
-        vecs = self._vectors([bare, *units])
-        cos = max(_cos(vecs[0], v) for v in vecs[1:])
-        return lex, cos, nums_ok
-
-    def score(self, sentence: str, passages: Sequence[str]) -> float:
-        lex, cos, nums_ok = self.components(sentence, passages)
-        # cos is None: no embedder, or lexical recall alone already decides
-        s = lex if cos is None else self.lexical_weight * lex + (1 - self.lexical_weight) * max(cos, 0.0)
-        bare = strip_citations(sentence)
-        s -= min((mismatch_penalty(bare, p) for p in passages), default=0.0)
-        # An invented number (dose, percentage, duration) is the most dangerous hallucination: cap it below threshold.
-        return s if nums_ok else min(s, self.threshold - 0.01)
-
-    def supported(self, sentence: str, passages: Sequence[str]) -> bool:
-        return self.score(sentence, passages) >= self.threshold
 
 
 # ---------------------------------------------------------------- excluded therapies
@@ -417,6 +248,7 @@ _OPTION_SECTIONS = {
 _NOT_REC_TITLES = {SECTIONS[2].lower(), section_titles("patient")[2].lower()}
 
 
+
 # ---------------------------------------------------------------- required findings
 def finding_present(f: Finding, sentences: Sequence[Sentence], min_recall: float = 0.5) -> bool:
     """A warn/ask finding counts as present when one sentence restates most of its reason's content words."""
@@ -427,28 +259,6 @@ def finding_present(f: Finding, sentences: Sequence[Sentence], min_recall: float
 def required_missing(plan: AnswerPlan, sentences: Sequence[Sentence]) -> list[Finding]:
     return [f for f in plan.findings if f.kind in ("warn", "ask") and not finding_present(f, sentences)]
 
-
-def append_required(text: str, missing: Sequence[Finding], valid: set[int], audience: str = "clinician") -> str:
-    """Add the missing warn/ask findings under their own heading, each with its valid citations."""
-    if not missing:
-        return text
-    lines = [f"\n## {WARN_ASK_SECTION}"]
-    seen: set[str] = set()
-    for f in missing:
-        reason = re.sub(r"\s+", " ", f.reason).strip()
-        if reason.lower() in seen:
-            continue
-        seen.add(reason.lower())
-        marks = "".join(f"[{n}]" for n in f.citations if n in valid)
-        label = "Warning" if f.kind == "warn" else ("Your care team may ask" if audience == "patient" else "Clarify")
-        if marks:
-            sents = [x if x.endswith((".", "?", "!")) else x + "." for x in split_sentences(reason)]
-            body = " ".join(x[:-1] + " " + marks + x[-1] for x in sents)
-        else:
-            # Reviewed rule text with no retrieved passage: shown as a marked rule note, not as a cited claim.
-            body = f"_{reason.rstrip('.')} (rule check; no passage retrieved)._"
-        lines.append(f"- **{label}:** {body}")
-    return text.rstrip() + "\n" + "\n".join(lines)
 
 
 # ---------------------------------------------------------------- the inspection
@@ -569,79 +379,6 @@ def inspect_answer(
     return VerifyResult(text=text, sentences=sentences, violations=violations, report=report, missing_required=missing)
 
 
-def attach_citations(
-    text: str,
-    *,
-    citations: Sequence[Citation],
-    plan: AnswerPlan,
-    scorer: SupportScorer,
-    shortlist: int = 3,
-    context_text: str = "",
-) -> tuple[str, list[str]]:
-    """Give each uncited claim the given passage that supports it best, when support clears the threshold.
-
-    Small models often state a correct, passage-backed fact and forget the [n]; attribution by code
-    (measured, like every other citation) keeps the sentence instead of striking it. Candidates are
-    short-listed lexically so at most ``shortlist`` passages per sentence are embedded.
-    """
-    _lines, pieces, sentences = parse_answer(text)
-    support_texts: dict[int, list[str]] = {
-        c.number: [
-            f"{t}\n{context_text}" if context_text else t
-            for t in [
-                c.passage,
-                *(f"{(f.therapy or '').replace('_', ' ')} {f.title} {f.strength} {f.reason}" for f in plan.findings if c.number in f.citations),
-            ]
-        ]
-        for c in citations
-    }
-    notes: list[str] = []
-    changed: dict[tuple[int, int], str] = {}
-    for s in sentences:
-        if s.kind != "claim" or s.citations:
-            continue
-        bare = strip_citations(s.text)
-        if len(content_words(bare)) < 3:
-            continue
-        ranked = sorted(
-            support_texts,
-            key=lambda n: max(lexical_support(bare, t) for t in support_texts[n]),
-            reverse=True,
-        )[:shortlist]
-        best = max(ranked, key=lambda n: scorer.score(bare, support_texts[n]), default=None)
-        if best is None or scorer.score(bare, support_texts[best]) < scorer.threshold:
-            continue
-        stripped = s.text.rstrip()
-        end = stripped[-1] if stripped[-1:] in ".!?" else ""
-        changed[(s.line, s.index)] = (stripped[:-1] if end else stripped) + f" [{best}]" + end
-        notes.append(f"citations: attached [{best}] by measured support to “{bare[:80]}”")
-    if not changed:
-        return text, notes
-    rows = [[(p, changed.get((i, j), x)) for j, (p, x) in enumerate(row)] for i, row in enumerate(pieces)]
-    return _rebuild(rows, set(), set()), notes
-
-
-def strike(result: VerifyResult, *, flag_only: Sequence[str] = ()) -> tuple[str, list[str]]:
-    """Remove offending sentences (or flag them, for checks listed in ``flag_only``); returns text + notes."""
-    _lines, pieces, _ = parse_answer(result.text)
-    drop: set[tuple[int, int]] = set()
-    flag: set[tuple[int, int]] = set()
-    by_sentence: dict[tuple[int, int], list[Violation]] = {}
-    for v in result.violations:
-        if v.line is not None and v.index is not None:
-            by_sentence.setdefault((v.line, v.index), []).append(v)
-    notes: list[str] = []
-    for key, vs in by_sentence.items():
-        checks = ", ".join(dict.fromkeys(v.check for v in vs))
-        # A sentence is only kept (flagged) when every one of its problems is flag-only.
-        if all(v.check in flag_only for v in vs):
-            flag.add(key)
-            notes.append(f"flagged ({checks}): {vs[0].message}")
-        else:
-            drop.add(key)
-            notes.append(f"struck ({checks}): {vs[0].message}")
-    return _rebuild(pieces, drop, flag), notes
-
 
 def verify_answer(
     text: str,
@@ -654,7 +391,5 @@ def verify_answer(
 ) -> VerificationReport:
     """The report for a final text: verified only when every check passed."""
     res = inspect_answer(text, citations=citations, plan=plan, therapy_names=therapy_names, scorer=scorer)
-    report = res.report
-    report.mode = mode  # type: ignore[assignment]
-    report.verified = res.ok and not report.repaired
-    return report
+    return res.report.model_copy(update={"mode": mode, "verified": res.ok and not res.report.repaired})
+

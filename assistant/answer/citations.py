@@ -1,5 +1,7 @@
-"""Pure rendering helpers: passages → numbered citations, findings' refs → citation numbers, and the
-final Markdown (answer body + numbered Sources list). No I/O, no model calls."""
+"""Citations: retrieved passages → numbered `Citation` records, findings' refs → citation numbers, and the
+"[n]" marks. Pure; runs once per answer, before the plan is built (the orchestrator numbers the sources, the
+composer and the verifier read the numbers).
+"""
 
 from __future__ import annotations
 
@@ -131,55 +133,3 @@ def cited_numbers(text: str) -> list[int]:
 
 def cite_marks(numbers: Iterable[int]) -> str:
     return "".join(f"[{n}]" for n in numbers)
-
-
-def format_source(c: Citation) -> str:
-    """One Sources line: title, body, year, section, strength, last reviewed, unverified marker."""
-    bits = [f"**{c.title}**"]
-    meta = ", ".join(x for x in (c.organisation, c.year) if x)
-    if meta:
-        bits.append(meta)
-    if c.section:
-        bits.append(f"§ {c.section}")
-    if c.rec_id:
-        bits.append(c.rec_id)
-    if c.strength:
-        bits.append(f"strength: {c.strength}")
-    if c.last_reviewed:
-        bits.append(f"last reviewed {c.last_reviewed}")
-    line = " — ".join(bits)
-    if c.url:
-        line += f" <{c.url}>"
-    if c.unverified:
-        line += " **(unverified)**"
-    return f"{c.number}. {line}"
-
-
-def render_sources(citations: Sequence[Citation]) -> str:
-    if not citations:
-        return ""
-    return "## Sources\n\n" + "\n".join(format_source(c) for c in citations)
-
-
-def render_answer(
-    body: str,
-    citations: Sequence[Citation],
-    *,
-    banner: str | None = None,
-    mode_note: str | None = None,
-    follow_ups: Sequence[str] = (),
-    follow_up_heading: str = "Suggested follow-up questions",
-) -> str:
-    """The final Markdown: banner, body, follow-ups, the mode note and the numbered Sources."""
-    parts: list[str] = []
-    if banner:
-        parts.append(f"> **Note:** {banner}")
-    parts.append(body.strip())
-    if follow_ups:
-        parts.append(f"## {follow_up_heading}\n\n" + "\n".join(f"- {q}" for q in follow_ups))
-    if mode_note:
-        parts.append(mode_note)
-    sources = render_sources(citations)
-    if sources:
-        parts.append(sources)
-    return "\n\n".join(p for p in parts if p) + "\n"

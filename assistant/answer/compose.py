@@ -5,6 +5,10 @@ Every clinical sentence carries [n] citations, and only numbers of citations act
 finding without a backing passage is still shown (the rules are reviewed data) but its sentence cites
 nothing and is marked so the verifier and the reader see it. Lines in ``_italics_`` are notes about
 the answer itself, not clinical claims.
+
+Part of the answer stage: the orchestrator composes once per answer and reuses the result (the whole answer
+for the `none` backend and the fallback, the rule-derived sections around a model's summary, the follow-ups).
+The body is a typed `format.AnswerBody`; `render.render_body` writes it.
 """
 
 from __future__ import annotations
@@ -13,10 +17,12 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from assistant.answer.citations import cite_marks, plain_text
+from assistant.answer.format import AnswerBody, Section, also_noted_title, note, section_titles
+from assistant.answer.prompts import EMPTY_CONTEXT_NOTE, therapy_label
+from assistant.answer.render import render_body
+from assistant.answer.support import lexical_support
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext
-from assistant.prompts import ALSO_NOTED_SECTION, EMPTY_CONTEXT_NOTE, section_titles, therapy_label
-from assistant.render import cite_marks, plain_text
-from assistant.verify import lexical_support
 from ingest.injection import is_instruction
 from ingest.text import names_pattern, split_sentences
 
@@ -29,10 +35,15 @@ _TRIAL = re.compile(r"\b(clinical trials?|trial enrol\w*|enrol\w* in a trial|inv
 _PITFALL = re.compile(r"\b(avoid|caution|do not|should not|not recommended|risk|interaction|toxicit\w*)\b", re.I)
 
 
-@dataclass
+@dataclass(frozen=True)
 class ComposedAnswer:
-    body: str
+    doc: AnswerBody
     follow_ups: list[str] = field(default_factory=list)
+
+    @property
+    def body(self) -> str:
+        """The body as Markdown."""
+        return render_body(self.doc)
 
 
 def _cite(f: Finding) -> str:
@@ -217,7 +228,13 @@ def compose_answer(
     ]
     warns = _ordered(findings, ("warn",))
     asks = _ordered(findings, ("ask",))
-    lines: list[str] = []
+    sections: list[tuple[str, list[str]]] = []
+
+    def start(title: str) -> list[str]:
+        """Open the next section; its lines are appended to the list returned."""
+        sections.append((title, []))
+        return sections[-1][1]
+
     quoted: set[str] = set()
     forbidden = _forbidden_pattern(plan)
 
@@ -241,7 +258,7 @@ def compose_answer(
         return forbidden is None or not forbidden.search(sentence)
 
     # Bottom line
-    lines.append(f"## {titles[0]}")
+    lines = start(titles[0])
     if options:
         top = options[0]
         verb = "may be worth discussing" if patient else ("is the preferred option" if top.kind == "recommend" else "can be considered")
@@ -260,34 +277,36 @@ def compose_answer(
             lead = "The most relevant guidance says" if not patient else "The guideline closest to your question says"
             lines.append(f"{lead}: “{best[0].rstrip('.')}.” [{best[1]}]")
             quoted.add(best[0].lower())
-    if not options and excluded and len(lines) == 1:
+    if not options and excluded and not lines:
         # Everything the rules would have offered is ruled out for this patient: say so plainly first.
         lines.append(
-            "_None of the options the rule checks know for this question fits this patient as described; "
-            "the reasons are below — this needs a specialist decision._"
+            note(
+                "None of the options the rule checks know for this question fits this patient as described; "
+                "the reasons are below — this needs a specialist decision."
+            )
             if not patient
-            else "_None of the usual treatments fits your situation as described; your care team will need to decide._"
+            else note("None of the usual treatments fits your situation as described; your care team will need to decide.")
         )
     if excluded:
         names = ", ".join(_label(f) for f in excluded)
         if patient:
-            lines.append(f"_Not suitable for you based on the details given: {names} (see below)._")
+            lines.append(note(f"Not suitable for you based on the details given: {names} (see below)."))
         else:
-            lines.append(f"_Excluded by the rule checks for this patient: {names} (see below)._")
+            lines.append(note(f"Excluded by the rule checks for this patient: {names} (see below)."))
     if ctx is None or (
         not ctx.diagnoses and not ctx.therapies and not ctx.disease_state and not ctx.biomarkers and ctx.tumour is None
     ):
-        lines.append(f"_{EMPTY_CONTEXT_NOTE}_")
+        lines.append(note(EMPTY_CONTEXT_NOTE))
 
     # Options
-    lines.append(f"\n## {titles[1]}")
+    lines = start(titles[1])
     if options:
         for i, f in enumerate(options, 1):
             strength = f" ({f.strength})" if f.strength and not patient else ""
             kind = "" if f.kind == "recommend" else (" — to consider" if not patient else " — possibly")
             lines.append(f"{i}. **{_label(f)}**{kind}{strength}: {_cited(f.reason, f)}")
     else:
-        lines.append("_No therapy rule matched this patient; see the cited passages below._")
+        lines.append(note("No therapy rule matched this patient; see the cited passages below."))
         # The sentences closest to the question's own words, one per passage (the first sentence of a passage is
         # often about something else: a caution for another population, a dosing detail).
         ranked: list[tuple[float, int, str, int]] = []
@@ -307,16 +326,16 @@ def compose_answer(
             lines.append(f"- “{sent.rstrip('.')}.” [{number}]")
 
     # Not recommended
-    lines.append(f"\n## {titles[2]}")
+    lines = start(titles[2])
     if excluded:
         for f in excluded:
             why = "declined by the patient" if f.severity == "declined" else "not recommended"
             lines.append(f"- **{_label(f)}** — {why}: {_cited(_lc(f.reason), f)}")
     else:
-        lines.append("_No therapy was excluded by the rule checks for the details given._")
+        lines.append(note("No therapy was excluded by the rule checks for the details given."))
 
     # Pitfalls: warnings first (rule findings), then cautionary sentences from passages
-    lines.append(f"\n## {titles[3]}")
+    lines = start(titles[3])
     for f in warns:
         sev = f" ({f.severity})" if f.severity and not patient else ""
         lines.append(f"- **Warning{sev}:** {_cited(f.reason, f)}")
@@ -325,20 +344,20 @@ def compose_answer(
         for s, n in pit:
             lines.append(f"- “{s.rstrip('.')}.” [{n}]")
         if not pit:
-            lines.append("_No specific pitfall is stated in the cited passages._")
+            lines.append(note("No specific pitfall is stated in the cited passages."))
 
     # Monitoring
-    lines.append(f"\n## {titles[4]}")
+    lines = start(titles[4])
     option_nums = [n for f in options for n in f.citations]
     ranked = sorted(citations, key=lambda c: (c.number not in option_nums, c.number))
     mon = _passage_sentences(ranked, _MONITOR, 2, quoted)
     for s, n in mon:
         lines.append(f"- “{s.rstrip('.')}.” [{n}]")
     if not mon:
-        lines.append("_The cited passages give no specific monitoring schedule._")
+        lines.append(note("The cited passages give no specific monitoring schedule."))
 
     # Next steps / trials: open questions from the rules, then trial mentions in the passages
-    lines.append(f"\n## {titles[5]}")
+    lines = start(titles[5])
     for f in asks:
         prefix = "Your care team may ask" if patient else "Clarify"
         if f.citations:
@@ -346,21 +365,20 @@ def compose_answer(
         else:
             # No passage backs the rationale: ask the question, keep the why as a marked note.
             question, _, why = _lc(f.reason).partition("? ")
-            note = f" _{_end(why)}_" if why.strip() else ""
-            lines.append(f"- {prefix}: {question.rstrip('?')}?{note}")
+            why_note = f" {note(_end(why))}" if why.strip() else ""
+            lines.append(f"- {prefix}: {question.rstrip('?')}?{why_note}")
     trials = _passage_sentences(citations, _TRIAL, 1, quoted)
     for s, n in trials:
         lines.append(f"- “{s.rstrip('.')}.” [{n}]")
     if not asks and not trials:
-        lines.append("_No further step is stated in the cited passages._")
+        lines.append(note("No further step is stated in the cited passages."))
     if plan.conflicts:
-        lines.append("\n_Sources disagree: " + "; ".join(plan.conflicts) + "_")
+        lines.extend(["", note("Sources disagree: " + "; ".join(plan.conflicts))])
     if noted:
         # Not an answer to the question asked; kept visible because it applies to this patient.
-        lines.append(f"\n## {ALSO_NOTED_SECTION if not patient else 'Also noted for you'}")
+        lines = start(also_noted_title(audience))
         for f in noted:
             lines.append(f"- **{_label(f)}** ({(f.domain or '').replace('_', ' ')}): {_cited(f.reason, f)}")
 
-    return ComposedAnswer(
-        body="\n".join(lines), follow_ups=follow_up_questions(plan, citations, audience, display_names)
-    )
+    doc = AnswerBody(tuple(Section(title, tuple(body)) for title, body in sections))
+    return ComposedAnswer(doc=doc, follow_ups=follow_up_questions(plan, citations, audience, display_names))

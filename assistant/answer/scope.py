@@ -1,0 +1,463 @@
+"""Does the corpus speak to this question? The abstention judgement, run once per answer after the sources are
+numbered and before anything is written: the asking sentence of a long vignette, the question's topical words
+found (together) in the passages the answer would quote, technical words the index has never seen, rule findings
+that back an answer, the guideline population, and oncology alterations no approval targets.
+
+Pure apart from the document-frequency look-up of the retriever and the patient extractor used to read the asking
+sentence (both injected).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+
+from assistant.answer import prompts
+from assistant.answer.protocols import (
+    Engine,
+    KnowledgeBase,
+    LexiconLike,
+    OncologyMatcher,
+    Retriever,
+    TermStats,
+)
+from assistant.models import AnswerPlan, Citation, Finding, PatientContext, RetrievedPassage
+from assistant.oncology.match import describe_marker
+
+
+def coverage_topics(knowledge: KnowledgeBase | None) -> list[str]:
+    """Topics the corpus covers, from the digests' front matter (titles when no topics are given)."""
+    digests = knowledge.digests if knowledge is not None else {}
+    topics: list[str] = []
+    for d in digests.values():
+        meta = d.meta or {}
+        for t in meta.get("topics") or []:
+            if str(t) not in topics:
+                topics.append(str(t))
+    if not topics:
+        titles = [d.title for d in digests.values() if d.kind == "guideline"]
+        topics = [t for t in titles if t]
+    return topics
+
+
+def coverage_summary(knowledge: KnowledgeBase | None) -> str:
+    """What the corpus covers, in one line (for the abstention text)."""
+    topics = coverage_topics(knowledge)
+    if not topics:
+        return "the guidelines that have been ingested into this index"
+    return ", ".join(topics[:14]) + (" and related drug labels" if len(topics) <= 14 else ", …")
+
+
+
+# Words that say nothing about a question's topic; the rest must be found in the passages.
+_GENERIC_TEXT = (
+    "treat treatment treating manage management managing best option options therapy therapies patient patients "
+    "recommend recommended recommendation guideline guidelines approach first line next should would could "
+    "what which when how why does do can is are the for with in of a an and or to on my his her their "
+    # words of asking that name no topic ("what next on label?", "which agent does it open?")
+    "next now then switch start started starting give given use used choose choice step regimen regimens drug drugs "
+    "medication medications medicine agent agents approved approval option label labelled labeled available "
+    "indicated directed targeted selected any there this that these those should we he she they him them it "
+    "result results open add added stop continue offer fit right best preferred take taken receive get need "
+    "appropriate apply applies many much long else something anything here basis include includes change matter "
+    "alone specifically another fda"
+)
+_GENERIC = frozenset(_GENERIC_TEXT.split())
+
+
+def topical_words(text: str) -> list[str]:
+    """The words of a question that name its topic (stemmed; generic asking words removed; a hyphenated compound
+    counts by its parts: "NRG1-directed" → nrg1)."""
+    from ingest.text import content_words
+    from ingest.text import stem as _stem
+
+    generic = {_stem(w) for w in _GENERIC}
+    text = re.sub(r"(?<=\w)-(?=\w)", " ", text)
+    return [w for w in dict.fromkeys(content_words(text)) if w not in generic and len(w) > 2]
+
+
+def specific_terms(text: str) -> list[str]:
+    """Candidate topic names in an asking sentence: BM25 tokens of 5+ letters that are not generic asking words
+    (the corpus decides how specific each is, by document frequency)."""
+    from ingest.text import bm25_tokens
+
+    generic = set(_GENERIC)
+    return [
+        t for t in dict.fromkeys(bm25_tokens(re.sub(r"(?<=\w)[-/](?=\w)", " ", text)))
+        if len(t) >= 5 and t.isalpha() and t not in generic
+    ]
+
+
+def spelling_variants(word: str) -> list[str]:
+    """British and American spellings of a word ("tumour"/"tumor", "oesophageal"/"esophageal", "leukaemia")."""
+    out = [word]
+    for a, b in (("our", "or"), ("oe", "e"), ("ae", "e"), ("isation", "ization"), ("ise", "ize")):
+        if a in word:
+            out.append(word.replace(a, b))
+    return out
+
+
+def _is_common(word: str, common: frozenset[str]) -> bool:
+    """An everyday English word, also when inflected ("dosed", "monitored", "applies", "stepped")."""
+    if word in common:
+        return True
+    stems = {word[:-1], word[:-2], word[:-3], word.rstrip("s"), word[:-2] + "y" if word.endswith("ie") else word}
+    if word.endswith("ed") and len(word) > 4 and word[-3] == word[-4]:
+        stems.add(word[:-3])  # stepped → step
+    return any(s and s in common for s in stems)
+
+
+def focused_question(q: str) -> str:
+    """What retrieval should look for in a long vignette: its opening sentence (who, with what) and the sentence
+    that asks — not the whole history, whose incidental facts (a statin, AF on apixaban) pull in unrelated
+    guidelines and dilute the question. Short questions are used whole."""
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    if len(parts) < 4:
+        return q
+    asked = asking_sentence(q)
+    return parts[0] if parts[0] == asked else f"{parts[0]} {asked}"
+
+
+def best_passage_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:
+    """Share of the question's topical words found together in one passage (the best one): words scattered over
+    many passages ('dose' here, 'antibiotic' there) do not make a topic covered."""
+    from ingest.text import content_words
+
+    words = topical_words(question)
+    if not words:
+        return 1.0
+    best = 0.0
+    for p in passages:
+        found = set(content_words(p.text))
+        prefixes = {w[:5] for w in found if len(w) >= 5}
+        hit = sum(1 for w in words if w in found or (len(w) >= 5 and w[:5] in prefixes))
+        best = max(best, hit / len(words))
+    return best
+
+
+def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:
+    """Share of the question's topical words (stemmed) found in the retrieved passages (1.0 if none)."""
+    from ingest.text import content_words
+
+    words = topical_words(question)
+    if not words:
+        return 1.0
+    found = set(content_words(" ".join(p.text for p in passages)))
+    prefixes = {w[:5] for w in found if len(w) >= 5}
+    hit = sum(1 for w in words if w in found or (len(w) >= 5 and w[:5] in prefixes))
+    return hit / len(words)
+
+
+
+MIN_QUESTION_COVERAGE = 0.5
+"""Below this share of topical words found in the passages (and with no rule finding) the assistant abstains."""
+MIN_ASKED_COVERAGE = 0.34
+"""A long vignette whose asking sentence names no known condition still counts as answered by rule findings only
+when at least this share of the asking sentence's topical words is found in the passages."""
+MIN_ASKED_TOGETHER = 0.4
+"""A long vignette's asking sentence must find at least this share of its topical words in one passage."""
+RARE_TERM_MAX_DF = 40
+"""A word in at most this many indexed chunks is specific enough that the passages quoted must contain it."""
+
+
+def _actionable(findings: Sequence[Finding]) -> bool:
+    # "Outside this guideline's population" (a child under an adult guideline) is not an answer for the patient.
+    return any(f.kind in ("recommend", "consider", "exclude", "warn") and f.severity != "scope" for f in findings)
+
+
+
+def asking_sentence(q: str) -> str:
+    """The sentence(s) that ask: the last one with a question mark, else the last sentence."""
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    asks = [p for p in parts if p.endswith("?")]
+    return asks[-1] if asks else (parts[-1] if parts else q)
+
+
+def near_topics(hits: Sequence[RetrievedPassage], limit: int = 3) -> list[str]:
+    """Titles of the documents nearest to the question (what the corpus has that comes closest)."""
+    out: list[str] = []
+    for p in hits:
+        title = (p.title or "").strip()
+        if title and title not in out:
+            out.append(title)
+        if len(out) >= limit:
+            break
+    return out
+
+
+
+
+
+@dataclass(frozen=True)
+class ScopeVerdict:
+    abstain: bool
+    unapproved: list[str]
+    """Tumour alterations asked about that no approval in the pack targets (described for the reader)."""
+
+
+class ScopeJudge:
+    """The abstention judgement for one assistant (the knowledge words are computed once and cached)."""
+
+    def __init__(
+        self,
+        knowledge: KnowledgeBase | None,
+        retriever: Retriever,
+        engine: Engine,
+        extract: Callable[..., PatientContext],
+    ) -> None:
+        self.knowledge = knowledge
+        self.retriever = retriever
+        self.engine = engine
+        self.extract = extract
+        self._kw_cache: frozenset[str] | None = None
+
+    @property
+    def lexicon(self) -> LexiconLike | None:
+        return self.knowledge.lexicon if self.knowledge is not None else None
+
+    def decide(
+        self,
+        q: str,
+        ctx: PatientContext,
+        numbered: Sequence[Finding],
+        citations: Sequence[Citation],
+        by_ref: Mapping[str, Sequence[RetrievedPassage]],
+        relevant: Sequence[RetrievedPassage],
+        timings: dict[str, float],
+    ) -> ScopeVerdict:
+        """Abstain when nothing in the corpus speaks to the question: no relevant passage and no rule finding that the
+        corpus backs (ask-only findings are not an answer). Judgement notes go into ``timings``.
+
+        Only findings about what the question asks count: a safety screen of a drug a passage happened to name, or an
+        offer for a condition from the history, does not make an unrelated question answerable."""
+        in_focus = [
+            f
+            for f in numbered
+            if not f.rule_id.startswith(("SAFETY:", "DECLINED:"))
+            and f.severity != "screen"
+            and (not ctx.focus or f.domain in (*ctx.focus, None, "general"))
+        ]
+        backed = _actionable(in_focus) and any(f.citations for f in in_focus)
+        # What the answer would quote: the retrieved passages and the passages the rule findings cite.
+        cited = [p for f in numbered for r in f.refs for p in by_ref.get(r, [])[:1]]
+        quoted = [*relevant, *cited, *self.finding_texts(in_focus)]
+        off_topic, backed = self.judge_scope(q, quoted, in_focus, backed, timings)
+        # The rules for the question's own condition say the patient is outside their guideline's population
+        # (a child, an immunocompromised patient under a guideline that excludes them) and nothing else applies:
+        # quoting that guideline's passages would be advice it does not give.
+        out_of_scope = [f for f in numbered if f.severity == "scope" and (not ctx.focus or f.domain in ctx.focus)]
+        # Safety-screen exclusions of drugs a passage happened to name are not an answer either.
+        scope_abstain = bool(out_of_scope) and not _actionable(
+            [
+                f
+                for f in numbered
+                if (not ctx.focus or f.domain in (*ctx.focus, None, "general"))
+                and not f.rule_id.startswith(("SAFETY:", "DECLINED:"))
+            ]
+        )
+        # Oncology: the question asks about a tumour alteration that no FDA approval in the pack targets (in this
+        # tumour, any setting) and no approval fits the patient: say so plainly rather than quote passages.
+        unapproved = self.unapproved_asked(q, ctx, numbered)
+        if unapproved:
+            timings["oncology_unapproved"] = 1.0
+        # A recognised domain whose rules answered (offers, exclusions, warnings backed by citations) is covered
+        # whatever the cosine of a long vignette; the topical-word check reads the asking sentence, not the history.
+        abstain = not citations or (off_topic and not backed) or scope_abstain or bool(unapproved)
+        if scope_abstain:
+            timings["scope_abstain"] = 1.0
+        return ScopeVerdict(abstain=abstain, unapproved=unapproved)
+
+    def other_tumour_records(self, ctx: PatientContext) -> frozenset[str]:
+        """Approval records written for another tumour than the patient's: never quoted as if they applied."""
+        vocab = self.knowledge.oncology if self.knowledge is not None else None
+        approvals = (self.knowledge.approvals if self.knowledge is not None else None) or []
+        if vocab is None or ctx.tumour is None or not ctx.tumour.tumour:
+            return frozenset()
+        lineage = set(vocab.tumour_ancestors(ctx.tumour.tumour))
+        return frozenset(a.id for a in approvals if a.tumour not in lineage)
+
+    def judge_scope(
+        self, q: str, quoted: Sequence[RetrievedPassage], in_focus: Sequence[Finding], backed: bool, timings: dict[str, float]
+    ) -> tuple[bool, bool]:
+        """(off_topic, backed) for a question. A long vignette is judged by the sentence that asks: its history
+        (kidney function, AF on apixaban) may be covered while the question (a glaucoma drop) is not, and the
+        reverse; an asking sentence that leans on the vignette ("What should he switch to?") is judged with it.
+        Anywhere, a technical word the index has never seen (levothyroxine, eclampsia) means the corpus does not
+        cover the question, whatever rules the history set off."""
+        asked = asking_sentence(q)
+        long_q = asked != q.strip()
+        unknown = self.unknown_topic(asked if long_q else q, quoted, rarest_check=long_q)
+        if unknown:
+            timings["asked_unknown_term"] = 1.0
+        if long_q and len(topical_words(asked)) >= 2:
+            coverage = question_coverage(asked, quoted)
+            together = best_passage_coverage(asked, quoted)
+            timings["asked_best_passage_coverage"] = round(together, 3)
+            off_topic = not quoted or coverage < MIN_QUESTION_COVERAGE or together < MIN_ASKED_TOGETHER
+            asked_focus = self.asked_focus(asked)
+            if asked_focus:
+                # only findings about what the asking sentence names back the answer
+                backed = any(
+                    f.kind in ("recommend", "consider", "exclude", "warn") and f.citations and f.domain in asked_focus
+                    for f in in_focus
+                )
+            elif coverage < MIN_ASKED_COVERAGE:
+                backed = False  # the asking sentence names nothing the rules know and few of its words are found
+        else:
+            # short question: all of it; a leaning asking sentence: the vignette's opening (its subject) with it
+            coverage = question_coverage(focused_question(q) if long_q else q, quoted)
+            off_topic = not quoted or coverage < MIN_QUESTION_COVERAGE
+        timings["question_coverage"] = round(coverage, 3)
+        if unknown:
+            return True, False
+        return off_topic, backed
+
+    def unknown_topic(self, asked: str, quoted: Sequence[RetrievedPassage], *, rarest_check: bool = True) -> str:
+        """The asking sentence's most specific word when the corpus cannot speak to it: absent from the whole index,
+        or (its rarest indexed word) absent from every passage the answer would quote. '' when covered."""
+        from ingest.embedder import common_words
+
+        dfs = self.retriever.term_doc_freq if isinstance(self.retriever, TermStats) else None
+        common = common_words()
+        # only technical words (outside everyday English) that the knowledge does not itself name can mark a
+        # topic the corpus lacks
+        known = self.knowledge_words()
+        terms = [t for t in specific_terms(asked) if not _is_common(t, common) and t not in known]
+        if dfs is None or not terms or not common:
+            return ""
+        try:
+            variants = {t: spelling_variants(t) for t in terms}
+            raw = dfs([v for vs in variants.values() for v in vs])
+        except (OSError, ValueError, KeyError, AttributeError):
+            return ""
+        freq = {t: max(raw.get(v, 0) for v in vs) for t, vs in variants.items()}
+        missing = [t for t in terms if freq.get(t, 0) == 0]
+        if missing:
+            return missing[0]
+        if not rarest_check:
+            return ""
+        rare = terms
+        rarest = min(rare, key=lambda t: freq.get(t, 0))
+        if freq.get(rarest, 0) > RARE_TERM_MAX_DF:
+            return ""  # only common words: nothing specific to look for
+        from ingest.text import bm25_tokens
+
+        if any(rarest in set(bm25_tokens(p.text)) for p in quoted):
+            return ""
+        return rarest
+
+    def finding_texts(self, findings: Sequence[Finding]) -> list[RetrievedPassage]:
+        """What the answer states for each offer besides its passage: title, reason, the therapy's names and classes
+        ("revumenib" is a menin inhibitor even where its label block does not say so)."""
+        lex = self.lexicon
+        out = []
+        for f in findings:
+            if f.kind not in ("recommend", "consider") or not f.citations:
+                continue
+            words = [f.title, f.reason]
+            if lex is not None and f.therapy:
+                for part in f.therapy.split("+"):
+                    words += [*lex.names_of(part), *(c.replace("_", " ") for c in lex.classes_of(part))]
+            out.append(RetrievedPassage(chunk_id=f"finding:{f.rule_id}", doc_id="", text=" ".join(words), score=0.0))
+        return out
+
+    def knowledge_words(self) -> frozenset[str]:
+        """Every word of the lexicon's therapy names and classes and of the oncology vocabulary (cached)."""
+        if self._kw_cache is not None:
+            return self._kw_cache
+        words: set[str] = set()
+        lex = self.lexicon
+        if lex is not None:
+            for tid, entry in lex.entries.items():
+                for n in [tid, *entry.names, *entry.classes]:
+                    words.update(re.split(r"[\W_]+", str(n).lower()))
+        knowledge = self.knowledge
+        for cid in (knowledge.conditions if knowledge is not None else ()) or ():
+            words.update(re.split(r"[\W_]+", str(cid).lower()))
+        vocab = knowledge.oncology if knowledge is not None else None
+        if vocab is not None:
+            for table in (vocab.therapy_words, vocab.markers, vocab.tumours, vocab.settings, vocab.histologies, vocab.organs):
+                for key, names in table.items():
+                    for n in [key, *names]:
+                        words.update(re.split(r"[\W_]+", str(n).lower()))
+        self._kw_cache = frozenset(w for w in words if len(w) >= 4)
+        return self._kw_cache
+
+    def asked_focus(self, asked: str) -> set[str]:
+        """Domains the asking sentence itself names (conditions, topic words, a tumour or tumour marker)."""
+        try:
+            actx = self.extract(asked, lexicon=self.lexicon)
+        except (ValueError, TypeError):
+            return set()
+        out = set(actx.focus) | set(actx.diagnoses)
+        if actx.tumour is not None:
+            out.add("oncology")
+        return out
+
+    def unapproved_asked(self, q: str, ctx: PatientContext, findings: Sequence[Finding]) -> list[str]:
+        """Tumour alterations the question asks about that no approval in the pack targets for this tumour, when no
+        approval offer fits the patient either (then the honest answer is: nothing approved — trials)."""
+        if not isinstance(self.engine, OncologyMatcher) or ctx.tumour is None or ctx.tumour.tumour is None:
+            return []
+        result = self.engine.oncology_match(ctx)
+        if not result.unapproved:
+            return []
+        offers = [f for f in findings if f.domain == "oncology" and f.kind in ("recommend", "consider")]
+        if any(self.targets_patient_marker(f, ctx) for f in offers):
+            return []  # an approval directed at one of this tumour's alterations answers the question
+        asked = asking_sentence(q)
+        named = [m for m in result.unapproved if re.search(rf"(?<![\w]){re.escape(m.marker.split('_')[0])}", asked, re.I)]
+        if not named and (not offers or re.search(
+            r"alteration|mutation|fusion|variant|target|directed|specific|these|\bthis\b|\bit\b", asked, re.I
+        )):
+            named = list(result.unapproved)  # "Is anything approved for these alterations?"
+        return [describe_marker(m) for m in named]
+
+    def targets_patient_marker(self, f: Finding, ctx: PatientContext) -> bool:
+        """The offer's approval record requires a positive result of one of the patient's positive markers."""
+        approvals = self.knowledge.approvals if self.knowledge is not None else None
+        rec = next((a for a in approvals or [] if a.id == f.rule_id), None)
+        if rec is None or ctx.tumour is None:
+            return False
+        positive = {m.marker for m in ctx.tumour.markers if m.status == "positive"}
+        vocab = self.knowledge.oncology if self.knowledge is not None else None
+        lex = self.lexicon
+        if lex is not None and f.therapy:
+            # a drug of the marker's own class (avapritinib, a KIT inhibitor, for KIT D816V mastocytosis) targets it
+            classes = {c.lower() for part in f.therapy.split("+") for c in lex.classes_of(part)}
+            if any(c.startswith(m.lower().replace("_", "") + "_") or c.startswith(m.lower() + "_") for m in positive for c in classes):
+                return True
+        for key, values in rec.biomarkers.items():
+            members = {key, *(vocab.families.get(key, ()) if vocab is not None else ())}
+            if members & positive and not set(values) & {"negative", "wild_type", "zero"} and key not in ("HR", "PDL1"):
+                return True
+        return False
+
+
+def abstention_text(
+    ctx: PatientContext,
+    plan: AnswerPlan,
+    *,
+    near_topics: Sequence[str],
+    unapproved: Sequence[str],
+    knowledge: KnowledgeBase | None,
+) -> str:
+    """What an abstaining answer says: the refusal, then why and what the corpus has nearest to the question."""
+    topic_hint = ""
+    if ctx.diagnoses:
+        topic_hint = f" (for {', '.join(d.replace('_', ' ') for d in ctx.diagnoses)})"
+    # Name what the corpus has nearest to the question, not an alphabetical list of everything.
+    near = ", ".join(near_topics) if near_topics else coverage_summary(knowledge)
+    detail = prompts.ABSTAIN_DETAIL.format(coverage=near, topic_hint=topic_hint)
+    if unapproved and ctx.tumour is not None:
+        tumour = (ctx.tumour.tumour or "this tumour").replace("_", " ")
+        detail = (
+            f"No FDA-approved therapy directed at {', '.join(unapproved)} in {tumour} is in my approval records "
+            "(FDA labels and approval notices, reviewed 2026-12); a clinical trial is the route to a drug targeting it, "
+            "and the standard, non-biomarker-directed treatment for the tumour type applies.\n\n" + detail
+        )
+    scope = list(dict.fromkeys(f.reason for f in plan.findings if f.severity == "scope"))
+    if scope:
+        detail = "The guideline in my corpus for this does not cover this patient: " + " ".join(scope[:2]) + "\n\n" + detail
+    return f"{prompts.REFUSAL}\n\n{detail}"
