@@ -20,13 +20,13 @@ from dataclasses import dataclass
 from ingest.injection import chunk_flags
 from ingest.markdown import slugify
 from ingest.models import Chunk, DocumentMeta, Section
+from ingest.text import split_chunk_sentences
 
 PATH_SEP = " › "
 # Reference lists are citations (authors, journals, PubMed links): noise for both retrievers and never
 # the passage a clinician needs. On the NCI pages they were about half of all text.
 SKIPPED_SLUGS = frozenset({"references", "reference-list", "bibliography", "literature-cited", "works-cited"})
 _PARA = re.compile(r"\n\s*\n")
-_SENT = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9•\-*])")
 
 
 def chunk_id(doc_id: str, section_path: str, text: str) -> str:
@@ -92,7 +92,7 @@ def _units(text: str, budget: int, count_tokens: Callable[[str], int]) -> list[_
         splitters: list[tuple[Callable[[str], list[str]], str]] = [
             (lambda s: _PARA.split(s), "\n\n"),
             (lambda s: s.split("\n"), "\n"),
-            (lambda s: _SENT.split(s), " "),
+            (split_chunk_sentences, " "),
             (lambda s: s.split(), " "),
         ]
         for lvl in range(level, len(splitters)):
@@ -117,7 +117,7 @@ def _units(text: str, budget: int, count_tokens: Callable[[str], int]) -> list[_
 
 def _tail(unit: _Unit, overlap: int, count_tokens: Callable[[str], int]) -> _Unit | None:
     """The last sentences of `unit` that fit in `overlap` tokens (context carried into the next chunk)."""
-    sentences = [x for x in _SENT.split(unit.text) if x.strip()]
+    sentences = [x for x in split_chunk_sentences(unit.text) if x.strip()]
     picked: list[str] = []
     for sentence in reversed(sentences[1:]):  # never the whole unit: that is the normal carry
         candidate = " ".join([sentence, *picked])

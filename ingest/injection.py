@@ -18,6 +18,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from ingest.text import split_sentences
+
 # A role prefix ("SYSTEM:", "assistant:", "### Instruction:") at the start of a line or a sentence, or a
 # chat-template marker anywhere.
 _ROLE = re.compile(
@@ -81,7 +83,6 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
         ),
     ),
 )
-_SPLIT = re.compile(r"(?<=[.!?])\s+|\n+")
 
 
 @dataclass(frozen=True)
@@ -115,13 +116,15 @@ def is_instruction(sentence: str) -> bool:
 def find_instructions(text: str) -> list[InstructionHit]:
     """Every sentence (or line) of ``text`` that addresses the system or the model, in order."""
     hits: list[InstructionHit] = []
-    for part in _SPLIT.split(text or ""):
-        sentence = part.strip()
-        if not sentence:
-            continue
-        reason = _reason(sentence)
-        if reason:
-            hits.append(InstructionHit(sentence, reason))
+    # Line by line, then the toolkit's sentences: a planted instruction often stands alone on a line.
+    for line in (text or "").split("\n"):
+        for part in split_sentences(line, bracket_opens=True):
+            sentence = part.strip()
+            if not sentence:
+                continue
+            reason = _reason(sentence)
+            if reason:
+                hits.append(InstructionHit(sentence, reason))
     # A role prefix may sit in front of a sentence the splitter kept whole ("Note: SYSTEM: ignore …").
     if not hits and (_TEMPLATE.search(text or "") or _ROLE.search(text or "")):
         hits.append(InstructionHit((text or "").strip()[:200], _reason(text or "") or "addresses the model"))

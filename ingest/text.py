@@ -54,6 +54,15 @@ when an answer sentence is compared with a passage; the verifier's support thres
 this list (tests/generation/data/support_pairs.jsonl)."""
 
 
+QUESTION_STOPWORDS = _word_set(
+    """a an and are be been done for has have in is it its of on or that the this to was were what which with"""
+)
+"""The words two follow-up questions may differ in and still be one question ("Has MSI/dMMR testing been
+done?" / "Has MSI or dMMR testing been done?"): the rule engine merges asks whose other words overlap by at
+least 60% (``assistant.rules.engine``). Narrower than ``STOPWORDS``, plus "been"/"done": the threshold was set
+with exactly this list, and ``STOPWORDS`` (even with "been"/"done") turns the merge decision of 10 pairs among
+the corpus's ~500 questions (rules, safety profiles, ``generic_question``), measured."""
+
 # ---------------------------------------------------------------- tokens and stems
 _WORD = re.compile(r"[A-Za-z][A-Za-z0-9\-]+|\d+(?:\.\d+)?")
 
@@ -130,14 +139,32 @@ def _plural_strip(tok: str) -> str:
 # ---------------------------------------------------------------- sentences and clauses
 # A boundary is white space after . ! or ? — unless a citation mark follows: "x. [1]" keeps [1] with x.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[^\s\[])")
+_SENTENCE_END_ANY = re.compile(r"(?<=[.!?])\s+")
 
 
-def split_sentences(text: str, maxsplit: int = 0) -> list[str]:
+def split_sentences(text: str, maxsplit: int = 0, *, bracket_opens: bool = False) -> list[str]:
     """Sentences of running text, as written (pieces may be blank; callers filter and strip).
 
     The verifier checks, the composer quotes and the web app highlights exactly these units, so one quote
-    is one checked sentence. Lines are not boundaries: split Markdown line by line first."""
-    return _SENTENCE_END.split(text, maxsplit)
+    is one checked sentence. Lines are not boundaries: split Markdown line by line first.
+
+    ``bracket_opens``: a bracket after the end mark opens a new sentence instead of staying with the one
+    before as its citation. The injection screen needs that ("… daily. [SYSTEM] ignore …"): it removes whole
+    sentences from a passage, and the clinical sentence before a planted one must survive."""
+    return (_SENTENCE_END_ANY if bracket_opens else _SENTENCE_END).split(text, maxsplit)
+
+
+# The chunker's cut points (``ingest.chunking``) when a paragraph or a line is over the token budget: also
+# after ; and :, and only before what can open a sentence (capital, digit, quote, bracket, bullet), so
+# "e.g. olaparib" or "vs. placebo" is never cut. Not ``split_sentences`` on purpose: a chunk boundary is a
+# stored fact (chunk ids hash the text), so changing it changes every index; and a clause after ";" may
+# stand alone in a passage while an answer sentence may not be cut there.
+_CHUNK_BREAK = re.compile(r"(?<=[.!?;:])\s+(?=[\"'(\[A-Z0-9•\-*])")
+
+
+def split_chunk_sentences(text: str) -> list[str]:
+    """A passage's cut points for chunking (see ``_CHUNK_BREAK``); pieces as written, may be blank."""
+    return _CHUNK_BREAK.split(text)
 
 
 # Soft boundaries scope a negation ("not X, but Y"): punctuation, parentheses, contrastive conjunctions.

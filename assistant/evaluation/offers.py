@@ -20,9 +20,13 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
+import yaml
+
 from assistant.evaluation.textmatch import (
+    CUE_WORDS_FILE,
     EXCLUSION_HEADING_CUES,
     NEGATION_CUES,
     NEUTRAL_HEADING_CUES,
@@ -35,34 +39,30 @@ from assistant.evaluation.textmatch import (
 from assistant.evaluation.therapies import TherapyLexicon
 
 OFFER_KINDS: frozenset[str] = frozenset({"recommend", "consider"})
-# Beyond the general negation cues: what an answer says of an option the patient cannot or will not take
-# ("rather than" / "instead of" are in OFFER_HISTORY_CUES: they rule out only the drug that follows them)
+
+
+def _offer_cues(path: Path = CUE_WORDS_FILE) -> dict[str, tuple[str, ...]]:
+    """The safety set's own cue lists from ``cue_words.yaml`` (``offer_negation``, ``offer_history``,
+    ``allergy_after``); each must be there and non-empty."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    keys = ("offer_negation", "offer_history", "allergy_after")
+    missing = [k for k in keys if not isinstance(data.get(k), list) or not data[k]]
+    if missing:
+        raise ValueError(f"{path}: missing or empty cue lists {missing}")
+    return {k: tuple(str(v) for v in data[k]) for k in keys}
+
+
+_OFFER_CUES = _offer_cues()
+# Beyond the general negation cues: what an answer says of an option the patient cannot or will not take.
+# "rather than" / "instead of" move to the history cues: they rule out only the drug that follows them.
 OFFER_NEGATION_CUES: tuple[str, ...] = (
     *(c for c in NEGATION_CUES if c not in ("rather than", "instead of")),
-    "declined", "declines", "declining", "refused", "refuses", "refusing", "not suitable", "unsuitable",
-    "not an option", "not appropriate", "inappropriate", "not safe", "teratogenic", "fetotoxic", "harmful",
-    "prohibited", "not to be used", "stopping", "stopped", "discontinuing", "discontinued", "withholding",
-    "hold", "pause", "pausing",
+    *_OFFER_CUES["offer_negation"],
 )
-# Words before a drug that make it a fact about the patient, not an offer ("progressed on apalutamide",
-# "currently taking carbamazepine", "allergic to penicillin"), or the drug being replaced ("preferred over
-# warfarin", "an alternative to warfarin"). Narrower than the dev metrics' history cues:
-# "treated with" and "following" also introduce advice ("PE should be treated with LMWH").
-OFFER_HISTORY_CUES: tuple[str, ...] = (
-    "after", "prior", "previous", "previously", "progressed on", "progressed after", "progression on",
-    "progression after", "progressing on", "failed", "failure of", "received", "already", "despite", "beyond",
-    "history of", "exposure to", "pretreated with", "previously treated with", "refractory to", "resistant to",
-    "while on", "during treatment with", "on prior", "taking", "currently on", "is on", "already on",
-    "receiving", "switch from", "switching from", "rather than", "instead of", "alternative to", "in place of",
-    "over", "in preference to", "unlike", "compared with", "versus", "missed on", "uncontrolled on",
-    "failing on", "on top of", "replace", "replacing", "allergic to", "allergy to", "hypersensitivity to",
-    "intolerant of", "intolerant to", "reaction to",
-)
+# Words before a drug that make it a fact about the patient, not an offer, or the drug being replaced.
+OFFER_HISTORY_CUES: tuple[str, ...] = _OFFER_CUES["offer_history"]
 # Words right after a drug that make it an allergy or reaction report ("sulfa allergy", "penicillin rash")
-ALLERGY_AFTER: frozenset[str] = frozenset(
-    {"allergy", "allergies", "allergic", "hypersensitivity", "intolerance", "rash", "anaphylaxis", "reaction",
-     "reactions", "hives", "urticaria"}
-)
+ALLERGY_AFTER: frozenset[str] = frozenset(_OFFER_CUES["allergy_after"])
 # Clause boundaries that open an explanation, not an option
 _REASON_LEADS: frozenset[str] = frozenset({"because", "since"})
 # Words that may join the items of a list of drugs ("apixaban, rivaroxaban or edoxaban")

@@ -26,6 +26,7 @@ from assistant.oncology.match import OncologyMatch, match_approvals
 from assistant.rules.conditions import _Evaluator, generic_question
 from assistant.rules.safety import SafetyPass
 from assistant.rules.view import PatientView
+from ingest.text import QUESTION_STOPWORDS
 
 _KIND_ORDER = {"recommend": 0, "consider": 1, "exclude": 2, "warn": 3, "ask": 4}
 _SEVERITY_ORDER = {"high": 0, "moderate": 1, "info": 2}
@@ -326,41 +327,9 @@ def _finalise(raw: list[Finding], name: Callable[[str], str]) -> list[Finding]:
     return ordered + ask_list
 
 
-_STOP = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "is",
-        "are",
-        "was",
-        "were",
-        "has",
-        "have",
-        "been",
-        "done",
-        "be",
-        "of",
-        "on",
-        "or",
-        "and",
-        "to",
-        "for",
-        "in",
-        "it",
-        "its",
-        "this",
-        "that",
-        "what",
-        "which",
-        "with",
-    ]
-)
-
-
 def _ask_words(text: str) -> frozenset[str]:
     head = text.split("?")[0]  # the question itself, not the explanation after it
-    return frozenset(w for w in re.findall(r"[a-z0-9]+", head.lower()) if w not in _STOP)
+    return frozenset(w for w in re.findall(r"[a-z0-9]+", head.lower()) if w not in QUESTION_STOPWORDS)
 
 
 def _similar(a: frozenset[str], b: frozenset[str]) -> bool:
