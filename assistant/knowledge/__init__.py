@@ -149,6 +149,7 @@ class Knowledge:
     safety_profiles: list[SafetyProfile] = field(default_factory=list)
     conditions: tuple[str, ...] = DIAGNOSES
     reference_uln: dict[str, float] = field(default_factory=dict)
+    non_gene_markers: tuple[str, ...] = ()  # clinical.yaml biomarkers.non_gene: reported positive, not pathogenic
     approvals: list[Approval] = field(default_factory=list)
     oncology: OncologyVocab | None = None
     _profile_cache: dict[str, list[SafetyProfile]] = field(default_factory=dict, repr=False, compare=False)
@@ -186,8 +187,8 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
         report.errors.append(Problem(str(corpus_dir), None, "corpus folder does not exist"))
         return Knowledge(corpus_dir, [], Lexicon(), {}, {}, "", report), report
     lexicon = _load_lexicon(corpus_dir, report)
-    conditions, reference_uln = _load_clinical(corpus_dir, report)
-    context = {"conditions": conditions}
+    conditions, reference_uln, non_gene_markers = _load_clinical(corpus_dir, report)
+    context = {"conditions": conditions, "non_gene_markers": non_gene_markers}
     refs: dict[str, CorpusRef] = {}
     digests: dict[str, Digest] = {}
     md_files = sorted((corpus_dir / "guidelines").rglob("*.md")) + sorted(
@@ -224,6 +225,7 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
     know = Knowledge(
         corpus_dir, rules, lexicon, digests, refs, corpus_version(corpus_dir), report,
         safety_profiles=profiles, conditions=conditions, reference_uln=reference_uln,
+        non_gene_markers=non_gene_markers,
         approvals=approvals, oncology=onc_vocab,
     )
     return know, report

@@ -29,6 +29,7 @@ from assistant.knowledge.schema import (
     DIAGNOSES,
     Rule,
     SafetyProfile,
+    shipped_non_gene_markers,
 )
 from assistant.knowledge.yaml_lines import _atom_line, _pydantic_problems, _rel, _yaml_load
 from assistant.oncology.records import Approval
@@ -287,17 +288,20 @@ def _load_rule_file(
     return out
 
 
-def _load_clinical(corpus_dir: Path, report: ValidationReport) -> tuple[tuple[str, ...], dict[str, float]]:
-    """Condition ids and reference ULNs from lexicon/clinical.yaml (built-in ids when the file is absent)."""
+def _load_clinical(
+    corpus_dir: Path, report: ValidationReport
+) -> tuple[tuple[str, ...], dict[str, float], tuple[str, ...]]:
+    """Condition ids, reference ULNs and the non-gene markers (``biomarkers.non_gene``) from
+    lexicon/clinical.yaml (built-in ids and the shipped marker list when the file is absent)."""
     path = corpus_dir / "lexicon" / "clinical.yaml"
     if not path.exists():
-        return DIAGNOSES, {}
+        return DIAGNOSES, {}, shipped_non_gene_markers()
     rel = _rel(path, corpus_dir)
     try:
         data = _yaml_load(path.read_text(encoding="utf-8"), rel)
     except CorpusValidationError as exc:
         report.errors.append(Problem(exc.path, exc.line, exc.reason))
-        return DIAGNOSES, {}
+        return DIAGNOSES, {}, shipped_non_gene_markers()
     ids: list[str] = []
     for item in (data or {}).get("conditions") or []:
         line = getattr(item, "line", None)
@@ -321,8 +325,14 @@ def _load_clinical(corpus_dir: Path, report: ValidationReport) -> tuple[tuple[st
             uln[str(name)] = float(value)
         except (TypeError, ValueError):
             report.errors.append(Problem(rel, None, f"reference_uln {name}: value must be a number"))
+    non_gene = ((data or {}).get("biomarkers") or {}).get("non_gene")
+    if non_gene is None:
+        non_gene = shipped_non_gene_markers()
+    elif not isinstance(non_gene, list) or not all(isinstance(m, str) for m in non_gene):
+        report.errors.append(Problem(rel, None, "biomarkers.non_gene must be a list of marker names"))
+        non_gene = shipped_non_gene_markers()
     report.counts["conditions"] = len(ids)
-    return tuple(ids) or DIAGNOSES, uln
+    return tuple(ids) or DIAGNOSES, uln, tuple(str(m) for m in non_gene)
 
 
 def _load_safety(

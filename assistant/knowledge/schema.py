@@ -3,16 +3,20 @@
 First stop of the knowledge stage: every YAML record under corpus/rules, corpus/safety and corpus/lexicon is
 validated against these pydantic models (by `loaders` and `lexicon`) before the rule engine sees it. The rule
 schema and condition language are documented for clinicians in corpus/README.md; the models below are that
-table in code (extra keys are rejected so typos fail loudly). Pure definitions: no I/O.
+table in code (extra keys are rejected so typos fail loudly). Pure definitions: no I/O but reading the shipped
+non-gene marker list when a record is validated without a context.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
+import functools
 import re
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any, Literal
 
+import yaml
 from pydantic import (
     BaseModel,
     ConfigDict,
@@ -49,9 +53,10 @@ GENES = (
     "BRCA1", "BRCA2", "ATM", "ATR", "FANCD2", "RAD51", "GEN1", "ERCC2", "MUTYH", "POLE", "POLD1", "BARD1", "BRIP1", "CDK12", "CHEK1", "CHEK2", "FANCA", "FANCL", "PALB2",
     "RAD51B", "RAD51C", "RAD51D", "RAD54L", "NBN", "MRE11A", "MRE11", "RAD50", "PPP2R2A", "MLH1", "MSH2",
     "MSH6", "PMS2", "EPCAM", "HOXB13", "TP53", "PTEN", "RB1", "AR", "AR-V7", "SPOP", "TMPRSS2-ERG",
-    "MSI-H", "dMMR", "TMB-high", "HRD", "PSMA-PET", "FDG-PET", "PD-L1",
     "HRR",  # a panel reported without gene names ("HRR panel negative")
 )  # fmt: skip
+"""Genes a biomarker condition may name. The markers that are not genes (MSI-H, PSMA-PET …) are data:
+corpus/lexicon/clinical.yaml ``biomarkers.non_gene``, passed as validation context (``markers_of``)."""
 RESULTS = ("pathogenic", "likely_pathogenic", "vus", "negative", "positive", "unknown")
 ORIGINS = ("germline", "somatic", "unknown")
 CALCULATORS = ("cha2ds2_vasc", "has_bled", "crcl", "egfr_ckd_epi_2021", "apixaban_dose_criteria")
@@ -80,6 +85,27 @@ def _condition_ids(info: Any) -> tuple[str, ...]:
     """Condition ids valid for this load: corpus/lexicon/clinical.yaml's, passed as validation context."""
     ctx = getattr(info, "context", None) or {}
     return tuple(ctx.get("conditions") or DIAGNOSES)
+
+
+def non_gene_markers_of(info: Any) -> tuple[str, ...]:
+    """Markers that are not genes, valid for this load: clinical.yaml's ``biomarkers.non_gene``, passed as
+    validation context; without a context (a record validated on its own) the shipped corpus's list."""
+    ctx = getattr(info, "context", None) or {}
+    got = ctx.get("non_gene_markers")
+    return tuple(got) if got is not None else shipped_non_gene_markers()
+
+
+@functools.lru_cache(maxsize=1)
+def shipped_non_gene_markers() -> tuple[str, ...]:
+    """``biomarkers.non_gene`` of the shipped corpus/lexicon/clinical.yaml (read once; the only I/O here)."""
+    path = Path(__file__).resolve().parents[2] / "corpus" / "lexicon" / "clinical.yaml"
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) if path.exists() else None
+    return tuple(str(m) for m in ((data or {}).get("biomarkers") or {}).get("non_gene") or ())
+
+
+def markers_of(info: Any) -> tuple[str, ...]:
+    """Every biomarker name a condition or fact may name: the genes and the non-gene markers."""
+    return (*GENES, *non_gene_markers_of(info))
 
 
 def _one_of(value: str, allowed: Iterable[str], what: str) -> str:
@@ -132,8 +158,8 @@ class BiomarkerCond(_Strict):
 
     @field_validator("genes")
     @classmethod
-    def _known_genes(cls, v: list[str]) -> list[str]:
-        return [_one_of(g, GENES, "gene/marker") for g in v]
+    def _known_genes(cls, v: list[str], info: ValidationInfo) -> list[str]:
+        return [_one_of(g, markers_of(info), "gene/marker") for g in v]
 
     @field_validator("results")
     @classmethod
@@ -296,8 +322,8 @@ class Condition(_Strict):
 
     @field_validator("tested_negative")
     @classmethod
-    def _known_neg(cls, v: list[str] | None) -> list[str] | None:
-        return [_one_of(s, GENES, "gene/marker") for s in v] if v else v
+    def _known_neg(cls, v: list[str] | None, info: ValidationInfo) -> list[str] | None:
+        return [_one_of(s, markers_of(info), "gene/marker") for s in v] if v else v
 
     @field_validator("all_", "any_")
     @classmethod
@@ -335,7 +361,7 @@ Condition.model_rebuild()
 
 
 # ------------------------------------------------------------------ rule records
-def _check_fact(v: str) -> str:
+def _check_fact(v: str, info: Any) -> str:
     head, _, tail = v.partition(":")
     if head in SCALAR_FACTS and not tail:
         return v
@@ -346,10 +372,10 @@ def _check_fact(v: str) -> str:
         _one_of(tail, LAB_NAMES, "lab")
         return v
     if head == "origin" and tail:
-        _one_of(tail, GENES, "gene")
+        _one_of(tail, markers_of(info), "gene")
         return v
     if head == "tested" and tail:  # tested:<gene>: asked while no result for that gene is known
-        _one_of(tail, GENES, "gene")
+        _one_of(tail, markers_of(info), "gene")
         return v
     raise ValueError(
         f"unknown fact {v!r}; use one of {', '.join(SCALAR_FACTS)}, site:<site>, lab:<lab>, origin:<gene>, tested:<gene>"
@@ -362,8 +388,8 @@ class AskItem(_Strict):
 
     @field_validator("fact")
     @classmethod
-    def _fact(cls, v: str) -> str:
-        return _check_fact(v)
+    def _fact(cls, v: str, info: ValidationInfo) -> str:
+        return _check_fact(v, info)
 
 
 class Exclusion(_Strict):
@@ -448,8 +474,8 @@ class QuestionRule(_RuleBase):
 
     @field_validator("missing")
     @classmethod
-    def _fact(cls, v: str) -> str:
-        return _check_fact(v)
+    def _fact(cls, v: str, info: ValidationInfo) -> str:
+        return _check_fact(v, info)
 
 
 Rule = TherapyRule | WarningRule | QuestionRule

@@ -57,11 +57,12 @@ def read_biomarkers(cl: Clause, facts: TurnFacts, vocab: ClinicalVocab) -> None:
         elif marker == "PSMA-PET" and re.search(r"positive|avid|\+", raw):
             result = "positive"
         else:
-            result = _result_in(post, marker) or _result_in(pre, marker, pre_only=True)
+            non_gene = vocab.non_gene_markers
+            result = _result_in(post, marker, non_gene) or _result_in(pre, marker, non_gene, pre_only=True)
         if result is None:
             # A list shares the words after its last member: "BRCA1, BRCA2 and ATM negative".
             tail = t[m.end() : m.end() + 120]
-            result = _list_result(tail, marker) or _default_result(marker, t[prev_end:nxt])
+            result = _list_result(tail, marker, vocab.non_gene_markers) or _default_result(marker, t[prev_end:nxt])
         if marker == "TMB-high":
             num = re.search(r"^[^.;\d]{0,25}(\d+(?:\.\d+)?)", post)
             if num:
@@ -144,7 +145,7 @@ def _canonical_markers(raw: str) -> list[str]:
     return [raw.upper()]
 
 
-def _result_in(segment: str, marker: str, pre_only: bool = False) -> str | None:
+def _result_in(segment: str, marker: str, non_gene: frozenset[str], pre_only: bool = False) -> str | None:
     seg = segment
     if pre_only:
         # Only the words right before the marker count ("germline pathogenic BRCA2", "negative for BRCA2").
@@ -172,7 +173,7 @@ def _result_in(segment: str, marker: str, pre_only: bool = False) -> str | None:
         if re.search(pattern, seg, re.IGNORECASE):
             if (
                 result == "negative"
-                and marker not in ("PSMA-PET", "MSI-H", "TMB-high", "dMMR", "FDG-PET")
+                and marker not in non_gene  # "low"/"normal" is a gene's wild type, not a marker's result
                 and re.search(r"\blow\b|\bnormal\b", seg, re.IGNORECASE)
                 and not re.search(r"negative|wild|not detected|no ", seg, re.IGNORECASE)
             ):
@@ -181,13 +182,13 @@ def _result_in(segment: str, marker: str, pre_only: bool = False) -> str | None:
     return None
 
 
-def _list_result(tail: str, marker: str) -> str | None:
+def _list_result(tail: str, marker: str, non_gene: frozenset[str]) -> str | None:
     m = re.match(
         r"^(?:\s*(?:,|and|or|/)\s*(?:BRCA1/2|BRCA ?[12]|[A-Z0-9]{2,7}))+\s*(?:genes?\s*)?(?:were|was|are|is|all)?\s*",
         tail,
     )
     if m:
-        return _result_in(tail[m.end() :], marker)
+        return _result_in(tail[m.end() :], marker, non_gene)
     return None
 
 

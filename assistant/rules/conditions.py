@@ -336,15 +336,11 @@ class _Evaluator:
             for b in ctx.biomarkers
         ):
             return False
-        # A broad "HRR panel negative" without gene names is recorded as name "HRR".
-        if any(b.name == "HRR" and b.result == "negative" for b in ctx.biomarkers) and not genes & {
-            "PSMA-PET",
-            "FDG-PET",
-            "MSI-H",
-            "dMMR",
-            "TMB-high",
-            "PD-L1",
-        }:
+        # A broad "HRR panel negative" without gene names is recorded as name "HRR"; it says nothing of the
+        # markers that are not genes (MSI-H, PSMA-PET …).
+        if any(b.name == "HRR" and b.result == "negative" for b in ctx.biomarkers) and not (
+            genes & self.v.non_gene_markers
+        ):
             return False
         self._miss("biomarker")
         return None

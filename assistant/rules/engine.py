@@ -55,7 +55,12 @@ class RuleEngine:
         self.safety: SafetyPass | None = SafetyPass(knowledge) if safety else None
 
     def view(self, ctx: PatientContext) -> PatientView:
-        return PatientView.build(ctx, self.lexicon, getattr(self.knowledge, "reference_uln", None))
+        return PatientView.build(
+            ctx,
+            self.lexicon,
+            getattr(self.knowledge, "reference_uln", None),
+            getattr(self.knowledge, "non_gene_markers", None),
+        )
 
     # -- helpers
     def _unverified(self, rule: Rule, refs: list[str]) -> bool:

@@ -12,6 +12,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from assistant.knowledge import VISCERAL_SITES, Lexicon
+from assistant.knowledge.schema import shipped_non_gene_markers
 from assistant.models import PatientContext
 from assistant.rules import calculators
 from assistant.rules.tri import Tri
@@ -39,10 +40,22 @@ class PatientView:
     )  # diagnosis/comorbidity id → present/possible/absent
     calc_cache: dict[str, tuple[float | None, list[str]]] = field(default_factory=dict)
     reference_uln: dict[str, float] = field(default_factory=dict)
+    # Markers that are not genes (MSI-H, PSMA-PET …: clinical.yaml biomarkers.non_gene, via Knowledge).
+    non_gene_markers: frozenset[str] = frozenset()
 
     @classmethod
-    def build(cls, ctx: PatientContext, lexicon: Lexicon, reference_uln: dict[str, float] | None = None) -> PatientView:
-        view = cls(ctx=ctx, lexicon=lexicon, reference_uln=dict(reference_uln or {}))
+    def build(
+        cls,
+        ctx: PatientContext,
+        lexicon: Lexicon,
+        reference_uln: dict[str, float] | None = None,
+        non_gene_markers: Iterable[str] | None = None,
+    ) -> PatientView:
+        """Index ``ctx``; without ``non_gene_markers`` the shipped corpus's list (a view built outside an engine)."""
+        markers = shipped_non_gene_markers() if non_gene_markers is None else non_gene_markers
+        view = cls(
+            ctx=ctx, lexicon=lexicon, reference_uln=dict(reference_uln or {}), non_gene_markers=frozenset(markers)
+        )
         for t in ctx.therapies:
             view.by_status.setdefault(t.status, []).append(t.therapy)
             if t.still_taking:
