@@ -24,8 +24,7 @@ from typing import TYPE_CHECKING
 
 from assistant.answer import prompts
 from assistant.answer.citations import number_sources
-from assistant.answer.compose import ComposedAnswer, compose_answer
-from assistant.answer.format import has_section, section_titles
+from assistant.answer.compose import ComposedAnswer, compose_answer, ensure_bottom_line, with_plan_sections
 from assistant.answer.generate import Writer
 from assistant.answer.prompts import prompt_passage_order
 from assistant.answer.protocols import (
@@ -38,7 +37,7 @@ from assistant.answer.protocols import (
     Retriever,
     SafetyScreen,
 )
-from assistant.answer.render import render_answer, render_body
+from assistant.answer.render import render_answer
 from assistant.answer.repair import finalize
 from assistant.answer.scope import ScopeJudge, abstention_text, coverage_topics, focused_question, near_topics
 from assistant.answer.support import LEXICAL_ONLY_THRESHOLD, SupportScorer
@@ -487,9 +486,11 @@ class Assistant:
                 if text is None:
                     banner = prompts.FALLBACK_BANNER.format(reason="its answer could not be repaired")
                 elif self.answer_style == "summary":
-                    text = self._with_plan_sections(text, composition(), audience)
+                    text = with_plan_sections(text, composition())
                 else:
-                    text = self._ensure_bottom_line(text, composition(), audience, repaired_notes)
+                    text, note = ensure_bottom_line(text, composition(), audience)
+                    if note:
+                        repaired_notes.append(note)
             except LLMError as exc:
                 log.warning("LLM backend failed, using the composer: %s", exc)
                 banner = prompts.FALLBACK_BANNER.format(reason=str(exc)[:160])
@@ -560,22 +561,6 @@ class Assistant:
             return prep.plan, []
         prep.plan = self._plan_builder([*prep.plan.findings, *extra], prep.ctx, self._lexicon())
         return prep.plan, [f"safety: the draft named {f.therapy}, contraindicated for this patient" for f in extra]
-
-    @staticmethod
-    def _with_plan_sections(summary: str, composed: ComposedAnswer, audience: str) -> str:
-        """The model's verified summary as the bottom line, then the composer's rule-derived sections."""
-        notes = composed.doc.sections[0].notes
-        return render_body(composed.doc.replace_first((summary.strip(), *notes)))
-
-    @staticmethod
-    def _ensure_bottom_line(text: str, composed: ComposedAnswer, audience: str, notes: list[str]) -> str:
-        """Small models sometimes skip the first section: put the composer's (rule-derived) one in front."""
-        first = section_titles(audience)[0]
-        if has_section(text, first):
-            return text
-        bottom = render_body(composed.doc.head()).strip()
-        notes.append(f"structure: '{first}' section was missing; added from the rule-checked plan")
-        return f"{bottom}\n\n{text.strip()}"
 
 
 # ---------------------------------------------------------------- factory

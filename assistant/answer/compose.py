@@ -18,7 +18,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from assistant.answer.citations import cite_marks, plain_text
-from assistant.answer.format import AnswerBody, Section, also_noted_title, note, section_titles
+from assistant.answer.format import AnswerBody, Section, also_noted_title, has_section, note, section_titles
 from assistant.answer.prompts import EMPTY_CONTEXT_NOTE, therapy_label
 from assistant.answer.render import render_body
 from assistant.answer.support import lexical_support
@@ -382,3 +382,20 @@ def compose_answer(
 
     doc = AnswerBody(tuple(Section(title, tuple(body)) for title, body in sections))
     return ComposedAnswer(doc=doc, follow_ups=follow_up_questions(plan, citations, audience, display_names))
+
+
+def with_plan_sections(summary: str, composed: ComposedAnswer) -> str:
+    """A model's verified summary as the bottom line (with the composer's notes), then the composer's rule-derived
+    sections."""
+    notes = composed.doc.sections[0].notes
+    return render_body(composed.doc.replace_first((summary.strip(), *notes)))
+
+
+def ensure_bottom_line(text: str, composed: ComposedAnswer, audience: str = "clinician") -> tuple[str, str | None]:
+    """Small models sometimes skip the first section: put the composer's (rule-derived) one in front.
+    Returns the text and a repair note (None when the section was there)."""
+    first = section_titles(audience)[0]
+    if has_section(text, first):
+        return text, None
+    bottom = render_body(composed.doc.head()).strip()
+    return f"{bottom}\n\n{text.strip()}", f"structure: '{first}' section was missing; added from the rule-checked plan"
