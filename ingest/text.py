@@ -5,7 +5,8 @@ sidecar with ``bm25_tokens`` (``ingest.store``; the retriever tokenises queries 
 assistant compares answer sentences with passages through ``content_words`` (verification, the
 question-coverage gate, the supporting-sentence highlight of the web app), cuts answers and passages
 into sentences with ``split_sentences`` (verifier, composer, web app), scopes negation with the clause
-helpers and finds therapy names with ``name_pattern`` / ``find_names``. It lives in ``ingest`` because
+helpers and finds therapy names with ``name_pattern`` / ``find_names`` (the verifier, the composer) and
+``NameMatcher`` (the patient reader, the safety screen). It lives in ``ingest`` because
 ``ingest`` must not import ``assistant`` (tests/test_layout.py) and the assistant imports it one way.
 
 Only machinery lives here; vocabulary (drug names, cue words) is data in ``corpus/lexicon``. Everything
@@ -182,9 +183,37 @@ def split_clauses(sentence: str, *, hard: bool = False) -> list[str]:
 
 def clause_bounds(text: str, start: int, end: int) -> tuple[int, int]:
     """(start, end) of the soft clause of ``text`` around the span ``text[start:end]``."""
-    clause_start = max((m.end() for m in _CLAUSE_BREAK.finditer(text, 0, start)), default=0)
     nxt = _CLAUSE_BREAK.search(text, end)
-    return clause_start, (nxt.start() if nxt else len(text))
+    return scope_start(text, start), (nxt.start() if nxt else len(text))
+
+
+def scope_start(text: str, pos: int, breaks: re.Pattern[str] = _CLAUSE_BREAK) -> int:
+    """Where the reach of what precedes ``pos`` begins: just after the last match of ``breaks`` before ``pos``
+    (0 when none). The one scope rule of both negation readers: the verifier's (soft clause boundaries) and the
+    patient reader's (``assistant.patient.clauses``, which passes its NegEx scope terminators)."""
+    return max((m.end() for m in breaks.finditer(text, 0, pos)), default=0)
+
+
+# A chat turn's statements: "." before white space or the end (not "2.5"), ";", "!", a line end, and a "?" that
+# ends a question — not the "?" of clinical shorthand for "possible" ("? liver lesion", "?PE").
+_STATEMENT_END = re.compile(r"\.(?=\s|$)|[;!\n]|\?(?=\s*(?:$|[A-Z(]))")
+
+
+def split_statements(text: str) -> list[tuple[str, int]]:
+    """(statement, offset) of every non-blank statement of a patient's turn, each with its end mark.
+
+    Not ``split_sentences``: a patient's facts are read statement by statement, and clinical shorthand
+    separates statements with ";" and line ends ("PSA 12; on ADT") where prose would not. Offsets are
+    kept because the readers report positions in the turn."""
+    out: list[tuple[str, int]] = []
+    start = 0
+    for m in _STATEMENT_END.finditer(text):
+        if text[start : m.end()].strip():
+            out.append((text[start : m.end()], start))
+        start = m.end()
+    if text[start:].strip():
+        out.append((text[start:], start))
+    return out
 
 
 def has_hard_break(text: str) -> bool:
@@ -205,12 +234,61 @@ def name_pattern(name: str, *, ignore_case: bool | None = None) -> re.Pattern[st
     return re.compile(r"(?<![\w-])" + _name_body(name) + r"(?![\w-])", re.I if ignore_case else 0)
 
 
-def names_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    """One case-insensitive regex matching any of ``names`` (variants as in ``name_pattern``); None if empty."""
-    bodies = [_name_body(n) for n in sorted(set(names), key=len, reverse=True)]
+def names_pattern(
+    names: Iterable[str], *, exact: bool = False, hyphen_joins: bool = True, ignore_case: bool = True
+) -> re.Pattern[str] | None:
+    """One regex matching any of ``names``, longest first; None if there are none.
+
+    By default case-insensitive, with the spelling variants of ``name_pattern``. ``exact``: each name only as
+    written (but for case) — for a matcher that looks the matched text up in a name → id table, which a variant
+    spelling would miss. ``hyphen_joins`` (default): a hyphen next to a name makes it part of another word
+    ("anti-PD-1"); readers of patients' own phrasing turn it off ("docetaxel-naive", "post-docetaxel")."""
+    bodies = [re.escape(n) if exact else _name_body(n) for n in sorted(set(names), key=len, reverse=True)]
     if not bodies:
         return None
-    return re.compile(r"(?<![\w-])(?:" + "|".join(bodies) + r")(?![\w-])", re.I)
+    edge = r"[\w-]" if hyphen_joins else r"\w"
+    return re.compile(rf"(?<!{edge})(?:" + "|".join(bodies) + rf")(?!{edge})", re.I if ignore_case else 0)
+
+
+class NameMatcher:
+    """The names of a vocabulary found in text, each mapped to its id: the one name matcher of the assistant.
+
+    ``ids_by_name``: lower-cased name → id (the patient reader passes the therapy lexicon's whole table, the
+    safety screen a narrower one). Names in ``exact_case`` (as written) match only in that case: "ADT", "RP" —
+    as lower-case words they are often something else. Names match as written (``names_pattern(exact=True)``),
+    so every hit is looked up in the table; where names overlap the longest wins."""
+
+    def __init__(
+        self, ids_by_name: Mapping[str, str], *, exact_case: Iterable[str] = (), hyphen_joins: bool = True
+    ) -> None:
+        self.ids_by_name = dict(ids_by_name)
+        exact_case = set(exact_case)
+        folded = {n.lower() for n in exact_case}
+        any_case = [n for n in self.ids_by_name if n not in folded]
+        self._patterns = [
+            rx
+            for rx in (
+                names_pattern(any_case, exact=True, hyphen_joins=hyphen_joins),
+                names_pattern(exact_case, exact=True, hyphen_joins=hyphen_joins, ignore_case=False),
+            )
+            if rx is not None
+        ]
+
+    def find(self, text: str) -> list[tuple[str, int, int]]:
+        """(id, start, end) of every name in ``text``, left to right; a longer name wins over one inside it."""
+        hits: list[tuple[int, int, str]] = []
+        for rx in self._patterns:
+            for m in rx.finditer(text):
+                tid = self.ids_by_name.get(m.group(0).lower())
+                if tid:
+                    hits.append((m.start(), m.end(), tid))
+        hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
+        out: list[tuple[str, int, int]] = []
+        for start, end, tid in hits:
+            if out and start < out[-1][2]:
+                continue  # a shorter name inside a longer one
+            out.append((tid, start, end))
+        return out
 
 
 def _name_body(name: str) -> str:

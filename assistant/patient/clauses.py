@@ -1,14 +1,17 @@
 """Clauses and negation scope: the grammar every reader of a turn shares.
 
-A turn is split into clauses (`split_clauses`); `polarity` says whether a phrase in a clause is asserted, denied
-or uncertain, NegEx-style: a trigger ("no", "without", "negative for", "possible", "?") covers the next few words
-up to a scope breaker ("but", a comma before a new finding …).
+A turn is split into clauses (`split_clauses`, on the toolkit's `ingest.text.split_statements`); `polarity` says
+whether a phrase in a clause is asserted, denied or uncertain, NegEx-style: a trigger ("no", "without", "negative
+for", "possible", "?") covers the next few words up to a scope breaker ("but", a comma before a new finding …),
+cut with the toolkit's one scope rule (`ingest.text.scope_start`) and the terminators below.
 """
 
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+
+from ingest.text import scope_start, split_statements
 
 _NEG_PRE = re.compile(
     r"\b(?:no|not|without|denies|denied|negative for|free of|absence of|ruled out|never|nor|neither|lacks?)\b[^.;:]*$",
@@ -51,18 +54,14 @@ class Clause:
 
 
 def split_clauses(text: str) -> list[Clause]:
-    """Sentences/clauses: split on . ; ! newlines and on '?' that ends a question (not '? liver lesion')."""
-    out: list[Clause] = []
+    """The turn's statements (``ingest.text.split_statements``), each marked when it, or the turn, asks."""
     asked = "?" in text
-    start = 0
-    for m in re.finditer(r"\.(?=\s|$)|[;!\n]|\?(?=\s*(?:$|[A-Z(]))", text):
-        piece = text[start : m.end()]
-        if piece.strip():
-            out.append(Clause(piece, start, piece.rstrip().endswith("?"), asked))
-        start = m.end()
-    if text[start:].strip():
-        out.append(Clause(text[start:], start, text.rstrip().endswith("?"), asked))
-    return out
+    pieces = split_statements(text)
+    return [
+        # The last piece asks when the turn ends with "?" (a "?" the splitter did not take as an end).
+        Clause(piece, start, (piece if i < len(pieces) - 1 else text).rstrip().endswith("?"), asked)
+        for i, (piece, start) in enumerate(pieces)
+    ]
 
 
 _ASSERT_POST = re.compile(
@@ -74,13 +73,9 @@ def polarity(clause: str, start: int, end: int) -> str:
     """present / absent / possible for the phrase at clause[start:end] (NegEx-style scope)."""
     before = clause[max(0, start - 70) : start]
     # Scope: only the words since the last breaker before the phrase.
-    breaks = list(_SCOPE_BREAK.finditer(before))
-    if breaks:
-        before = before[breaks[-1].end() :]
+    before = before[scope_start(before, len(before), _SCOPE_BREAK) :]
     # "not breastfeeding, pregnancy test negative, PE": a finding closed by its own status word ends the scope.
-    closed = list(_CLOSED_FINDING.finditer(before))
-    if closed:
-        before = before[closed[-1].end() :]
+    before = before[scope_start(before, len(before), _CLOSED_FINDING) :]
     # A comma followed by a new clause also stops it: "no pain, liver metastases present".
     after = clause[end : end + 40]
     neg = _NEG_PRE.search(before)

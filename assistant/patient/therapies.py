@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import itertools
 import re
-from collections.abc import Iterable
 
 from assistant.knowledge import Lexicon
 from assistant.models import TherapyExposure
@@ -17,6 +16,7 @@ from assistant.patient.allergies import allergy_kind
 from assistant.patient.care import declined_span
 from assistant.patient.clauses import Clause
 from assistant.patient.facts import TurnFacts
+from ingest.text import NameMatcher
 
 _STATUS_CUES: list[tuple[str, re.Pattern[str]]] = [
     (s, re.compile(p, re.IGNORECASE))
@@ -196,42 +196,18 @@ class TherapyMatcher:
     def __init__(self, lexicon: Lexicon, anticancer_classes: frozenset[str] = frozenset()) -> None:
         self.lexicon = lexicon
         self.anticancer_classes = anticancer_classes
-        names_ci: list[str] = []
-        names_cs: list[str] = []
-        for name in lexicon.by_name:
-            entry = lexicon.entries[lexicon.by_name[name]]
-            original = next((n for n in [entry.id, *entry.names] if n.lower() == name), name)
+        exact_case: list[str] = []
+        for name, tid in lexicon.by_name.items():
+            original = next((n for n in [tid, *lexicon.entries[tid].names] if n.lower() == name), name)
             # Short all-caps abbreviations (ADT, RP, SRT, ASA) only count when written in capitals.
             if len(original) <= 4 and original.upper() == original and any(c.isalpha() for c in original):
-                names_cs.append(original)
-            else:
-                names_ci.append(name)
-
-        def alt(names: Iterable[str]) -> str:
-            return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
-
-        self._therapy_ci = (
-            re.compile(rf"(?<![\w])(?:{alt(names_ci)})(?![\w])", re.IGNORECASE) if names_ci else None
-        )
-        self._therapy_cs = re.compile(rf"(?<![\w])(?:{alt(names_cs)})(?![\w])") if names_cs else None
+                exact_case.append(original)
+        # Hyphens do not join: patients write "docetaxel-naive", "post-docetaxel".
+        self._names = NameMatcher(lexicon.by_name, exact_case=exact_case, hyphen_joins=False)
 
     def mentions(self, text: str) -> list[tuple[int, int, str]]:
         """(start, end, therapy id) of every therapy name in `text`; a longer name wins over one inside it."""
-        hits: list[tuple[int, int, str]] = []
-        for rx in (self._therapy_ci, self._therapy_cs):
-            if rx is None:
-                continue
-            for m in rx.finditer(text):
-                tid = self.lexicon.by_name.get(m.group(0).lower())
-                if tid:
-                    hits.append((m.start(), m.end(), tid))
-        hits.sort(key=lambda h: (h[0], -(h[1] - h[0])))
-        out: list[tuple[int, int, str]] = []
-        for h in hits:
-            if out and h[0] < out[-1][1]:
-                continue  # overlapping shorter name inside a longer one
-            out.append(h)
-        return out
+        return [(s, e, tid) for tid, s, e in self._names.find(text)]
 
     def status(self, clause: Clause, start: int, end: int, prev_end: int) -> str:
         """How the therapy named at clause.text[start:end] stands, from the cue words after and before it."""

@@ -19,7 +19,6 @@ in `RuleEngine.screen`/`drugs_in` for drugs named outside the rules.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -27,6 +26,7 @@ from typing import TYPE_CHECKING
 from assistant.models import Finding
 from assistant.rules.conditions import _Evaluator, generic_question
 from assistant.rules.view import PatientView
+from ingest.text import NameMatcher
 
 if TYPE_CHECKING:
     from assistant.knowledge import Knowledge, Lexicon, SafetyCheck, SafetyProfile
@@ -57,14 +57,16 @@ class Verdict:
 
 @dataclass
 class DrugMatcher:
-    """Finds therapy names (generic, brand, synonym) in text with one compiled pattern per lexicon."""
+    """Finds therapy names (generic, brand, synonym) in text: the lexicon's names of three or more letters.
+
+    Regimen ids are left out (found through their components) and so are one- and two-letter names, which
+    in a passage or a draft are more often something else."""
 
     lexicon: Lexicon
-    _pattern: re.Pattern[str] | None = field(default=None, init=False, repr=False)
-    _by_name: dict[str, str] = field(default_factory=dict, init=False, repr=False)
+    _names: NameMatcher | None = field(default=None, init=False, repr=False)
 
-    def _compile(self) -> re.Pattern[str]:
-        if self._pattern is None:
+    def _matcher(self) -> NameMatcher:
+        if self._names is None:
             names: dict[str, str] = {}
             for tid, entry in self.lexicon.entries.items():
                 if "+" in tid:
@@ -72,19 +74,14 @@ class DrugMatcher:
                 for n in [tid.replace("_", " "), *entry.names]:
                     if len(n) >= 3 and n.lower() not in names:
                         names[n.lower()] = tid
-            self._by_name = names
-            alts = sorted(names, key=len, reverse=True)
-            self._pattern = re.compile(
-                r"(?<![\w-])(" + "|".join(re.escape(a) for a in alts) + r")(?![\w-])", re.IGNORECASE
-            )
-        return self._pattern
+            self._names = NameMatcher(names)
+        return self._names
 
     def find(self, text: str) -> list[tuple[str, int, int]]:
         """(therapy id, start, end) of every therapy name in `text`, left to right."""
         if not text or not self.lexicon.entries:
             return []
-        pattern = self._compile()
-        return [(self._by_name[m.group(1).lower()], m.start(), m.end()) for m in pattern.finditer(text)]
+        return self._matcher().find(text)
 
     def ids_in(self, text: str) -> list[str]:
         return list(dict.fromkeys(tid for tid, _, _ in self.find(text)))
@@ -149,7 +146,7 @@ class SafetyPass:
         if not planned:
             return view
         ctx = view.ctx.model_copy(update={"medications": [*view.ctx.medications, *planned]})
-        return PatientView.build(ctx, view.lexicon, view.reference_uln)
+        return PatientView.build(ctx, view.lexicon, view.reference_uln, view.non_gene_markers)
 
     def _allergy(self, drug: str, profiles: Sequence[SafetyProfile], view: PatientView) -> Verdict | None:
         ctx = view.ctx
