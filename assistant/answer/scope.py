@@ -61,7 +61,7 @@ _GENERIC_TEXT = (
     "indicated directed targeted selected any there this that these those should we he she they him them it "
     "result results open add added stop continue offer fit right best preferred take taken receive get need "
     "appropriate apply applies many much long else something anything here basis include includes change matter "
-    "alone specifically another fda"
+    "alone specifically another fda done still reasonable suitable"
 )
 _GENERIC = frozenset(_GENERIC_TEXT.split())
 
@@ -152,7 +152,7 @@ def question_coverage(question: str, passages: Sequence[RetrievedPassage]) -> fl
 
 MIN_QUESTION_COVERAGE = 0.5
 """Below this share of topical words found in the passages (and with no rule finding) the assistant abstains."""
-MIN_ASKED_COVERAGE = 0.34
+MIN_ASKED_COVERAGE = 0.25
 """A long vignette whose asking sentence names no known condition still counts as answered by rule findings only
 when at least this share of the asking sentence's topical words is found in the passages."""
 MIN_ASKED_TOGETHER = 0.4
