@@ -234,7 +234,9 @@ class ScopeJudge:
         in_focus = [
             f
             for f in numbered
-            if not f.rule_id.startswith(("SAFETY:", "DECLINED:"))
+            # a label check on a drug the rules offered counts (all DOACs withdrawn with rifampin is an answer); a
+            # screen of a drug a passage happened to name does not
+            if not f.rule_id.startswith("DECLINED:")
             and f.severity != "screen"
             and (not ctx.focus or f.domain in (*ctx.focus, None, "general"))
         ]
@@ -287,7 +289,9 @@ class ScopeJudge:
         cover the question, whatever rules the history set off."""
         asked = asking_sentence(q)
         long_q = asked != q.strip()
-        unknown = self.unknown_topic(asked if long_q else q, quoted, rarest_check=long_q)
+        # the rarest-word check only for a substantive asking sentence: in "What should we prescribe?" or "Should we
+        # irradiate …?" an uncommon verb is not the topic
+        unknown = self.unknown_topic(asked if long_q else q, quoted, rarest_check=False)
         if unknown:
             timings["asked_unknown_term"] = 1.0
         if long_q and len(topical_words(asked)) >= 2:
