@@ -90,12 +90,21 @@ def specific_terms(text: str) -> list[str]:
 
 
 def spelling_variants(word: str) -> list[str]:
-    """British and American spellings of a word ("tumour"/"tumor", "oesophageal"/"esophageal", "leukaemia")."""
+    """British and American spellings of a word ("tumour"/"tumor", "oesophageal"/"esophageal", "leukaemia") and its
+    verb/noun forms ("irradiate"/"irradiation", "titrated"/"titrate"): the index may hold the word in another form."""
     out = [word]
     for a, b in (("our", "or"), ("oe", "e"), ("ae", "e"), ("isation", "ization"), ("ise", "ize")):
         if a in word:
             out.append(word.replace(a, b))
-    return out
+    if word.endswith("e"):
+        out += [word[:-1] + "ion", word + "d", word[:-1] + "ing"]
+    if word.endswith(("ed", "es")):
+        out += [word[:-1], word[:-2], word[:-2] + "ion", word[:-1] + "ion"]
+    if word.endswith("ing"):
+        out += [word[:-3], word[:-3] + "e", word[:-3] + "ion"]
+    if word.endswith("ion"):
+        out += [word[:-3], word[:-3] + "e"]
+    return list(dict.fromkeys(out))
 
 
 def _is_common(word: str, common: frozenset[str]) -> bool:
@@ -292,6 +301,7 @@ class ScopeJudge:
         # the rarest-word check only for a substantive asking sentence: in "What should we prescribe?" or "Should we
         # irradiate …?" an uncommon verb is not the topic
         unknown = self.unknown_topic(asked if long_q else q, quoted, rarest_check=False)
+        focus_backed = False
         if unknown:
             timings["asked_unknown_term"] = 1.0
         if long_q and len(topical_words(asked)) >= 2:
@@ -302,7 +312,7 @@ class ScopeJudge:
             asked_focus = self.asked_focus(asked)
             if asked_focus:
                 # only findings about what the asking sentence names back the answer
-                backed = any(
+                backed = focus_backed = any(
                     f.kind in ("recommend", "consider", "exclude", "warn") and f.citations and f.domain in asked_focus
                     for f in in_focus
                 )
@@ -313,7 +323,9 @@ class ScopeJudge:
             coverage = question_coverage(focused_question(q) if long_q else q, quoted)
             off_topic = not quoted or coverage < MIN_QUESTION_COVERAGE
         timings["question_coverage"] = round(coverage, 3)
-        if unknown:
+        if unknown and not focus_backed:
+            # an unseen word outweighs history findings, not findings about what the asking sentence itself names
+            # ("Should we irradiate the prostate …?" with prostate-cancer rules that answer it)
             return True, False
         return off_topic, backed
 
