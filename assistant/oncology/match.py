@@ -296,7 +296,7 @@ def match_approvals(
         reason = rec.summary
         if rec.partners_note:
             note = rec.partners_note.strip().rstrip(".")
-            reason += " " + (note[0].upper() + note[1:] if note.lower().startswith(("with ", "given ", "in ", "after ", "for ", "as ")) else f"Given with {note}") + "."
+            reason += " " + note[0].upper() + note[1:] + "."  # the partners note is a sentence of its own
         if caveats:
             reason += " Label: " + "; ".join(caveats) + "."
         out.findings.append(
