@@ -15,6 +15,7 @@ from typing import Any
 import yaml
 
 from ingest.markdown import slugify
+from ingest.safety_docs import one_line, yaml_scalar
 
 ONCOLOGY_DIR = "oncology"
 APPROVAL_PACK_PREFIX = "fda-oncology-"
@@ -27,14 +28,6 @@ def approval_files(corpus_dir: Path | str) -> list[Path]:
 
 def doc_id_for(path: Path | str) -> str:
     return APPROVAL_PACK_PREFIX + slugify(Path(path).stem)
-
-
-def _q(value: Any) -> str:
-    return yaml.safe_dump(str(value), default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
-
-
-def _one_line(text: Any) -> str:
-    return " ".join(str(text or "").split())
 
 
 def _drug_names(rec: Mapping[str, Any], names: Mapping[str, str]) -> str:
@@ -65,7 +58,7 @@ def render_approvals(path: Path | str, records: list[Mapping[str, Any]], names: 
         "---",
         f"id: {doc_id_for(path)}",
         "kind: review",
-        f"title: {_q(f'FDA biomarker-directed approvals — {group}')}",
+        f"title: {yaml_scalar(f'FDA biomarker-directed approvals — {group}')}",
         "issuing_bodies: [FDA]",
         "sources:",
         "  - title: 'US prescribing information (indications) and FDA approval notices'",
@@ -92,12 +85,12 @@ def render_approvals(path: Path | str, records: list[Mapping[str, Any]], names: 
             drugs = _drug_names(rec, names)
             setting = ", ".join(str(s).replace("_", " ") for s in rec.get("setting") or []) or "as labelled"
             line = {"first": "first line", "later": "after prior therapy"}.get(str(rec.get("line") or "any"), "")
-            approved = _one_line(rec.get("approved"))
-            cdx = _one_line(rec.get("companion_diagnostic"))
-            partners = _one_line(rec.get("partners_note"))
+            approved = one_line(rec.get("approved"))
+            cdx = one_line(rec.get("companion_diagnostic"))
+            partners = one_line(rec.get("partners_note"))
             body = [
                 f"{drugs} — {tumour.replace('_', ' ')} ({_markers(rec)}), {setting}{', ' + line if line else ''}.",
-                _one_line(rec.get("summary")),
+                one_line(rec.get("summary")),
             ]
             if partners:
                 body.append(f"Given with: {partners}.")
@@ -108,11 +101,11 @@ def render_approvals(path: Path | str, records: list[Mapping[str, Any]], names: 
             lines += [
                 "::: recommendation",
                 f"id: {rec.get('id', '')}",
-                f"strength: {_q(_one_line(rec.get('strength')) or 'FDA-approved indication')}",
+                f"strength: {yaml_scalar(one_line(rec.get('strength')) or 'FDA-approved indication')}",
                 "evidence: n/a",
-                f"population: {_q(f'Patients with {tumour.replace(chr(95), chr(32))}: {_markers(rec)}')}",
-                f"source: {_q(_one_line(rec.get('label')))}",
-                *([f"url: {_q(rec['url'])}"] if rec.get("url") else []),
+                f"population: {yaml_scalar(f'Patients with {tumour.replace(chr(95), chr(32))}: {_markers(rec)}')}",
+                f"source: {yaml_scalar(one_line(rec.get('label')))}",
+                *([f"url: {yaml_scalar(rec['url'])}"] if rec.get("url") else []),
                 *(["unverified: true"] if rec.get("unverified") else []),
                 "---",
                 " ".join(b for b in body if b),

@@ -30,12 +30,13 @@ def doc_id_for(profile_id: str) -> str:
     return SAFETY_PACK_PREFIX + slugify(profile_id)
 
 
-def _q(value: Any) -> str:
-    """A YAML-safe one-line scalar."""
+def yaml_scalar(value: Any) -> str:
+    """A YAML-safe one-line scalar (front matter and block fields of the rendered digests)."""
     return yaml.safe_dump(str(value), default_flow_style=True, width=10_000).strip().removesuffix("...").strip()
 
 
-def _one_line(text: Any) -> str:
+def one_line(text: Any) -> str:
+    """Text with every run of whitespace (newlines included) made one space."""
     return " ".join(str(text or "").split())
 
 
@@ -44,25 +45,25 @@ def render_profile(profile: Mapping[str, Any], names: Mapping[str, str] | None =
     pid = str(profile.get("id", "")).strip()
     applies = [str(a) for a in (profile.get("applies_to") or [])]
     shown = ", ".join((names or {}).get(a, a.replace("_", " ")) for a in applies) or pid
-    label = _one_line(profile.get("label")) or f"US prescribing information ({shown})"
+    label = one_line(profile.get("label")) or f"US prescribing information ({shown})"
     unverified = bool(profile.get("unverified", False))
     lines = [
         "---",
         f"id: {doc_id_for(pid)}",
         "kind: label",
-        f"title: {_q(f'{shown} — label safety checks')}",
+        f"title: {yaml_scalar(f'{shown} — label safety checks')}",
         "issuing_bodies: [FDA]",
         f"drug: {applies[0] if applies else ''}",
         "sources:",
-        f"  - title: {_q(label)}",
+        f"  - title: {yaml_scalar(label)}",
         "    body: FDA",
-        f"    edition: {_q(profile.get('revised') or 'as posted on DailyMed')}",
-        f"    url: {_q(profile.get('url') or '')}",
+        f"    edition: {yaml_scalar(profile.get('revised') or 'as posted on DailyMed')}",
+        f"    url: {yaml_scalar(profile.get('url') or '')}",
         "specialty: drug safety",
         f"topics: [drug safety, contraindications, {', '.join(a.replace('_', ' ') for a in applies)}]",
         "strength_scheme: 'FDA-approved labeling: contraindications, boxed warnings, warnings and use in specific populations.'",
         f"last_reviewed: {profile.get('last_reviewed', '')}",
-        f"verified_from: {_q(profile.get('verified_from') or label)}",
+        f"verified_from: {yaml_scalar(profile.get('verified_from') or label)}",
         f"unverified: {'true' if unverified else 'false'}",
         "---",
         "",
@@ -71,18 +72,18 @@ def render_profile(profile: Mapping[str, Any], names: Mapping[str, str] | None =
     ]
 
     def block(check: Mapping[str, Any], strength: str) -> list[str]:
-        section = _one_line(check.get("section"))
+        section = one_line(check.get("section"))
         return [
             "::: recommendation",
             f"id: {pid}.{check.get('id', '')}",
-            f"strength: {_q(strength)}",
+            f"strength: {yaml_scalar(strength)}",
             "evidence: n/a",
-            f"population: {_q('Patients who could receive ' + shown)}",
-            f"source: {_q(label + (', ' + section if section else ''))}",
-            *([f"url: {_q(profile['url'])}"] if profile.get("url") else []),
+            f"population: {yaml_scalar('Patients who could receive ' + shown)}",
+            f"source: {yaml_scalar(label + (', ' + section if section else ''))}",
+            *([f"url: {yaml_scalar(profile['url'])}"] if profile.get("url") else []),
             *(["unverified: true"] if unverified else []),
             "---",
-            _one_line(check.get("reason")),
+            one_line(check.get("reason")),
             ":::",
             "",
         ]
@@ -100,7 +101,7 @@ def render_profile(profile: Mapping[str, Any], names: Mapping[str, str] | None =
     monitor = [m for m in (profile.get("monitor") or []) if str(m).strip()]
     if monitor:
         lines += ["## Monitoring", ""]
-        lines += [f"- {_one_line(m)}" for m in monitor]
+        lines += [f"- {one_line(m)}" for m in monitor]
         lines.append("")
     return "\n".join(lines)
 

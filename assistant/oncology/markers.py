@@ -44,9 +44,7 @@ _LIST_GAP = re.compile(
     r"fusions?|rearrangements?|amplifications?|skipping)*",
     re.I,
 )
-_NUMBER = re.compile(r"(\d+(?:\.\d+)?)\s*%?")
 
-_FUSION_GENES = frozenset({"ALK", "ROS1", "RET", "NTRK", "NRG1", "FGFR2", "BCR_ABL1", "KMT2A"})
 _EXPRESSION = frozenset({"HER2", "PDL1", "HR", "CLDN18", "FOLR1", "CMET_PROTEIN", "DLL3"})
 _DRIVERS = frozenset(
     {"EGFR", "ALK", "ROS1", "RET", "MET", "KRAS", "NRAS", "BRAF", "HER2", "NTRK", "NRG1", "FGFR2", "FGFR3", "IDH1",
