@@ -3,7 +3,6 @@ class words for earlier treatment. Data, not code: a new tumour or marker is a l
 
 from __future__ import annotations
 
-import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from functools import lru_cache
@@ -12,28 +11,14 @@ from typing import Any
 
 import yaml
 
+from ingest.text import NameMatcher
+
 VOCAB_FILE = Path("lexicon") / "oncology.yaml"
 
 
-def _alternation(names: Iterable[str]) -> str:
-    """Longest first, so 'non-small cell lung cancer' wins over 'small cell lung cancer'."""
-    return "|".join(re.escape(n) for n in sorted(set(names), key=len, reverse=True))
-
-
-def _names_pattern(names: Iterable[str]) -> re.Pattern[str] | None:
-    """Case-insensitive, except short all-caps names (MET, RET, HR, ER, ALL) that collide with English words."""
-    names = [n for n in names if n]
-    if not names:
-        return None
-    exact = [n for n in names if len(n) <= 4 and n.upper() == n and any(c.isalpha() for c in n)]
-    loose = [n for n in names if n not in exact]
-    parts = []
-    if loose:
-        parts.append(f"(?i:{_alternation(loose)})")
-    if exact:
-        parts.append(_alternation(exact))
-    # A hyphen before a name is allowed: fusion partners are written "KIF5B-RET", "EML4-ALK".
-    return re.compile(r"(?<![\w])(?:" + "|".join(parts) + r")(?![\w])")
+def _exact_case(name: str) -> bool:
+    """Short all-caps names (MET, RET, HR, ER, ALL) collide with English words: they match only as written."""
+    return len(name) <= 4 and name.upper() == name and any(c.isalpha() for c in name)
 
 
 @dataclass(frozen=True)
@@ -76,14 +61,17 @@ class OncologyVocab:
         return None
 
     # ------------------------------------------------------------------ compiled patterns (built once)
-    def _pattern(self, key: str, table: Mapping[str, Iterable[str]]) -> tuple[re.Pattern[str] | None, dict[str, str]]:
+    def _matcher(self, key: str, table: Mapping[str, Iterable[str]]) -> NameMatcher:
         hit = self._rx.get(key)
         if hit is None:
             by_name: dict[str, str] = {}
             for ident, names in table.items():
                 for n in names:
-                    by_name.setdefault(n.lower(), ident)
-            hit = (_names_pattern(n for names in table.values() for n in names), by_name)
+                    if n:
+                        by_name.setdefault(n.lower(), ident)
+            exact = [n for names in table.values() for n in names if n and _exact_case(n)]
+            # hyphen_joins off: fusion partners are written "KIF5B-RET", "EML4-ALK"; results "HER2-low"
+            hit = NameMatcher(by_name, exact_case=exact, hyphen_joins=False)
             self._rx[key] = hit
         return hit
 
@@ -93,10 +81,7 @@ class OncologyVocab:
         table = getattr(self, kind)
         if kind == "therapy_words":  # the phrases are the keys; the values are classes
             table = {k: (k,) for k in table}
-        rx, by_name = self._pattern(kind, table)
-        if rx is None:
-            return []
-        return [(m.start(), m.end(), by_name[m.group(0).lower()], m.group(0)) for m in rx.finditer(text)]
+        return [(start, end, ident, text[start:end]) for ident, start, end in self._matcher(kind, table).find(text)]
 
 
 def _names(value: Any) -> tuple[str, ...]:
