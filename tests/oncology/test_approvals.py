@@ -135,7 +135,7 @@ def test_another_tumour_does_not_inherit_the_record(knowledge, engine):
 def test_pregnancy_reaches_every_offered_drug(knowledge, engine):
     """The pack's offers go through the same safety pass: in pregnancy each offered drug is warned or excluded."""
     missed = []
-    for rec in knowledge.approvals[::3]:
+    for rec in knowledge.approvals:
         ctx = _patient_for(rec, knowledge).model_copy(update={"pregnant": True, "sex": "female"})
         findings = engine.evaluate(ctx)
         offered = [f for f in findings if f.rule_id == rec.id and f.kind in ("recommend", "consider")]
@@ -150,6 +150,24 @@ def test_pregnancy_reaches_every_offered_drug(knowledge, engine):
         if not any(d in flagged or any(d in (t or "").split("+") for t in flagged) for d in drugs):
             missed.append(rec.id)
     assert not missed, missed[:10]
+
+
+def test_an_allergy_to_a_regimen_drug_withdraws_the_regimen(knowledge, engine):
+    """Anaphylaxis to one drug of a regimen: the regimen is never offered (the safety pass, for every record)."""
+    from assistant.models import Allergy
+
+    kept = []
+    for rec in knowledge.approvals:
+        drug = rec.regimen[0]
+        ctx = _patient_for(rec, knowledge).model_copy(
+            update={
+                "allergies": [drug],
+                "allergy_details": [Allergy(substance=drug, reaction="anaphylaxis", severity="severe")],
+            }
+        )
+        if _offered(engine.evaluate(ctx), rec):
+            kept.append(rec.id)
+    assert not kept, kept[:10]
 
 
 def test_a_driver_without_any_approval_is_reported(knowledge, engine):
