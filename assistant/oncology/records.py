@@ -155,6 +155,9 @@ class Approval(BaseModel):
     def _regimen(self) -> Approval:
         if not self.regimen:
             raise ValueError("regimen names no drug")
+        # every record says where it comes from and when it was last checked (corpus/README.md, review checklist)
+        if not (self.url and self.verified_from and self.last_reviewed and self.approved):
+            raise ValueError("a record needs url, verified_from, approved and last_reviewed")
         for key in self.origin:
             if key not in self.biomarkers:
                 raise ValueError(f"origin given for {key!r}, which is not among the biomarkers")
