@@ -146,3 +146,127 @@ def test_denosumab_excluded_with_uncorrected_hypocalcaemia(engine: RuleEngine) -
     changed = _ctx("mCRPC", prior, {"anc": 3.0}, ecog=1, sites={"bone": "present"},
                    comorbidities={"hypocalcemia": "present"})  # fmt: skip
     _assert_excluded(engine, base, changed, "denosumab", "SAFE-DENOSUMAB.hypocalcemia")
+
+
+# ------------------------------------------------------------------ oncology pack drugs (safety/oncology_targeted.yaml)
+# The pack's own patient for an approval record (its tumour, markers, setting and prior therapy), plus the clinical
+# facts the patient reader takes from one sentence of patient text: the pass must warn on (or withdraw) the offer.
+# The tumour part is built from the record because the marker reader is not what these tests are about.
+TARGETED_PROFILES = CORPUS / "safety" / "oncology_targeted.yaml"
+
+
+@pytest.fixture(scope="module")
+def full_knowledge() -> Knowledge:
+    return load_knowledge(CORPUS)
+
+
+@pytest.fixture(scope="module")
+def full_engine(full_knowledge: Knowledge) -> RuleEngine:
+    return RuleEngine(full_knowledge)
+
+
+def _record_patient(knowledge: Knowledge, record_id: str, facts: str = "") -> PatientContext:
+    from assistant.models import TumourContext, TumourMarker
+    from assistant.oncology.records import token_kind
+    from assistant.patient.context import extract_context
+
+    rec = next(a for a in knowledge.approvals if a.id == record_id)
+    markers = []
+    for key, values in rec.biomarkers.items():
+        value = values[0]
+        m = TumourMarker(marker=key)
+        if token_kind(value) in ("variant", "kind"):
+            m.alteration = value
+        elif value in ("negative", "zero"):
+            m.status = "negative"
+        else:
+            m.level = value if key == "HER2" else ""
+        markers.append(m)
+    therapies, prior = [], []
+    for tok in rec.after[:1]:
+        if tok in knowledge.lexicon.entries:
+            therapies.append(TherapyExposure(therapy=tok, classes=knowledge.lexicon.classes_of(tok), status="progressed"))
+        else:
+            prior.append(tok)
+    tumour = TumourContext(tumour=rec.tumour, settings=rec.setting[:1], markers=markers, prior_classes=prior,
+                           line=None if rec.line == "any" else rec.line)  # fmt: skip
+    base = PatientContext(tumour=tumour, therapies=therapies, age=int(rec.age_min or 60), focus=["oncology"])
+    if not facts:
+        return base
+    read = extract_context(facts, lexicon=knowledge.lexicon)
+    return base.model_copy(update={k: getattr(read, k) for k in ("comorbidities", "diabetes_type", "child_pugh")})
+
+
+def _pack_offer(findings: list[Finding], record_id: str) -> bool:
+    return any(f.rule_id == record_id and f.kind in OFFERS for f in findings)
+
+
+def _warned(findings: list[Finding], drug: str, check: str) -> list[Finding]:
+    return [f for f in findings if f.kind == "warn" and f.therapy == drug and check in f.rule_id]
+
+
+@pytest.mark.skipif(not TARGETED_PROFILES.exists(), reason="targeted oncology profiles missing")
+@pytest.mark.parametrize(
+    ("record_id", "facts", "drug", "check"),
+    [
+        # type 1 diabetes on the PI3K/AKT inhibitors: the drug, its PI3K sibling and the AKT inhibitor
+        ("ONC-BREAST-PIK3CA-ALPELISIB-FULVESTRANT-MET", "She has type 1 diabetes.", "alpelisib",
+         "SAFE-ALPELISIB.type1-or-uncontrolled-diabetes"),
+        ("ONC-BREAST-PIK3CA-INAVOLISIB-PALBOCICLIB-FULVESTRANT-MET", "She has type 1 diabetes.", "inavolisib",
+         "SAFE-INAVOLISIB.type1-or-treated-type2-diabetes"),
+        ("ONC-BREAST-PIK3CA-CAPIVASERTIB-FULVESTRANT-MET", "She has type 1 diabetes.", "capivasertib",
+         "SAFE-CAPIVASERTIB.type1-or-insulin-treated-diabetes"),
+        # heart failure on ribociclib (a QT risk the label lists)
+        ("ONC-BREAST-HR-RIBOCICLIB-AI-MET-1L", "She has heart failure.", "ribociclib", "SAFE-RIBOCICLIB.cardiac-disease"),
+        # Child-Pugh C on the CDK4/6 inhibitors (same drug family, three labels)
+        ("ONC-BREAST-HR-RIBOCICLIB-AI-MET-1L", "Cirrhosis, Child-Pugh C.", "ribociclib", "SAFE-RIBOCICLIB.hepatic-impairment"),
+        ("ONC-BREAST-PIK3CA-INAVOLISIB-PALBOCICLIB-FULVESTRANT-MET", "Cirrhosis, Child-Pugh C.", "palbociclib",
+         "SAFE-PALBOCICLIB.severe-hepatic-impairment"),
+        # a transplant recipient offered two different checkpoint inhibitors (class profile reaches both)
+        ("ONC-MELANOMA-ANY-NIVOLUMAB-MET", "Kidney transplant recipient on tacrolimus.", "nivolumab",
+         "SAFE-CHECKPOINT-INHIBITOR-CLASS.solid-organ-transplant"),
+        ("ONC-MELANOMA-ANY-NIVOLUMAB-IPILIMUMAB-MET", "Kidney transplant recipient on tacrolimus.", "ipilimumab",
+         "SAFE-CHECKPOINT-INHIBITOR-CLASS.solid-organ-transplant"),
+    ],
+)  # fmt: skip
+def test_pack_offer_is_warned_for_the_label_fact(full_knowledge, full_engine, record_id, facts, drug, check) -> None:
+    before = full_engine.evaluate(_record_patient(full_knowledge, record_id))
+    assert _pack_offer(before, record_id), f"{record_id} should be offered to its own patient"
+    assert not _warned(before, drug, check), f"{check} fired without the fact"
+    after = full_engine.evaluate(_record_patient(full_knowledge, record_id, facts))
+    hits = _warned(after, drug, check)
+    assert hits, f"no warning {check!r} on {drug}: {[(f.kind, f.rule_id) for f in after if f.therapy == drug]}"
+    assert hits[0].severity in ("high", "moderate"), hits[0]
+
+
+def test_long_qt_withdraws_ribociclib_but_not_the_aromatase_inhibitor_alone(full_knowledge, full_engine) -> None:
+    record_id = "ONC-BREAST-HR-RIBOCICLIB-AI-MET-1L"
+    before = full_engine.evaluate(_record_patient(full_knowledge, record_id))
+    assert _pack_offer(before, record_id)
+    after = full_engine.evaluate(_record_patient(full_knowledge, record_id, "Known long QT syndrome."))
+    assert not _pack_offer(after, record_id), [(f.kind, f.rule_id) for f in after if f.rule_id == record_id]
+    assert any(
+        f.kind == "exclude" and "SAFE-RIBOCICLIB.long-qt-or-low-potassium" in f.rule_id for f in after
+    ), [(f.kind, f.rule_id) for f in after if "ribociclib" in (f.therapy or "")]
+
+
+def test_cirrhosis_without_a_child_pugh_class_asks_for_it(full_knowledge, full_engine) -> None:
+    record_id = "ONC-BREAST-HR-RIBOCICLIB-AI-MET-1L"
+    out = full_engine.evaluate(_record_patient(full_knowledge, record_id, "She has liver cirrhosis."))
+    assert _pack_offer(out, record_id)
+    asks = [f for f in out if f.kind == "ask" and "SAFE-RIBOCICLIB.hepatic-impairment" in f.rule_id]
+    assert asks and "child-pugh" in asks[0].reason.lower(), [(f.kind, f.rule_id) for f in out if f.kind == "ask"]
+
+
+def test_every_targeted_profile_names_pack_drugs(full_knowledge) -> None:
+    # A profile for a drug id the pack does not use would never fire: every applies_to entry must be a lexicon id or class.
+    profiles = [p for p in full_knowledge.safety_profiles if p.id.startswith("SAFE-") and p.applies_to]
+    targeted = {p.id for p in profiles} & {
+        "SAFE-CHECKPOINT-INHIBITOR-CLASS", "SAFE-TRASTUZUMAB", "SAFE-RIBOCICLIB", "SAFE-ALPELISIB", "SAFE-OSIMERTINIB",
+    }  # fmt: skip
+    assert len(targeted) == 5, targeted
+    lex = full_knowledge.lexicon
+    known = set(lex.entries) | {c for t in lex.entries for c in lex.classes_of(t)}
+    for p in profiles:
+        if p.id in targeted:
+            assert set(p.applies_to) <= known, (p.id, p.applies_to)
