@@ -1,45 +1,46 @@
-"""Shared deterministic fakes (STYLE.md §12): a hash-seeded embedder; area fixtures live in tests/<area>/conftest.py."""
+"""Shared deterministic fakes (STYLE.md §12) and the fixture corpus; area fixtures live in tests/<area>/conftest.py.
+
+The fakes themselves live in `assistant.testing.fakes` (importable from any test module or script): one
+hash-seeded embedder (`fake_embedder`) and one scripted chat model (`scripted_chat_model`). The corpus is never
+faked: `fixture_corpus_knowledge` is the real `Knowledge` over tests/fixtures/corpus."""
 
 from __future__ import annotations
 
-import hashlib
-import math
 import os
-import re
-from collections.abc import Sequence
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import pytest
+
+from assistant.testing.fakes import FakeEmbedder
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 os.environ.setdefault("ANONYMIZED_TELEMETRY", "False")
 
-_TOKEN = re.compile(r"\w+", re.UNICODE)
+FIXTURE_CORPUS = Path(__file__).parent / "fixtures" / "corpus"
 
-
-class FakeEmbedder:
-    """Bag-of-hashed-words embedder: deterministic, fast, and texts sharing words land close together."""
-
-    name = "fake-hash-64"
-    dimension = 64
-    max_tokens = 256
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self._one(t) for t in texts]
-
-    def count_tokens(self, text: str) -> int:
-        return len(_TOKEN.findall(text))
-
-    def _one(self, text: str) -> list[float]:
-        vec = [0.0] * self.dimension
-        for word in _TOKEN.findall(text.lower()):
-            h = hashlib.blake2b(word.encode(), digest_size=8).digest()
-            vec[h[0] % self.dimension] += 1.0 if h[1] % 2 else -1.0
-        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-        return [v / norm for v in vec]
+__all__ = ["FIXTURE_CORPUS", "FakeEmbedder"]  # `from tests.conftest import FakeEmbedder` (tests/eval) keeps working
 
 
 @pytest.fixture
 def fake_embedder() -> FakeEmbedder:
     return FakeEmbedder()
+
+
+@pytest.fixture
+def scripted_chat_model() -> Callable[..., Any]:
+    """Factory: `scripted_chat_model(responses=[...], error=None, delay_s=0.0)` → a `ScriptedChatModel`."""
+    from assistant.testing.fakes import ScriptedChatModel
+
+    return ScriptedChatModel
+
+
+@pytest.fixture(scope="session")
+def fixture_corpus_knowledge():
+    """The real `Knowledge` loaded (and validated) from tests/fixtures/corpus: one mCRPC scenario."""
+    from assistant.knowledge import load_knowledge
+
+    return load_knowledge(FIXTURE_CORPUS)
