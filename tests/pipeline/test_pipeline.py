@@ -1,13 +1,13 @@
-"""The answer pipeline with fakes: composer answers, streaming order, abstention, validation, and a
-scripted LLM whose bad answers (wrong citations, excluded therapy, invented facts, missing warnings,
-garbage, errors, hangs) must each be caught."""
+"""The answer pipeline on the real knowledge and rule engine over the fixture corpus (tests/fixtures/corpus):
+composer answers, streaming order, abstention, validation, and a scripted LLM whose bad answers (wrong citations,
+excluded therapy, invented facts, missing warnings, garbage, errors, hangs) must each be caught. Retrieval is a
+fake over the corpus's own passages; a fake engine only where a test needs findings the rules do not give."""
 
 from __future__ import annotations
 
 import re
 
 import pytest
-from pipeline_fakes import GOOD_ANSWER, PASSAGES, FakeEngine, FakeRetriever, ScriptedChatModel
 
 from assistant.answer.format import SECTIONS, section_titles
 from assistant.answer.prompts import REFUSAL
@@ -15,6 +15,29 @@ from assistant.answer.support import strip_citations
 from assistant.answer.verify import parse_answer
 from assistant.errors import QuestionError
 from assistant.models import Finding
+from assistant.testing.fakes import FakeEngine, FakeRetriever, ScriptedChatModel
+
+# A good structured answer to Q; citation numbers follow the plan: [1] REC-CABA, [2] REC-OLA, [3] REC-LU,
+# [4] REC-RA, [5] REC-GEN.
+GOOD_ANSWER = """## Bottom line
+Cabazitaxel is the preferred next option because the disease progressed after docetaxel and cabazitaxel prolonged overall survival [1].
+
+## Options that fit this patient
+1. Cabazitaxel with prednisone after docetaxel progression prolonged overall survival compared with mitoxantrone [1].
+2. Olaparib is an option after progression on abiraterone when a deleterious homologous recombination repair alteration is found [2].
+
+## Not recommended for this patient
+- Lu-177-PSMA is not recommended: there is no evidence supporting re-treatment after progression during therapy [3].
+
+## Pitfalls
+- Radium-223 must not be combined with abiraterone and prednisone because fractures and deaths increased [4].
+
+## Monitoring
+- Blood counts are checked monthly on olaparib because anaemia is common [2].
+
+## Next steps / trials
+- Germline and tumour homologous recombination repair testing is recommended to guide PARP inhibitor use [5].
+"""
 
 Q = "What are the options for mCRPC after docetaxel, abiraterone and Pluvicto with a rising PSA?"
 
@@ -30,7 +53,7 @@ def claim_sentences(md: str):
 
 
 # ---------------------------------------------------------------- composer (none backend)
-def test_composer_answer_is_structured_cited_and_verified(make_assistant):
+def test_composer_answer_is_structured_cited_and_verified(make_assistant, knowledge):
     a = make_assistant().ask(Q)
     assert a.backend == "none" and a.verification.mode == "composer"
     assert a.verification.verified, a.verification.failed
@@ -52,14 +75,14 @@ def test_composer_answer_is_structured_cited_and_verified(make_assistant):
     assert "## Sources" in a.answer_markdown and "(unverified)" in a.answer_markdown
     for key in ("validate", "context", "rules", "retrieval", "plan", "verify", "render", "total", "plan_ready"):
         assert key in a.timings_ms, key
-    assert a.corpus_version == "test-corpus-1"
+    assert a.corpus_version == knowledge.version and a.corpus_version
 
 
-def test_findings_carry_the_numbers_of_their_passages(make_assistant):
+def test_findings_carry_the_numbers_of_their_passages(make_assistant, passages):
     a = make_assistant().ask(Q)
     by_chunk = {c.chunk_id: c.number for c in a.citations}
     for f in a.findings:
-        expected = [by_chunk[PASSAGES[r].chunk_id] for r in f.refs]
+        expected = [by_chunk[passages[r].chunk_id] for r in f.refs]
         assert f.citations == expected, f.rule_id
     assert [c.number for c in a.citations] == list(range(1, len(a.citations) + 1))
     assert len({c.chunk_id for c in a.citations}) == len(a.citations), "passages must be deduplicated"
@@ -84,8 +107,8 @@ def test_follow_ups_follow_the_plan_not_a_script(make_assistant):
     assert any("cabazitaxel" in q for q in a2.follow_ups)
 
 
-def test_retrieval_query_adds_salient_context(make_assistant):
-    r = FakeRetriever()
+def test_retrieval_query_adds_salient_context(make_assistant, make_retriever):
+    r = make_retriever()
     make_assistant(retriever=r).ask("What next?")
     assert "mCRPC" in r.queries[0] and "CHEK2" in r.queries[0] and "docetaxel" in r.queries[0]
 
@@ -111,28 +134,28 @@ def test_llm_stream_deltas_concatenate_to_the_draft(make_assistant):
 
 
 # ---------------------------------------------------------------- abstention and validation
-def test_abstains_when_nothing_relevant(make_assistant):
-    weak = [PASSAGES["REC-GEN"].model_copy(update={"score": 0.01})]
-    a = make_assistant(retriever=FakeRetriever(hits=weak), engine=FakeEngine([])).ask("How do I treat a sprained ankle?")
+def test_abstains_when_nothing_relevant(make_assistant, make_retriever, passages):
+    weak = [passages["REC-GEN"].model_copy(update={"score": 0.01})]
+    a = make_assistant(retriever=make_retriever(hits=weak), engine=FakeEngine([])).ask("How do I treat a sprained ankle?")
     assert a.abstained and REFUSAL in a.answer_markdown
     assert a.citations == [] and a.verification.mode == "abstain" and not a.verification.verified
     assert "guiderail ingest" in a.answer_markdown
 
 
-def test_abstention_uses_calibrated_relevance_not_the_fused_rank_score(make_assistant):
-    weak = [PASSAGES["REC-GEN"].model_copy(update={"score": 0.9, "relevance": 0.05})]
-    a = make_assistant(retriever=FakeRetriever(hits=weak), engine=FakeEngine([])).ask("Anything about knees?")
+def test_abstention_uses_calibrated_relevance_not_the_fused_rank_score(make_assistant, make_retriever, passages):
+    weak = [passages["REC-GEN"].model_copy(update={"score": 0.9, "relevance": 0.05})]
+    a = make_assistant(retriever=make_retriever(hits=weak), engine=FakeEngine([])).ask("Anything about knees?")
     assert a.abstained
 
 
-def test_ask_only_findings_without_relevant_passages_abstain(make_assistant):
+def test_ask_only_findings_without_relevant_passages_abstain(make_assistant, make_retriever):
     ask = [Finding(rule_id="A", kind="ask", reason="Which disease state?", refs=["REC-GEN"])]
-    a = make_assistant(retriever=FakeRetriever(hits=[]), engine=FakeEngine(ask)).ask("Something unrelated?")
+    a = make_assistant(retriever=make_retriever(hits=[]), engine=FakeEngine(ask)).ask("Something unrelated?")
     assert a.abstained
 
 
-def test_does_not_abstain_when_rules_are_backed_even_if_retrieval_is_weak(make_assistant):
-    a = make_assistant(retriever=FakeRetriever(hits=[])).ask(Q)
+def test_does_not_abstain_when_rules_are_backed_even_if_retrieval_is_weak(make_assistant, make_retriever):
+    a = make_assistant(retriever=make_retriever(hits=[])).ask(Q)
     assert not a.abstained and a.citations
 
 
@@ -261,9 +284,9 @@ def test_unrepairable_answer_falls_back(make_assistant):
     _is_fallback(a)
 
 
-def test_composer_answer_with_an_unbacked_finding_is_never_marked_verified(make_assistant):
+def test_composer_answer_with_an_unbacked_finding_is_never_marked_verified(make_assistant, engine, scenario_context):
     # A finding whose refs resolve to no passage: the composer still shows it, flagged, and unverified.
-    odd = [*FakeEngine().findings, Finding(rule_id="X", kind="consider", therapy="olaparib", reason="Olaparib may be considered when a BRCA2 alteration is found later on.", refs=["NO-SUCH-REF"])]
+    odd = [*engine.evaluate(scenario_context()), Finding(rule_id="X", kind="consider", therapy="olaparib", reason="Olaparib may be considered when a BRCA2 alteration is found later on.", refs=["NO-SUCH-REF"])]
     a = make_assistant(engine=FakeEngine(odd)).ask(Q)
     assert not a.verification.verified
     assert any(f.startswith("uncited") for f in a.verification.failed)
@@ -284,8 +307,8 @@ def test_missing_bottom_line_is_added_from_the_plan(make_assistant):
     assert any(r.startswith("structure:") for r in a.verification.repaired)
 
 
-def test_appended_rule_items_without_passages_are_marked_not_cited(make_assistant):
-    findings = [*FakeEngine().findings, Finding(rule_id="R-ECOG", kind="ask", reason="What is the ECOG status? It decides chemotherapy.", refs=[])]
+def test_appended_rule_items_without_passages_are_marked_not_cited(make_assistant, engine, scenario_context):
+    findings = [*engine.evaluate(scenario_context()), Finding(rule_id="R-ECOG", kind="ask", reason="What is the ECOG status? It decides chemotherapy.", refs=[])]
     a = make_assistant(ScriptedChatModel(responses=[GOOD_ANSWER]), engine=FakeEngine(findings)).ask(Q)
     assert "What is the ECOG status? It decides chemotherapy (rule check; no passage retrieved)" in a.answer_markdown
     assert not any(f.startswith("uncited") for f in a.verification.failed), a.verification.failed
@@ -331,9 +354,7 @@ def test_local_backend_defaults_to_summary_style(make_assistant):
     assert make_assistant(ScriptedChatModel(responses=[SUMMARY])).answer_style == "sections"
 
 
-def test_history_prior_context_and_patient_text_reach_context_extraction(settings, fake_embedder):
-    from pipeline_fakes import FakeKnowledge, scenario_context
-
+def test_history_prior_context_and_patient_text_reach_context_extraction(settings, fake_embedder, knowledge, engine, make_retriever, scenario_context):
     from assistant.pipeline import Assistant
 
     seen = {}
@@ -342,7 +363,7 @@ def test_history_prior_context_and_patient_text_reach_context_extraction(setting
         seen.update(text=text, history=history, prior=prior, lexicon=lexicon)
         return scenario_context()
 
-    asst = Assistant(settings, retriever=FakeRetriever(), engine=FakeEngine(), knowledge=FakeKnowledge(),
+    asst = Assistant(settings, retriever=make_retriever(), engine=engine, knowledge=knowledge,
                      embedder=fake_embedder, extract_context=recording)
     prior = scenario_context()
     history = [{"role": "user", "content": "He has mCRPC."}, {"role": "assistant", "content": "Noted."}]
@@ -351,10 +372,8 @@ def test_history_prior_context_and_patient_text_reach_context_extraction(setting
     assert seen["history"] == history and seen["prior"] is prior and seen["lexicon"] is not None
 
 
-def test_a_final_context_is_not_re_read_from_the_question(settings, fake_embedder):
+def test_a_final_context_is_not_re_read_from_the_question(settings, fake_embedder, knowledge, engine, make_retriever, scenario_context):
     """A clinician's correction (e.g. CHEK2 pathogenic → VUS) must survive re-answering the same question."""
-    from pipeline_fakes import FakeKnowledge, scenario_context
-
     from assistant.pipeline import Assistant
 
     calls = []
@@ -363,7 +382,7 @@ def test_a_final_context_is_not_re_read_from_the_question(settings, fake_embedde
         calls.append(text)
         return prior if prior is not None else scenario_context()
 
-    asst = Assistant(settings, retriever=FakeRetriever(), engine=FakeEngine(), knowledge=FakeKnowledge(),
+    asst = Assistant(settings, retriever=make_retriever(), engine=engine, knowledge=knowledge,
                      embedder=fake_embedder, extract_context=recording)
     corrected = scenario_context()
     answer = asst.ask("mCRPC with a CHEK2 mutation — what now?", context=corrected, context_is_final=True)
@@ -373,8 +392,8 @@ def test_a_final_context_is_not_re_read_from_the_question(settings, fake_embedde
     assert calls == ["ECOG 1."], "only the added patient text is read on top of a final context"
 
 
-def test_warm_up_prepares_once_and_never_raises(make_assistant):
-    r = FakeRetriever()
+def test_warm_up_prepares_once_and_never_raises(make_assistant, make_retriever, passages):
+    r = make_retriever()
     make_assistant(retriever=r).warm_up()
     assert r.queries, "warm-up exercises retrieval"
 
@@ -382,7 +401,7 @@ def test_warm_up_prepares_once_and_never_raises(make_assistant):
         def retrieve(self, *a, **k):
             raise RuntimeError("index missing")
 
-    make_assistant(retriever=Broken()).warm_up()  # best effort: the real question reports the error
+    make_assistant(retriever=Broken(passages)).warm_up()  # best effort: the real question reports the error
 
 
 def test_concurrent_questions_get_plans_at_once_but_decode_one_at_a_time(make_assistant):
