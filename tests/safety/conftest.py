@@ -19,7 +19,6 @@ from assistant.testing.safety_harness import CorpusRetriever, load_for_safety
 REAL_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
 
-
 @dataclass
 class SafetyReport:
     """What the run proved: counts, failures (one line each, precise) and notes (solver gaps, skips)."""
@@ -50,6 +49,10 @@ def retriever(knowledge: Knowledge) -> CorpusRetriever:
 
 @pytest.fixture(scope="session")
 def assistant(knowledge: Knowledge, engine: RuleEngine, retriever: CorpusRetriever, tmp_path_factory) -> Assistant:
+    """Built with `Assistant(...)`, not `pipeline.build_assistant`: the factory takes no retriever (it always wraps an
+    indexed store in a HybridRetriever and refuses an empty one), and these tests must choose the search hits for
+    each (rule, drug) pair — `retriever.hits = hits_naming(...)`, passages that name the drug — which no index can
+    be told to return. Everything else is the real thing: corpus knowledge, rule engine with its safety pass."""
     settings = load_settings(data_dir=tmp_path_factory.mktemp("safety-data"), llm="none")
     return Assistant(settings, retriever=retriever, engine=engine, knowledge=knowledge, chat_model=None)
 
