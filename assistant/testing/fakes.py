@@ -33,9 +33,9 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 class FakeEmbedder:
     """Bag-of-hashed-words embedder: deterministic, fast, and texts sharing words land close together.
 
-    Differs from `ingest.embedder.HashEmbedder` (256 dimensions, word pieces estimated at 1.3 per word, for
-    subprocess runs through settings) on purpose: 64 dimensions and one token per word keep the chunk sizes and
-    rankings the ingest and retrieval tests were written against."""
+    Not `ingest.embedder.HashEmbedder` (256 dimensions, 1.3 word pieces per word, chosen through settings for
+    subprocess runs): the in-process tests of every area were written against this one's 64 dimensions and one
+    token per word (chunk sizes, rankings); making them one embedder is a change to measure on those tests."""
 
     name = "fake-hash-64"
     dimension = 64
