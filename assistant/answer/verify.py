@@ -19,6 +19,7 @@ Checks, in order:
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -26,6 +27,7 @@ from dataclasses import dataclass, field
 from assistant.answer.format import HEADING_LINE, NOTE_SPAN, SECTIONS, is_note, section_titles
 from assistant.answer.support import SupportScorer, lexical_support, strip_citations
 from assistant.models import AnswerPlan, Citation, Finding, VerificationReport
+from assistant.patient.vocab import load_cues
 from ingest.text import clause_bounds, content_words, find_names, has_hard_break, split_sentences
 
 CHECKS = ("citations", "uncited", "support", "excluded-therapy", "contradiction", "dose", "meta", "required")
@@ -152,23 +154,21 @@ def parse_answer(text: str) -> tuple[list[str], list[list[tuple[str | None, str]
 
 
 # ---------------------------------------------------------------- excluded therapies
-_NEGATION = re.compile(
-    r"\b(not|no|never|avoid\w*|contraindicat\w*|against|exclud\w*|ineligible|unsuitable|inappropriate|"
-    r"instead of|rather than|discontinu\w*|stop\w*|don't|doesn't|isn't|cannot|can't|shouldn't|without benefit|"
-    r"lack of benefit|not recommended|not an option|not suitable|not eligible|unlikely to benefit)\b",
-    re.I,
-)
-_HISTORY = re.compile(
-    r"\b(after|prior|previous(?:ly)?|progress\w*(?:\s+\w+){0,2}\s+(?:on|after|through|during|despite)|following|post|"
-    r"failed|failure (?:of|on)|exposure to|exposed to|received|treated with|resistan\w* to|refractory to|despite|"
-    r"during|already|history of|pretreated with|since)\b(?:\W+\w+){0,3}\W*$",
-    re.I,
-)
-_POSITIVE = re.compile(
-    r"\b(offer\w*|recommend\w*|consider\w*|start\w*|initiat\w*|switch\w*|use|using|give|giving|prescrib\w*|"
-    r"option\w*|prefer\w*|treat\w* with|add\w*|next step|should receive|is indicated|benefit from)\b",
-    re.I,
-)
+@functools.cache
+def _cue_patterns() -> dict[str, re.Pattern[str]]:
+    """The verifier's cue patterns: the grammar here, the words from corpus/lexicon/cues.yaml (``answer_*``)."""
+    cues = load_cues()
+    return {
+        "negation": cues.compile(r"\b{w}\b", w="answer_negation"),
+        # History just before the name: "after progression on X", "previously treated with X".
+        "history": cues.compile(r"\b{w}\b(?:\W+\w+){0,3}\W*$", w="answer_history"),
+        "positive": cues.compile(r"\b{w}\b", w="answer_positive"),
+        # Said of a therapy the plan offers, in the same clause, this contradicts the plan ("X is the preferred
+        # option … and is not recommended"): the reader cannot tell which half to believe.
+        "against": cues.compile(r"\b{w}\b", w="answer_against"),
+        # A condition or threshold qualifies the negative ("avoided below CrCl 15", "contraindicated from 38 weeks").
+        "conditional": cues.compile(r"\b{w}", w="answer_conditional"),
+    }
 
 
 def therapy_mentions(sentence: str, names: Mapping[str, Sequence[str]]) -> list[tuple[str, int, int]]:
@@ -182,33 +182,19 @@ def _recommended_excluded(sentence: Sentence, names: Mapping[str, Sequence[str]]
     text = strip_citations(sentence.text)
     bad: list[str] = []
     in_option_section = sentence.section.lower() in _OPTION_SECTIONS
+    cue = _cue_patterns()
     for tid, start, end in therapy_mentions(sentence.text, names):
         # The clause around the mention decides: negation anywhere in it, or history just before the name.
         clause_start, clause_end = clause_bounds(text, start, end)
         clause = text[clause_start:clause_end]
         before = text[clause_start:start]
-        if _NEGATION.search(clause) or _HISTORY.search(before):
+        if cue["negation"].search(clause) or cue["history"].search(before):
             continue
-        if _NEGATION.search(text) and not _POSITIVE.search(clause):
+        if cue["negation"].search(text) and not cue["positive"].search(clause):
             continue  # "X was not shown to help; Y is preferred" style sentences negate the whole statement
-        if in_option_section or _POSITIVE.search(text):
+        if in_option_section or cue["positive"].search(text):
             bad.append(tid)
     return list(dict.fromkeys(bad))
-
-
-# Said of a therapy the plan offers, in the same clause, this contradicts the plan ("X is the preferred option
-# … and is not recommended"): the reader cannot tell which half to believe.
-_AGAINST = re.compile(
-    r"\b(?:not recommended|contraindicated|should not be (?:used|given|offered)|must not|do not (?:use|give|offer)|"
-    r"avoid(?:ed)?|not an option|not suitable|not eligible|ineligible|not appropriate)\b",
-    re.I,
-)
-# A condition or threshold qualifies the negative ("avoided below CrCl 15", "contraindicated from 38 weeks").
-_CONDITIONAL = re.compile(
-    r"\b(?:if|unless|when|while|in case|before|until|with (?:a|an)\b|below|above|under|over|from|beyond|during|"
-    r"at (?:a |an )?(?:CrCl|eGFR|dose)|in (?:severe|moderate|patients|women|men|pregnancy))",
-    re.I,
-)
 
 
 def contradicts_offer(
@@ -227,14 +213,15 @@ def contradicts_offer(
     others = {f"~{n}": [n] for n in forbidden if len(n) >= 3}
     mentions = sorted(therapy_mentions(text, {**offered, **others}), key=lambda m: m[1])
     bad: list[str] = []
-    for hit in _AGAINST.finditer(text):
+    cue = _cue_patterns()
+    for hit in cue["against"].finditer(text):
         if re.search(r"\b(?:not|never|no longer)\s+(?:\w+\s+)?$|n't\s+(?:\w+\s+)?$", text[: hit.start()], re.I):
             continue  # "is not contraindicated": a negated negative speaks for the drug
         before = [m for m in mentions if m[2] <= hit.start() and not has_hard_break(text[m[2] : hit.start()])]
         if not before:
             continue
         tid, _start, end = before[-1]
-        if tid.startswith("~") or _CONDITIONAL.search(text[end : hit.end()]):
+        if tid.startswith("~") or cue["conditional"].search(text[end : hit.end()]):
             continue
         bad.append(tid)
     return list(dict.fromkeys(bad))

@@ -1,4 +1,5 @@
-"""The clinical vocabulary the patient extractor reads, loaded and compiled from corpus/lexicon/clinical.yaml.
+"""The clinical vocabulary the patient extractor reads, loaded and compiled from corpus/lexicon/clinical.yaml
+(and the negation/uncertainty/history cue words from corpus/lexicon/cues.yaml, `load_cues`).
 
 First step of the patient stage's data flow: the YAML (reviewed data) becomes `ClinicalVocab` — condition ids and
 their patterns (and which a question can be about), metastatic sites, biomarker names, the anticancer and
@@ -124,6 +125,68 @@ def load_clinical_vocab(corpus_dir: str) -> ClinicalVocab:
         line_classes=frozenset(_strings(rel, data.get("line_classes"), "line_classes")),
         labs=tuple(_lab(rel, item) for item in _section(rel, data, "labs", list)),
     )
+
+
+SHIPPED_CORPUS = Path(__file__).resolve().parents[2] / "corpus"
+
+
+@dataclass(frozen=True)
+class CueWords:
+    """The cue groups of corpus/lexicon/cues.yaml: group name → its entries as regex fragments (plain phrases
+    escaped, ``{regex: …}`` entries as written), file order kept."""
+
+    path: str
+    groups: dict[str, tuple[str, ...]]
+
+    def alternation(self, group: str) -> str:
+        """The group's entries as one non-capturing alternation, ``(?:a|b|c)``, for the reader's own pattern."""
+        entries = self.groups.get(group)
+        if not entries:
+            raise CorpusValidationError(self.path, None, f"cue words need a non-empty '{group}:' list")
+        return "(?:" + "|".join(entries) + ")"
+
+    def compile(self, template: str, **groups: str) -> re.Pattern[str]:
+        """``template`` with each ``{name}`` replaced by the alternation of cue group ``groups[name]``,
+        compiled case-insensitive (raises `CorpusValidationError` naming the file on a bad pattern)."""
+        pattern = template
+        for name, group in groups.items():
+            pattern = pattern.replace("{" + name + "}", self.alternation(group))
+        return _compile(self.path, f"cue pattern {sorted(groups.values())}", pattern, re.IGNORECASE)
+
+
+@functools.lru_cache(maxsize=8)
+def load_cues(corpus_dir: str = str(SHIPPED_CORPUS)) -> CueWords:
+    """corpus/lexicon/cues.yaml (negation, uncertainty, scope and history cues), read once per corpus folder.
+
+    The clause reader (`assistant.patient.clauses`) and the answer verifier (`assistant.answer.verify`) build
+    their patterns from it; an entry is a plain phrase (matched literally) or ``{regex: …}`` (raises
+    `CorpusValidationError`)."""
+    path = Path(corpus_dir) / "lexicon" / "cues.yaml"
+    rel = str(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CorpusValidationError(rel, None, f"cannot read the cue words: {exc}") from exc
+    if not isinstance(data, dict) or not data:
+        raise CorpusValidationError(rel, 1, "cue words need top-level group lists")
+    groups: dict[str, tuple[str, ...]] = {}
+    for name, items in data.items():
+        if not isinstance(items, list) or not items:
+            raise CorpusValidationError(rel, None, f"cue group {name!r}: needs a non-empty list")
+        entries = []
+        for item in items:
+            if isinstance(item, dict) and set(item) == {"regex"} and isinstance(item["regex"], str) and item["regex"]:
+                fragment = item["regex"]
+            elif isinstance(item, str) and item:
+                fragment = re.escape(item)
+            else:
+                raise CorpusValidationError(
+                    rel, None, f"cue group {name!r}: an entry is a phrase or {{regex: ...}}: {item!r}"
+                )
+            _compile(rel, f"cue group {name!r}", fragment, re.IGNORECASE)
+            entries.append(fragment)
+        groups[str(name)] = tuple(entries)
+    return CueWords(path=rel, groups=groups)
 
 
 def _compile(rel: str, what: str, pattern: str, flags: int = 0) -> re.Pattern[str]:
