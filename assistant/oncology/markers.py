@@ -16,7 +16,7 @@ _EXON19 = re.compile(r"exon\s*19[\s-]*(?:deletion|del\b|deleted)|\bex19\s*del|\b
 _EXON20 = re.compile(r"exon\s*20[\s-]*(?:insertion|ins\b|inserted)|\bex20\s*ins", re.I)
 _EXON14 = re.compile(r"exon\s*14(?:\s*(?:skipping|skip|alteration|mutation|deletion))?|\bMETex14|\bex14\b", re.I)
 _FUSION = re.compile(r"fusion|rearrange|translocat|\bfused\b|-positive\s+(?:by\s+)?(?:FISH|NGS)", re.I)
-_AMP = re.compile(r"amplif", re.I)
+_AMP = re.compile(r"(?<!not )(?<!non-)(?<!non)amplif", re.I)
 _ITD = re.compile(r"\bITD\b")
 _TKD = re.compile(r"\bTKD\b")
 _MUT = re.compile(r"mutat|mutant|variant|altered|alteration|pathogenic|activating|driver|\bmut\b|\+", re.I)
@@ -111,14 +111,14 @@ def _her2(window: str, m: TumourMarker) -> None:
     """HER2 expression category from IHC/ISH words (ASCO/CAP categories)."""
     w = window.lower()
     after = re.sub(r"^\s*(?:her2|erbb2|her-2|her2/neu)", "", w)
-    if re.match(r"\s*(?:[-−–](?!\s*(?:low|ultra|\d))|negative|neg\b|non-?amplified|not amplified)", after) and not re.search(
+    if re.match(r"\s*(?:[-−–]\s*(?=[,;/.)]|\s|$)|[-−–:]?\s*(?:negative|neg\b|non-?amplified|not amplified))", after) and not re.search(
         r"ihc|\b[0-3]\s*\+|low|ultra", after[:40]
     ):
         m.level, m.status = "", "negative"
         return
     w = w[:80]
-    ihc = re.search(r"(?:ihc\s*)?([0-3])\s*\+|ihc\s*(?:score\s*)?(?:of\s*)?([0-3])\b|\b(?:her2|erbb2)[- ]?0\b", w)
-    ish_pos = re.search(r"(?:fish|ish|sish|cish)[- ]?(?:positive|\+|amplified)|\bamplified\b", w)
+    ihc = re.search(r"(?:ihc\s*)?([0-3])\s*\+|ihc\s*(?:score\s*)?(?:of\s*)?([0-3])\b|\b(?:her2|erbb2)[-:\s]*(?:ihc\s*)?0\b", w)
+    ish_pos = re.search(r"(?:fish|ish|sish|cish)[- ]?(?:positive|\+|amplified)|(?<!not )(?<!non-)(?<!non)\bamplified\b", w)
     ish_neg = re.search(r"(?:fish|ish|sish|cish)[- ]?(?:negative|-|−|non-?amplified|not amplified)|not amplified", w)
     if "ultralow" in w or "ultra-low" in w:
         m.level = "ultralow"
@@ -333,6 +333,22 @@ def _implied(markers: list[TumourMarker], tumour: str | None, vocab: OncologyVoc
     return markers
 
 
+_RECEPTOR_NEG = re.compile(
+    r"\s*(?:/\s*PR\s*)?(?:[-−–]\s*(?=[,;/.)]|\s|$)|[-−–:]?\s*(?:negative|neg\b))", re.I
+)
+
+
+def _names_other_receptor(prev: TumourMarker, words: str) -> bool:
+    """A hormone-receptor result read from ER and then PR (or the reverse): two receptors, not a correction."""
+    said = prev.mention.split()[0].lower() if prev.mention else ""
+    now = words.split()[0].lower()
+
+    def receptor(w: str) -> str:
+        return "er" if w.startswith(("er", "estrogen", "oestrogen")) else ("pr" if w.startswith(("pr", "progesterone")) else w)
+
+    return receptor(said) != receptor(now)
+
+
 def _add_marker(
     found: dict[str, TumourMarker], mid: str, words: str, window: str, before: str, neg_before: bool, clause: str
 ) -> None:
@@ -362,9 +378,16 @@ def _add_marker(
                 m.level = "high"
     elif mid == "HR":
         w = window[len(words):]
-        m.status = "negative" if re.match(r"\s*(?:/\s*PR\s*)?(?:-|−|negative|neg\b)", w, re.I) else "positive"
-        if not re.match(r"\s*(?:/\s*PR\s*)?(?:\+|-|−|positive|negative|pos\b|neg\b|\s*status)", w, re.I) and words in ("ER", "PR", "HR"):
+        # "ER-" / "ER negative" / "ER: neg" is negative; the hyphen of "ER-positive" joins, it is not a minus sign
+        m.status = "negative" if _RECEPTOR_NEG.match(w) else "positive"
+        pct = re.match(r"\s*(?:[:=]\s*|\(\s*)?(<\s*)?(\d{1,3})\s*%", w)
+        if pct:  # ASCO/CAP: 1 % or more stained nuclei is receptor positive (1-10 % "low positive")
+            m.status = "negative" if pct.group(1) or int(pct.group(2)) < 1 else "positive"
+        elif not re.match(r"\s*(?:/\s*PR\s*)?(?:\+|-|−|:|positive|negative|pos\b|neg\b|\s*status)", w, re.I) and words in ("ER", "PR", "HR"):
             return  # a bare 'ER' (emergency room) without a result is not a receptor status
+        prev = found.get(mid)
+        if prev is not None and prev.status == "positive" and m.status == "negative" and _names_other_receptor(prev, words):
+            return  # ER-positive, PR-negative is hormone-receptor positive: either receptor positive makes it so
     else:
         m.alteration = _variant_kind(mid, window[len(words):]) if mid not in ("PDL1", "TMB", "CLDN18", "FOLR1") else ""
         m.status = "negative" if neg_before else _status(window[len(words):], mid)

@@ -146,3 +146,67 @@ def test_a_drug_only_considered_is_not_a_prior_line(vocab):
     bev = TherapyExposure(therapy="bevacizumab", classes=["antineoplastic"], mention="bevacizumab")
     t = extract_tumour("Metastatic cervical cancer, PD-L1 CPS 12, untreated; fit for bevacizumab.", vocab, [bev], {"bevacizumab"})
     assert t is not None and t.line == "first"
+
+
+# ------------------------------------------------------------------ breast receptor status, every way it is written
+# Hormone-receptor status is positive when ER or PR is positive (ASCO/CAP: >= 1 % stained nuclei); HER2 follows the
+# ASCO/CAP IHC/ISH categories. Each receptor is written in one of several forms and every combination is generated,
+# so a form that only fails next to another one (the hyphen of "ER-positive" read as a minus sign) cannot hide.
+_RECEPTOR_FORMS = {
+    True: ["{r}-positive", "{r}+", "{r} positive", "{r}: positive", "{r} 90%", "{r} pos"],
+    False: ["{r}-negative", "{r}-", "{r} negative", "{r}: negative", "{r} 0%", "{r} neg"],
+}
+_HER2_FORMS = {
+    ("", "negative"): ["HER2-negative", "HER2-", "HER2 negative", "HER2 not amplified"],
+    ("zero", "negative"): ["HER2 0", "HER2 IHC 0", "HER2: IHC 0"],
+    ("low", "positive"): ["HER2-low", "HER2 IHC 1+", "HER2 2+, FISH not amplified", "HER2 IHC 2+ and ISH-negative"],
+    ("positive", "positive"): ["HER2-positive", "HER2 3+", "HER2 IHC 3+", "HER2 2+, FISH amplified", "HER2 amplified"],
+}
+
+
+def _receptor_cases():
+    cases = []
+    i = 0
+    for er in (True, False):
+        for pr in (True, False):
+            for (level, status), her2_forms in _HER2_FORMS.items():
+                for her2 in her2_forms:
+                    # rotate the receptor forms so every form meets every other over the run
+                    er_txt = _RECEPTOR_FORMS[er][i % 6].format(r="ER")
+                    pr_txt = _RECEPTOR_FORMS[pr][(i // 6 + i) % 6].format(r="PR")
+                    i += 1
+                    for sep in (", ", " "):
+                        cases.append((f"Metastatic breast cancer, {er_txt}{sep}{pr_txt}{sep}{her2}.", er or pr, level, status))
+    return cases
+
+
+@pytest.mark.parametrize(("text", "hr_positive", "her2_level", "her2_status"), _receptor_cases())
+def test_breast_receptor_status_in_every_form(text, hr_positive, her2_level, her2_status, vocab):
+    ctx = extract_tumour(text, vocab)
+    assert ctx is not None and ctx.tumour == "breast"
+    ms = {m.marker: m for m in ctx.markers}
+    assert "HR" in ms, text
+    assert ms["HR"].status == ("positive" if hr_positive else "negative"), text
+    assert (ms["HER2"].level, ms["HER2"].status) == (her2_level, her2_status), text
+    assert ms["HER2"].alteration in ("", "amplification"), text
+
+
+@pytest.mark.parametrize(
+    ("text", "hr"),
+    [
+        ("hormone receptor-positive, HER2-negative breast cancer", "positive"),
+        ("HR+/HER2- metastatic breast cancer", "positive"),
+        ("estrogen receptor-negative, progesterone receptor-positive breast cancer", "positive"),
+        ("oestrogen receptor positive breast cancer", "positive"),
+        ("ER-negative/PR-negative breast cancer", "negative"),
+        ("triple-negative breast cancer", "negative"),
+    ],
+)
+def test_hormone_receptor_written_out(text, hr, vocab):
+    ms = {m.marker: m for m in extract_tumour(text, vocab).markers}
+    assert ms["HR"].status == hr
+
+
+def test_a_bare_er_is_not_a_receptor(vocab):
+    ctx = extract_tumour("Seen in the ER yesterday with metastatic breast cancer.", vocab)
+    assert ctx is not None and all(m.marker != "HR" for m in ctx.markers)
