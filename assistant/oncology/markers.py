@@ -411,8 +411,9 @@ def _add_marker(
             if t315 and m.status == "positive":
                 m.alteration = "T315I"
         _scores(mid, window, m)
-        if mid == "PDL1" and any(v > 0 for v in m.score.values()):
-            m.status = "positive"
+        if mid == "PDL1" and m.score:
+            # TPS/CPS below 1 is PD-L1 negative (the labels' lowest cut-off is 1); any score from 1 up is expressed
+            m.status = "positive" if any(v >= 1 for v in m.score.values()) else "negative"
     prev = found.get(mid)
     if prev is None or _more_specific(m, prev):
         if prev is not None and m.origin == "unknown":

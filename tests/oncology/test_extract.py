@@ -210,3 +210,30 @@ def test_hormone_receptor_written_out(text, hr, vocab):
 def test_a_bare_er_is_not_a_receptor(vocab):
     ctx = extract_tumour("Seen in the ER yesterday with metastatic breast cancer.", vocab)
     assert ctx is not None and all(m.marker != "HR" for m in ctx.markers)
+
+
+_DRIVER_FORMS = {
+    "positive": ["{g}-positive", "{g} positive", "{g}+", "{g}-mutant", "{g} mutation detected"],
+    "negative": ["{g}-negative", "{g} negative", "{g} wild-type", "{g}-", "no {g} mutation", "{g} not detected",
+                 "negative for {g}"],
+}
+
+
+@pytest.mark.parametrize("gene", ["EGFR", "ALK", "ROS1", "RET", "KRAS", "BRAF", "NTRK", "FGFR2", "IDH1", "FLT3",
+                                  "PIK3CA", "ESR1", "BRCA", "NRG1", "MET", "KIT"])
+def test_driver_results_in_every_form(gene, vocab):
+    for status, forms in _DRIVER_FORMS.items():
+        for form in forms:
+            text = f"Metastatic cancer, {form.format(g=gene)}, ECOG 1."
+            got = _markers(text, vocab).get(gene)
+            assert got is not None and got.status == status, text
+
+
+@pytest.mark.parametrize(
+    ("text", "status"),
+    [("PD-L1-negative", "negative"), ("PD-L1 TPS 0%", "negative"), ("PD-L1 TPS <1%", "negative"),
+     ("PD-L1 CPS 0", "negative"), ("PD-L1 TPS 1%", "positive"), ("PD-L1 TPS 60%", "positive"),
+     ("PD-L1-positive", "positive"), ("PD-L1 CPS 10", "positive")],
+)
+def test_pdl1_below_one_percent_is_negative(text, status, vocab):
+    assert _markers(f"Metastatic NSCLC, {text}.", vocab)["PDL1"].status == status
