@@ -234,6 +234,10 @@ class HybridRetriever:
             out[cid] = float(sum(a * b for a, b in zip(qvec, vec, strict=False)))
         return out
 
+    def topic_terms(self) -> frozenset[str]:
+        """BM25 tokens of what the indexed documents are about (titles, topics, headings)."""
+        return self.store.topic_terms()
+
     def term_doc_freq(self, tokens: Iterable[str]) -> dict[str, int]:
         """How many indexed chunks contain each BM25 token (0: the corpus has never seen the word)."""
         return self.store.term_doc_freq(tokens)

@@ -29,6 +29,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import tempfile
 import threading
@@ -186,6 +187,7 @@ class Bm25Sidecar:
         self._masks: dict[str, Any] = {}  # filter → numpy mask, cached (the catalog never changes in place)
         self._by_rec: dict[str, list[int]] | None = None
         self._by_doc: dict[str, list[int]] | None = None
+        self._topics: frozenset[str] | None = None
 
     def rec_index(self) -> dict[str, list[int]]:
         if self._by_rec is None:
@@ -243,6 +245,20 @@ class Bm25Sidecar:
             bm25s = _bm25s()
             retriever = bm25s.BM25.load(str(folder / "bm25"), show_progress=False)
         return cls(d["ids"], d["texts"], d["metas"], retriever)
+
+    def topic_terms(self) -> frozenset[str]:
+        """BM25 tokens of what the documents say they are about: titles, declared topics and, outside label
+        digests (whose sections name every warning), section headings. A condition none of these name is one the
+        corpus mentions at most in passing."""
+        if self._topics is None:
+            words: set[str] = set()
+            for m in self.metas:
+                parts = [str(m.get("title") or ""), str(m.get("topics") or "")]
+                if m.get("kind") != "label":
+                    parts.append(str(m.get("section_path") or ""))
+                words.update(bm25_tokens(re.sub(r"(?<=\w)[-/](?=\w)", " ", " ".join(parts))))
+            self._topics = frozenset(words)
+        return self._topics
 
     def doc_freq(self, token: str) -> int:
         """In how many live chunks a BM25 token occurs (0 when the index has never seen it)."""
@@ -471,6 +487,11 @@ class IndexStore:
         self.refresh()
         side = self.sidecar()
         return {t: side.doc_freq(t) for t in tokens}
+
+    def topic_terms(self) -> frozenset[str]:
+        """BM25 tokens of the live documents' titles, topics and headings (`Bm25Sidecar.topic_terms`)."""
+        self.refresh()
+        return self.sidecar().topic_terms()
 
     def query_bm25(self, text: str, k: int, filters: Mapping[str, Any] | None = None) -> list[Hit]:
         self.refresh()

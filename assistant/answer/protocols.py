@@ -34,6 +34,13 @@ class TermStats(Protocol):
     def term_doc_freq(self, tokens: Iterable[str]) -> Mapping[str, int]: ...
 
 
+@runtime_checkable
+class TopicStats(Protocol):
+    """A retriever that can say which words the indexed documents' titles, topics and headings use."""
+
+    def topic_terms(self) -> frozenset[str]: ...
+
+
 class EmbedderLike(Protocol):
     def embed(self, texts: Sequence[str]) -> list[list[float]]: ...
 

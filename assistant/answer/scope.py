@@ -21,6 +21,7 @@ from assistant.answer.protocols import (
     OncologyMatcher,
     Retriever,
     TermStats,
+    TopicStats,
 )
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext, RetrievedPassage
 from assistant.oncology.match import describe_marker
@@ -111,10 +112,58 @@ def _is_common(word: str, common: frozenset[str]) -> bool:
     """An everyday English word, also when inflected ("dosed", "monitored", "applies", "stepped")."""
     if word in common:
         return True
-    stems = {word[:-1], word[:-2], word[:-3], word.rstrip("s"), word[:-2] + "y" if word.endswith("ie") else word}
-    if word.endswith("ed") and len(word) > 4 and word[-3] == word[-4]:
-        stems.add(word[:-3])  # stepped → step
-    return any(s and s in common for s in stems)
+    # strip inflections only, never arbitrary letters ("shingle" is not "shin")
+    stems: set[str] = set()
+    for suffix, repl in (("s", ""), ("es", ""), ("ies", "y"), ("ie", "y"), ("ed", ""), ("ed", "e"), ("d", ""),
+                         ("ing", ""), ("ing", "e"), ("ly", ""), ("er", ""), ("e", "")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            stems.add(word[: len(word) - len(suffix)] + repl)
+    if word.endswith(("ed", "ing")) and len(word) > 5:
+        base = word[:-2] if word.endswith("ed") else word[:-3]
+        if len(base) > 2 and base[-1] == base[-2]:
+            stems.add(base[:-1])  # stepped → step, titrating → titrat(e)
+    return any(s in common for s in stems)
+
+
+# Where a question names what it is about. The end of the asking sentence ("… for his benign prostatic
+# hyperplasia?", "vaccinated against shingles?"), a modifier of what is asked for ("Which shingles vaccine",
+# "Which ADHD medication"), what the asking sentence treats ("How should this urinary infection be treated?"),
+# else the condition the vignette opens with ("26-year-old man with ulcerative colitis
+# has …", "woman has atopic dermatitis affecting …"). English grammar, not clinical vocabulary.
+_DETERMINER = r"(?:(?:his|her|their|this|the|a|an|its|my|our|these|that|such)\s+)?"
+_SUBJECT_END = re.compile(
+    rf"\b(?:for|against|of|about|with)\s+{_DETERMINER}((?:[\w-]+\s+){{0,4}}[\w-]+)\s*\??$", re.I
+)
+_SUBJECT_MODIFIER = re.compile(
+    r"\b(?:which|what|a|an|the|any)\s+((?:[\w-]+\s+){0,3}?[\w-]+)\s+(?:medications?|medicines?|vaccines?|drugs?|"
+    r"regimens?|therap(?:y|ies)|treatments?|prophylaxis|options?|eye drops?|agents?)\b",
+    re.I,
+)
+_SUBJECT_NOUN = re.compile(
+    r"\b(?:this|his|her|their|the|its)\s+((?:[\w-]+\s+){0,3}?[\w-]+)\s+(?:be|is|was|are|were)\b", re.I
+)
+_SUBJECT_OPENING = re.compile(
+    r"\b(?:with|has|have|had|diagnosed with|presents with)\s+((?:[\w-]+[\s,]+){0,5}?[\w-]+)(?=\s+(?:has|have|had|is|"
+    r"was|who|and|on|that|which|presents|affecting|since|after|for|in|at|despite|but)\b|[,;.]|$)",
+    re.I,
+)
+
+
+def question_subject(q: str) -> tuple[str, str]:
+    """(where, phrase): what the question says it is about — ``("asked", "benign prostatic hyperplasia")`` from
+    the asking sentence, ``("opening", "ulcerative colitis")`` from a long vignette's first sentence when the
+    asking sentence names nothing ("a biologic or a JAK inhibitor?"), ``("", "")`` when neither does."""
+    asked = asking_sentence(q)
+    for rx in (_SUBJECT_END, _SUBJECT_MODIFIER, _SUBJECT_NOUN):
+        m = rx.search(asked)
+        if m and topical_words(m.group(1)):
+            return "asked", m.group(1)
+    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    if len(parts) > 1 and parts[0] != asked:
+        m = _SUBJECT_OPENING.search(parts[0])
+        if m and topical_words(m.group(1)):
+            return "opening", m.group(1)
+    return "", ""
 
 
 def focused_question(q: str) -> str:
@@ -253,7 +302,9 @@ class ScopeJudge:
         # What the answer would quote: the retrieved passages and the passages the rule findings cite.
         cited = [p for f in numbered for r in f.refs for p in by_ref.get(r, [])[:1]]
         quoted = [*relevant, *cited, *self.finding_texts(in_focus)]
-        off_topic, backed = self.judge_scope(q, quoted, in_focus, backed, timings)
+        # a question about a recognised tumour is judged by the oncology records (approved or not), not by topic words
+        tumour_known = ctx.tumour is not None and ctx.tumour.tumour is not None
+        off_topic, backed = self.judge_scope(q, quoted, in_focus, backed, timings, subject_check=not tumour_known)
         # The rules for the question's own condition say the patient is outside their guideline's population
         # (a child, an immunocompromised patient under a guideline that excludes them) and nothing else applies:
         # quoting that guideline's passages would be advice it does not give.
@@ -289,7 +340,14 @@ class ScopeJudge:
         return frozenset(a.id for a in approvals if a.tumour not in lineage)
 
     def judge_scope(
-        self, q: str, quoted: Sequence[RetrievedPassage], in_focus: Sequence[Finding], backed: bool, timings: dict[str, float]
+        self,
+        q: str,
+        quoted: Sequence[RetrievedPassage],
+        in_focus: Sequence[Finding],
+        backed: bool,
+        timings: dict[str, float],
+        *,
+        subject_check: bool = True,
     ) -> tuple[bool, bool]:
         """(off_topic, backed) for a question. A long vignette is judged by the sentence that asks: its history
         (kidney function, AF on apixaban) may be covered while the question (a glaucoma drop) is not, and the
@@ -323,6 +381,12 @@ class ScopeJudge:
             coverage = question_coverage(focused_question(q) if long_q else q, quoted)
             off_topic = not quoted or coverage < MIN_QUESTION_COVERAGE
         timings["question_coverage"] = round(coverage, 3)
+        subject = self.uncovered_subject(q) if subject_check else ""
+        if subject and not focus_backed:
+            # the question is about a condition no document is about (a vignette on ulcerative colitis whose
+            # history — diabetes, AF — the rules can speak to): history findings do not answer it
+            timings["subject_uncovered"] = 1.0
+            return True, False
         if unknown and not focus_backed:
             # an unseen word outweighs history findings, not findings about what the asking sentence itself names
             # ("Should we irradiate the prostate …?" with prostate-cancer rules that answer it)
@@ -362,6 +426,46 @@ class ScopeJudge:
         if any(rarest in set(bm25_tokens(p.text)) for p in quoted):
             return ""
         return rarest
+
+    def uncovered_subject(self, q: str) -> str:
+        """The question's subject (`question_subject`) when the corpus has no document about it: the rules read no
+        condition, tumour or topic from it, and none of its technical words (outside everyday English and the
+        knowledge's own vocabulary) is named by any indexed document's title, topics or headings. '' otherwise —
+        also when the retriever cannot list topic words."""
+        if not isinstance(self.retriever, TopicStats):
+            return ""
+        where, phrase = question_subject(q)
+        if not phrase:
+            return ""
+        from ingest.embedder import common_words
+        from ingest.text import bm25_tokens
+
+        common = common_words()
+        known = self.knowledge_words()
+        terms = [
+            t
+            for t in bm25_tokens(re.sub(r"(?<=\w)[-/](?=\w)", " ", phrase))
+            if len(t) >= 4 and t.isalpha() and t not in _GENERIC and not _is_common(t, common) and t not in known
+        ]
+        if not terms or not common:
+            return ""
+        try:
+            topics = self.retriever.topic_terms()
+        except (OSError, ValueError, KeyError, AttributeError):
+            return ""
+        if not topics:
+            return ""
+        for t in terms:
+            variants = spelling_variants(t)
+            if any(v in topics for v in variants) or any(v in topics for v in bm25_tokens(" ".join(variants))):
+                return ""
+        # the rules may know the condition under a name the documents do not use ("epilepsy" → seizure disorder)
+        scope_text = phrase
+        if where == "opening":
+            scope_text = re.split(r"(?<=[.?!])\s+", q.strip())[0]
+        if self.asked_focus(scope_text):
+            return ""
+        return phrase
 
     def finding_texts(self, findings: Sequence[Finding]) -> list[RetrievedPassage]:
         """What the answer states for each offer besides its passage: title, reason, the therapy's names and classes

@@ -187,3 +187,16 @@ def test_chunks_without_a_manifest_are_not_adopted(tmp_path: Path, settings, fak
     assert not (again.meta_dir / "manifest.json").exists(), "a reader never writes the manifest"
     r = ingest_paths(again, settings, [docs])  # the next ingest commits a full, clean index
     assert r.added == 1 and again.ready and orphans_and_dupes(again) == (0, 0)
+
+
+def test_topic_terms_come_from_titles_topics_and_headings_not_label_sections() -> None:
+    metas = [
+        {"title": "Gout — ACR 2020", "topics": "gout, urate-lowering therapy", "section_path": "Gout › Flare management",
+         "kind": "guideline"},
+        {"title": "Allopurinol — label digest", "topics": "gout", "section_path": "Allopurinol › Stevens-Johnson",
+         "kind": "label"},
+    ]
+    side = Bm25Sidecar(["a", "b"], ["text a", "text b"], metas, None)
+    terms = side.topic_terms()
+    assert {"gout", "flare", "urate", "allopurinol"} <= terms
+    assert "stevens" not in terms  # a label's warning headings do not make a topic

@@ -15,6 +15,7 @@ from assistant.answer.scope import (
     best_passage_coverage,
     focused_question,
     question_coverage,
+    question_subject,
     spelling_variants,
     topical_words,
 )
@@ -126,3 +127,97 @@ def test_records_for_another_tumour_are_never_quoted(knowledge):
     assert any(a.startswith("ONC-CRC-") for a in other)
     assert not any(a.startswith("ONC-NSCLC-") for a in other)
     assert not any(a.startswith("ONC-SOLID-") for a in other)  # tumour-agnostic records apply to NSCLC
+
+
+# ------------------------------------------------------------------ the question's subject must be a documented topic
+class TopicIndex(StubIndex):
+    """A stub index that also lists the words of its documents' titles, topics and headings."""
+
+    def __init__(self, df: dict[str, int], topics: set[str]) -> None:
+        super().__init__(df)
+        self.topics = frozenset(topics)
+
+    def topic_terms(self):
+        return self.topics
+
+
+# Titles/topics of a small guideline shelf: AF anticoagulation, type 2 diabetes and CKD, asthma incl. biologics.
+SHELF = {"atrial", "fibrillation", "anticoagulation", "diabetes", "kidney", "chronic", "disease", "asthma",
+         "biologic", "dupilumab", "inhaled", "corticosteroid", "prostate", "cancer", "pneumonia", "pulmonary",
+         "embolism", "urinary", "infection"}
+
+
+@pytest.mark.parametrize(
+    ("question", "where", "phrase"),
+    [
+        ("He has diabetes and AF. Should he start an alpha-blocker or both for his benign prostatic hyperplasia?",
+         "asked", "benign prostatic hyperplasia"),
+        ("She has CKD. She keeps a diary. Which shingles vaccine should she receive, and when?", "asked", "shingles"),
+        ("A 26-year-old man with moderate-to-severe ulcerative colitis has needed prednisone. He has no infections. "
+         "What is the next step: a biologic, a JAK inhibitor or something else?", "opening",
+         "moderate-to-severe ulcerative colitis"),
+        ("What should he switch to?", "", ""),
+    ],
+)
+def test_question_subject(question, where, phrase):
+    assert question_subject(question) == (where, phrase)
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # each one's history (AF, diabetes, CKD, asthma) is on the shelf; what is asked about is not
+        "A 68-year-old man has lower urinary tract symptoms. He has AF on apixaban and type 2 diabetes on metformin. "
+        "His eGFR is 70. Should he start an alpha-blocker or a 5-alpha-reductase inhibitor for his benign prostatic "
+        "hyperplasia?",
+        "A 19-year-old woman has moderate-to-severe atopic dermatitis affecting her hands. She has asthma on an inhaled "
+        "steroid. Her kidney function is normal. Should she start dupilumab or an oral JAK inhibitor?",
+        "A 66-year-old woman has type 2 diabetes and CKD with an eGFR of 44. She takes metformin. She has never had a "
+        "zoster vaccine. Which shingles vaccine should she receive and how many doses?",
+    ],
+)
+def test_a_subject_no_document_is_about_is_not_covered(question, knowledge):
+    judge = ScopeJudge(knowledge, TopicIndex({}, SHELF), RuleEngine(knowledge), _extract())
+    assert judge.uncovered_subject(question)
+    timings: dict[str, float] = {}
+    finding = Finding(rule_id="GEN-AF-APIXABAN", kind="recommend", therapy="apixaban", domain="atrial_fibrillation",
+                      reason="Apixaban for AF.", refs=["R"], citations=[1])
+    off_topic, backed = judge.judge_scope(question, [_p("apixaban for atrial fibrillation with diabetes")], [finding],
+                                          True, timings)
+    assert (off_topic, backed) == (True, False) and timings.get("subject_uncovered") == 1.0
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        # covered subjects: named by a title/topic, or read by the rules under another name
+        "A 70-year-old man with type 2 diabetes has an eGFR of 40. He takes metformin. Which drug protects his kidneys "
+        "for his chronic kidney disease?",
+        "Acute PE in a 45-year-old woman with epilepsy well controlled on carbamazepine; normal renal function. "
+        "Which anticoagulant?",
+        "22 weeks pregnant: fever 39 °C, right flank pain with costovertebral angle tenderness, pyuria. How should "
+        "this urinary infection be treated?",
+        "A 64-year-old man has metastatic castration-resistant prostate cancer after docetaxel. His PSA is rising. "
+        "What should he switch to?",
+    ],
+)
+def test_a_documented_or_known_subject_is_covered(question, knowledge):
+    judge = ScopeJudge(knowledge, TopicIndex({}, SHELF), RuleEngine(knowledge), _extract())
+    assert judge.uncovered_subject(question) == ""
+
+
+def test_no_topic_list_means_no_subject_judgement(knowledge):
+    judge = ScopeJudge(knowledge, StubIndex({}), RuleEngine(knowledge), _extract())
+    assert judge.uncovered_subject("Which eye drop should be started first for her glaucoma?") == ""
+
+
+def test_inflections_are_stripped_not_letters():
+    common = frozenset({"shin", "step", "dose", "monitor"})
+    assert not _is_common("shingle", common)
+    assert _is_common("stepped", common) and _is_common("dosed", common) and _is_common("monitored", common)
+
+
+def _extract():
+    from assistant.patient import extract_context
+
+    return extract_context
