@@ -51,20 +51,14 @@ def coverage_summary(knowledge: KnowledgeBase | None) -> str:
 
 
 
-# Words that say nothing about a question's topic; the rest must be found in the passages.
-_GENERIC_TEXT = (
-    "treat treatment treating manage management managing best option options therapy therapies patient patients "
-    "recommend recommended recommendation guideline guidelines approach first line next should would could "
-    "what which when how why does do can is are the for with in of a an and or to on my his her their "
-    # words of asking that name no topic ("what next on label?", "which agent does it open?")
-    "next now then switch start started starting give given use used choose choice step regimen regimens drug drugs "
-    "medication medications medicine agent agents approved approval option label labelled labeled available "
-    "indicated directed targeted selected any there this that these those should we he she they him them it "
-    "result results open add added stop continue offer fit right best preferred take taken receive get need "
-    "appropriate apply applies many much long else something anything here basis include includes change matter "
-    "alone specifically another fda done still reasonable suitable"
-)
-_GENERIC = frozenset(_GENERIC_TEXT.split())
+def _asking_words() -> frozenset[str]:
+    """Words that say nothing about a question's topic (corpus/lexicon/cues.yaml, ``question_asking_words``)."""
+    from assistant.patient.vocab import load_cues
+
+    return frozenset(w.replace("\\", "") for w in load_cues().groups["question_asking_words"])
+
+
+_GENERIC = _asking_words()
 
 
 def topical_words(text: str) -> list[str]:
