@@ -24,7 +24,7 @@ from assistant.answer.protocols import (
     TopicStats,
 )
 from assistant.models import AnswerPlan, Citation, Finding, PatientContext, RetrievedPassage
-from assistant.oncology.match import describe_marker
+from assistant.oncology.match import describe_marker, targets_alteration
 
 
 def coverage_topics(knowledge: KnowledgeBase | None) -> list[str]:
@@ -529,24 +529,17 @@ class ScopeJudge:
         return [describe_marker(m) for m in named]
 
     def targets_patient_marker(self, f: Finding, ctx: PatientContext) -> bool:
-        """The offer's approval record requires a positive result of one of the patient's positive markers."""
+        """The offer's approval record is directed at one of this tumour's positive markers
+        (`assistant.oncology.match.targets_alteration`)."""
         approvals = self.knowledge.approvals if self.knowledge is not None else None
         rec = next((a for a in approvals or [] if a.id == f.rule_id), None)
         if rec is None or ctx.tumour is None:
             return False
         positive = {m.marker for m in ctx.tumour.markers if m.status == "positive"}
-        vocab = self.knowledge.oncology if self.knowledge is not None else None
         lex = self.lexicon
-        if lex is not None and f.therapy:
-            # a drug of the marker's own class (avapritinib, a KIT inhibitor, for KIT D816V mastocytosis) targets it
-            classes = {c.lower() for part in f.therapy.split("+") for c in lex.classes_of(part)}
-            if any(c.startswith(m.lower().replace("_", "") + "_") or c.startswith(m.lower() + "_") for m in positive for c in classes):
-                return True
-        for key, values in rec.biomarkers.items():
-            members = {key, *(vocab.families.get(key, ()) if vocab is not None else ())}
-            if members & positive and not set(values) & {"negative", "wild_type", "zero"} and key not in ("HR", "PDL1"):
-                return True
-        return False
+        classes = [c for part in (f.therapy or "").split("+") if part for c in lex.classes_of(part)] if lex is not None else []
+        vocab = self.knowledge.oncology if self.knowledge is not None else None
+        return targets_alteration(rec, vocab, positive, classes)
 
 
 def abstention_text(

@@ -316,10 +316,7 @@ def match_approvals(
     # When the patient's own driver has a directed approval, records that rest only on receptor status or on no
     # biomarker at all are listed after it (still shown: they are approved, but they are not the answer asked for).
     def directed(a: Approval) -> bool:
-        # a requirement that includes "negative" (HER2-negative, RAS wild-type) is context, not a target
-        return any(
-            k not in _CONTEXT_MARKERS and not set(v) & {"negative", "wild_type", "zero"} for k, v in a.biomarkers.items()
-        )
+        return targets_alteration(a, vocab)
 
     by_rec = {a.id: a for a in recs}
     if any(directed(by_rec[f.rule_id]) for f in out.findings):
@@ -389,6 +386,30 @@ def match_approvals(
         if m.marker not in approved_markers or not specific_ok:
             out.unapproved.append(m)
     return out
+
+
+def targets_alteration(
+    a: Approval, vocab: OncologyVocab | None, positive: Iterable[str] | None = None, classes: Iterable[str] = ()
+) -> bool:
+    """Whether an approval is directed at a tumour alteration: it requires a positive result of a marker that is not
+    context (hormone receptors, PD-L1 decide eligibility, they are not the target; a requirement that includes
+    "negative" — HER2-negative, RAS wild-type — is context too). With ``positive`` (the patient's positive markers)
+    the target must be one of them, counting a family (RAS) by its members, or the drug's own class must be named
+    after one ("KIT_inhibitor" for KIT D816V mastocytosis, whose label needs no test). The one notion of "directed"
+    the matcher (ranking) and the abstention judge (does an offer answer the alteration asked about?) share."""
+    if positive is not None:
+        pos = set(positive)
+        if any(c.lower().startswith((m.lower().replace("_", "") + "_", m.lower() + "_")) for m in pos for c in classes):
+            return True
+    for key, values in a.biomarkers.items():
+        if key in _CONTEXT_MARKERS or set(values) & {"negative", "wild_type", "zero"}:
+            continue
+        if positive is None:
+            return True
+        members = {key, *(vocab.families.get(key, ()) if vocab is not None else ())}
+        if members & set(positive):
+            return True
+    return False
 
 
 def _members_any(a: Approval, vocab: OncologyVocab) -> set[str]:

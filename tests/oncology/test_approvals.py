@@ -184,3 +184,21 @@ def test_a_driver_without_any_approval_is_reported(knowledge, engine):
         tumour=TumourContext(tumour="nsclc", settings=["metastatic"], markers=[TumourMarker(marker="KRAS", alteration="G12C")])
     )
     assert engine.oncology_match(approved).unapproved == []
+
+
+def test_one_notion_of_directed_serves_matcher_and_abstention():
+    """`targets_alteration`: a positive requirement on a non-context marker; with the patient's markers, one of them
+    (a family by its members) or the drug's class named after it."""
+    from assistant.oncology.match import targets_alteration
+
+    knowledge = load_knowledge(CORPUS)
+    vocab = knowledge.oncology
+    by_id = {a.id: a for a in knowledge.approvals}
+    for a in knowledge.approvals:
+        context_only = all(k in ("HR", "PDL1") or set(v) & {"negative", "wild_type", "zero"} for k, v in a.biomarkers.items())
+        assert targets_alteration(a, vocab) is not context_only, a.id
+        if context_only:
+            assert not targets_alteration(a, vocab, {m for m in vocab.markers})
+    some = next(a for a in by_id.values() if "KRAS" in a.biomarkers and "G12C" in a.biomarkers["KRAS"])
+    assert targets_alteration(some, vocab, {"KRAS"}) and not targets_alteration(some, vocab, {"EGFR"})
+    assert targets_alteration(some, vocab, {"NTRK"}, classes=["NTRK_inhibitor"])
