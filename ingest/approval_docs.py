@@ -8,6 +8,8 @@ Works on plain YAML mappings: ingest never imports the assistant.
 
 from __future__ import annotations
 
+import copy
+import functools
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -116,8 +118,15 @@ def render_approvals(path: Path | str, records: list[Mapping[str, Any]], names: 
 
 
 def load_file(path: Path) -> dict[str, Any]:
-    """Raw mapping of one approvals file (yaml.safe_load; the knowledge loader validates it)."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    """Raw mapping of one approvals file (yaml.safe_load; the knowledge loader validates it), parsed once per file
+    version (ingest renders it, the evaluation reads its `drugs:`): a fresh copy each call."""
+    st = Path(path).stat()
+    return copy.deepcopy(_parsed(str(path), st.st_mtime_ns, st.st_size))
+
+
+@functools.lru_cache(maxsize=32)
+def _parsed(path: str, _mtime_ns: int, _size: int) -> dict[str, Any]:
+    data = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
     return data if isinstance(data, dict) else {}
 
 
