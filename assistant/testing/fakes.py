@@ -127,23 +127,16 @@ def corpus_passage(knowledge: Knowledge, ref: str, *, score: float = 0.9) -> Ret
     digest = knowledge.digests.get(cref.doc_id)
     meta = digest.meta if digest is not None else {}
     sources = meta.get("sources") or [{}]
-    return RetrievedPassage(
-        chunk_id=f"chunk-{ref}",
-        doc_id=cref.doc_id,
-        text=cref.text,
-        title=cref.doc_title,
-        issuing_body=", ".join(str(b) for b in meta.get("issuing_bodies") or []),
-        year=str(sources[0].get("year", "")),
-        url=cref.url,
-        section_path=" › ".join(cref.heading_path),
-        rec_id=cref.rec_id,
-        strength=cref.strength,
-        evidence=cref.evidence,
-        kind=cref.kind,
-        population=cref.population,
-        last_reviewed=cref.last_reviewed,
-        unverified=cref.unverified,
-        score=score,
+    from assistant.testing.safety_harness import passage_of
+
+    base = passage_of(cref, score)
+    return base.model_copy(
+        update={
+            "chunk_id": f"chunk-{ref}",
+            "issuing_body": ", ".join(str(b) for b in meta.get("issuing_bodies") or []),
+            "year": str(sources[0].get("year", "")),
+            "relevance": RetrievedPassage.model_fields["relevance"].default,
+        }
     )
 
 
