@@ -56,6 +56,7 @@ from assistant.models import (
     final_answer,
 )
 from assistant.population import population_mismatch
+from assistant.retrieval import best_reading, relevance_of, retrieval_query
 from assistant.settings import Settings
 
 if TYPE_CHECKING:
@@ -83,17 +84,8 @@ def clean_question(question: object, max_chars: int) -> str:
     return text
 
 
-def retrieval_query(question: str, ctx: PatientContext, max_terms: int = 12) -> str:
-    """The question plus the salient context a follow-up may leave implicit (state, therapies, genes)."""
-    terms: list[str] = []
-    if ctx.disease_state:
-        terms.append(ctx.disease_state)
-    terms.extend(d.replace("_", " ") for d in ctx.diagnoses)
-    terms.extend(t.therapy.replace("_", " ") for t in ctx.therapies[-4:])
-    terms.extend(b.name for b in ctx.biomarkers if b.result in ("pathogenic", "likely_pathogenic", "positive"))
-    low = question.lower()
-    extra = [t for t in dict.fromkeys(terms) if t and t.lower() not in low][:max_terms]
-    return question if not extra else f"{question}\n(context: {', '.join(extra)})"
+
+
 
 
 
@@ -125,9 +117,6 @@ def excluded_label_docs(plan: AnswerPlan, knowledge: KnowledgeBase | None) -> li
     return sorted(out)
 
 
-def relevance_of(p: RetrievedPassage) -> float:
-    """The retriever's calibrated 0–1 relevance when it set one (RRF scores are rank-based, not calibrated)."""
-    return p.relevance if "relevance" in p.model_fields_set else p.score
 
 @dataclass
 class _Prepared:
@@ -342,7 +331,13 @@ class Assistant:
         t = self._clock()
         refs = list(dict.fromkeys(r for f in findings for r in f.refs))
         by_ref = self.retriever.passages_for_refs(refs) if refs else {}
-        hits = self.retriever.retrieve(retrieval_query(focused_question(q), ctx), k=self.settings.top_k)
+        focused = focused_question(q)
+        hits = self.retriever.retrieve(retrieval_query(focused, ctx), k=self.settings.top_k)
+        if focused != q:
+            # a long vignette: its opening and asking sentences lead retrieval, and the whole text (which names
+            # the condition where the opening only describes it — "anti-CCP positive", "lipase eight times") may
+            # find the passage with a higher relevance; each passage keeps its best reading
+            hits = best_reading(hits, self.retriever.retrieve(q, k=self.settings.top_k), k=self.settings.top_k)
         # A passage written for another population (adults for a child, non-pregnant women for a pregnant
         # one) is never quoted to this patient; rule-backed passages were chosen for the patient already.
         other_tumour = self._scope.other_tumour_records(ctx)

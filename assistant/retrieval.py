@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any, Literal
 
-from assistant.models import RetrievedPassage
+from assistant.models import PatientContext, RetrievedPassage
 from ingest.store import Hit
 from ingest.text import bm25_tokens
 
@@ -256,3 +256,32 @@ def build_retriever(settings: Settings) -> HybridRetriever:
     from ingest.store import open_store
 
     return HybridRetriever(open_store(settings, load_embedder(settings)), settings)
+
+
+# ---------------------------------------------------------------- one question, its searches
+def relevance_of(p: RetrievedPassage) -> float:
+    """The retriever's calibrated 0–1 relevance when it set one (RRF scores are rank-based, not calibrated)."""
+    return p.relevance if "relevance" in p.model_fields_set else p.score
+
+
+def retrieval_query(question: str, ctx: PatientContext, max_terms: int = 12) -> str:
+    """The question plus the salient context a follow-up may leave implicit (state, therapies, genes)."""
+    terms: list[str] = []
+    if ctx.disease_state:
+        terms.append(ctx.disease_state)
+    terms.extend(d.replace("_", " ") for d in ctx.diagnoses)
+    terms.extend(t.therapy.replace("_", " ") for t in ctx.therapies[-4:])
+    terms.extend(b.name for b in ctx.biomarkers if b.result in ("pathogenic", "likely_pathogenic", "positive"))
+    low = question.lower()
+    extra = [t for t in dict.fromkeys(terms) if t and t.lower() not in low][:max_terms]
+    return question if not extra else f"{question}\n(context: {', '.join(extra)})"
+
+
+def best_reading(*readings: Sequence[RetrievedPassage], k: int) -> list[RetrievedPassage]:
+    """The top ``k`` passages over several searches for one question, each passage at its best relevance."""
+    best: dict[str, RetrievedPassage] = {}
+    for hits in readings:
+        for p in hits:
+            if p.chunk_id not in best or relevance_of(p) > relevance_of(best[p.chunk_id]):
+                best[p.chunk_id] = p
+    return sorted(best.values(), key=relevance_of, reverse=True)[:k]

@@ -126,7 +126,7 @@ def _is_common(word: str, common: frozenset[str]) -> bool:
 # has …", "woman has atopic dermatitis affecting …"). English grammar, not clinical vocabulary.
 _DETERMINER = r"(?:(?:his|her|their|this|the|a|an|its|my|our|these|that|such)\s+)?"
 _SUBJECT_END = re.compile(
-    rf"\b(?:for|against|of|about|with)\s+{_DETERMINER}((?:[\w-]+\s+){{0,4}}[\w-]+)\s*\??$", re.I
+    rf"\b(?:for|against|of|about|with)\s+{_DETERMINER}((?:[\w-]+\s+){{0,4}}[\w-]+)\s*[?.]?$", re.I
 )
 _SUBJECT_MODIFIER = re.compile(
     r"\b(?:which|what|a|an|the|any)\s+((?:[\w-]+\s+){0,3}?[\w-]+)\s+(?:medications?|medicines?|vaccines?|drugs?|"
@@ -136,9 +136,13 @@ _SUBJECT_MODIFIER = re.compile(
 _SUBJECT_NOUN = re.compile(
     r"\b(?:this|his|her|their|the|its)\s+((?:[\w-]+\s+){0,3}?[\w-]+)\s+(?:be|is|was|are|were)\b", re.I
 )
+# The condition a patient is introduced with: "A 26-year-old man with ulcerative colitis …", "19-year-old woman
+# has atopic dermatitis affecting …" — right after the age and the person, not a symptom later in the sentence.
 _SUBJECT_OPENING = re.compile(
-    r"\b(?:with|has|have|had|diagnosed with|presents with)\s+((?:[\w-]+[\s,]+){0,5}?[\w-]+)(?=\s+(?:has|have|had|is|"
-    r"was|who|and|on|that|which|presents|affecting|since|after|for|in|at|despite|but)\b|[,;.]|$)",
+    r"^(?:an?\s+)?\d{1,3}[- ](?:year|yr)s?[- ]old\s+(?:[a-z-]+\s+)?(?:with|has|who has|diagnosed with)\s+"
+    r"(?!\d|had\b|been\b|an?\s+\d|a (?:week|month|year|day)|(?:two|three|four|five|six|several) )"
+    r"((?:[\w-]+[\s,]+){0,5}?[\w-]+)(?=\s+(?:has|have|had|is|was|who|and|on|that|which|presents|affecting|since|"
+    r"after|for|in|at|despite|but)\b|[,;.]|$)",
     re.I,
 )
 
@@ -153,6 +157,13 @@ def question_subject(q: str) -> tuple[str, str]:
         if m and topical_words(m.group(1)):
             return "asked", m.group(1)
     parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    at = parts.index(asked) if asked in parts else -1
+    if at >= 2:
+        # the request is often put just before the question: "The team asks how to manage fluids for her
+        # pancreatitis. Which fluid, at what rate?"
+        m = _SUBJECT_END.search(parts[at - 1])
+        if m and topical_words(m.group(1)):
+            return "asked", m.group(1)
     if len(parts) > 1 and parts[0] != asked:
         m = _SUBJECT_OPENING.search(parts[0])
         if m and topical_words(m.group(1)):

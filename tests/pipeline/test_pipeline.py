@@ -15,6 +15,7 @@ from assistant.answer.support import strip_citations
 from assistant.answer.verify import parse_answer
 from assistant.errors import QuestionError
 from assistant.models import Finding
+from assistant.retrieval import best_reading
 from assistant.testing.fakes import FakeEngine, FakeRetriever, ScriptedChatModel
 
 # A good structured answer to Q; citation numbers follow the plan: [1] REC-CABA, [2] REC-OLA, [3] REC-LU,
@@ -111,6 +112,33 @@ def test_retrieval_query_adds_salient_context(make_assistant, make_retriever):
     r = make_retriever()
     make_assistant(retriever=r).ask("What next?")
     assert "mCRPC" in r.queries[0] and "CHEK2" in r.queries[0] and "docetaxel" in r.queries[0]
+
+
+def test_a_long_vignette_is_also_searched_whole_and_each_passage_keeps_its_best_relevance(
+    make_assistant, passages
+):
+    """The opening + asking sentences lead retrieval; the whole vignette (which may name the condition the opening
+    only describes) is searched too, and a passage found by both keeps the higher relevance."""
+    weak, strong = passages["REC-GEN"].model_copy(update={"relevance": 0.2}), passages["REC-GEN"].model_copy(update={"relevance": 0.8})
+    other = passages["REC-MON"].model_copy(update={"relevance": 0.5})
+
+    class TwoReadings(FakeRetriever):
+        def retrieve(self, query, k=None, filters=None):
+            self.queries.append(query)
+            return [weak] if len(self.queries) == 1 else [strong, other]
+
+    r = TwoReadings(passages)
+    vignette = ("A 70-year-old man has metastatic prostate cancer. He had docetaxel. He then had abiraterone. "
+                "His PSA is rising on scans every three months. What should he switch to?")
+    a = make_assistant(retriever=r).ask(vignette)
+    assert len(r.queries) == 2 and r.queries[1] == vignette and r.queries[0] != vignette
+    assert not a.abstained
+    best = best_reading([weak], [strong, other], k=6)
+    assert [p.relevance for p in best] == [0.8, 0.5]
+    assert best_reading([weak], [strong, other], k=1) == [strong]
+    r2 = TwoReadings(passages)
+    make_assistant(retriever=r2).ask("What next?")
+    assert len(r2.queries) == 1  # a short question is searched once
 
 
 # ---------------------------------------------------------------- streaming
