@@ -1,8 +1,7 @@
 """Generation tests: the calibration helpers (gen_calibration.py, also a script) as a module and a fixture.
 
-test_support_calibration.py imports it by its bare name (`import gen_calibration`); under
---import-mode=importlib that name is registered here from the file itself rather than by putting this folder
-on sys.path (which would expose every file in it). A test can take the `calibration` fixture instead."""
+Tests take the `calibration` fixture: the file is loaded as a module from its path (it is also run as a
+script), with no change to sys.path."""
 
 from __future__ import annotations
 
@@ -24,8 +23,6 @@ def _load_calibration() -> ModuleType:
     spec.loader.exec_module(module)
     return module
 
-
-_load_calibration()
 
 
 @pytest.fixture(scope="session")
