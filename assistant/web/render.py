@@ -15,6 +15,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import date
 from typing import Any
 
+from assistant.answer.format import SOURCES_SECTION, has_section
 from assistant.models import Answer, Citation, Finding, PatientContext
 from ingest.injection import flag_reason
 from ingest.text import content_words, split_sentences
@@ -415,8 +416,8 @@ def conversation_markdown(turns: Sequence[Mapping[str, Any]], exported_at: str) 
             lines.append(f"> **Note:** {user_markdown(answer.banner)}")
             lines.append("")
         lines.append(escape_quotes(safe_markdown(answer.answer_markdown.strip())))
-        if answer.citations and "## Sources" not in answer.answer_markdown:
-            lines.append("\n### Sources")
+        if answer.citations and not has_section(answer.answer_markdown, SOURCES_SECTION):
+            lines.append(f"\n### {SOURCES_SECTION}")
             for c in answer.citations:
                 src = f"{c.number}. {c.title} — {c.organisation} {c.year} § {c.section} ({c.chunk_id})"
                 if passage_flag(c):
