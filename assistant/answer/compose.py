@@ -144,6 +144,38 @@ def _forbidden_pattern(plan: AnswerPlan) -> re.Pattern[str] | None:
     return names_pattern(n for n in plan.must_not_recommend if len(n) >= 3)
 
 
+_LABEL_WARNING = re.compile(r"^(?P<drug>.+?) (?P<verb>needs caution|is contraindicated for this patient): (?P<why>.+)$", re.S)
+
+
+def _merge_label_warnings(warns: Sequence[Finding]) -> list[Finding]:
+    """One line for one label warning that holds for several offered drugs (a checkpoint-inhibitor class caution for
+    six regimens): "atezolizumab, cemiplimab and nivolumab need caution: …", cited once, at the first drug's place."""
+    out: list[Finding] = []
+    groups: dict[tuple[str, str, str, tuple[int, ...]], list[Finding]] = {}
+    for f in warns:
+        m = _LABEL_WARNING.match(f.reason) if f.rule_id.startswith("SAFETY:") else None
+        if m is None:
+            out.append(f)
+            continue
+        key = (m.group("verb"), m.group("why"), f.severity or "", tuple(f.citations))
+        if key not in groups:
+            groups[key] = []
+            out.append(f)
+        groups[key].append(f)
+    merged: list[Finding] = []
+    for f in out:
+        m = _LABEL_WARNING.match(f.reason) if f.rule_id.startswith("SAFETY:") else None
+        same = groups.get((m.group("verb"), m.group("why"), f.severity or "", tuple(f.citations))) if m else None
+        if not same or len(same) == 1:
+            merged.append(f)
+            continue
+        drugs = list(dict.fromkeys(_LABEL_WARNING.match(g.reason).group("drug") for g in same))  # type: ignore[union-attr]
+        names = ", ".join(drugs[:-1]) + f" and {drugs[-1]}" if len(drugs) > 1 else drugs[0]
+        verb = "need caution" if m.group("verb") == "needs caution" else "are contraindicated for this patient"
+        merged.append(f.model_copy(update={"reason": f"{names} {verb}: {m.group('why')}"}))
+    return merged
+
+
 def _ordered(findings: Sequence[Finding], kinds: tuple[str, ...]) -> list[Finding]:
     sel = [f for f in findings if f.kind in kinds]
     return sorted(sel, key=lambda f: (kinds.index(f.kind), f.preference if f.preference is not None else 99))
@@ -336,7 +368,7 @@ def compose_answer(
 
     # Pitfalls: warnings first (rule findings), then cautionary sentences from passages
     lines = start(titles[3])
-    for f in warns:
+    for f in _merge_label_warnings(warns):
         sev = f" ({f.severity})" if f.severity and not patient else ""
         lines.append(f"- **Warning{sev}:** {_cited(f.reason, f)}")
     if not warns:

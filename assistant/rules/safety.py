@@ -87,6 +87,22 @@ class DrugMatcher:
         return list(dict.fromkeys(tid for tid, _, _ in self.find(text)))
 
 
+def _most_specific(drug: str, verdicts: list[Verdict]) -> list[Verdict]:
+    """One verdict per check: where the drug's own profile and a class profile both hold the same check
+    (pembrolizumab's label and the checkpoint-inhibitor class both warn of graft rejection), the drug's own label
+    speaks; a stricter level is never dropped for a milder one."""
+    own = {
+        (v.check.id, v.level)
+        for v in verdicts
+        if v.check is not None and v.profile is not None and drug in v.profile.applies_to
+    }
+    return [
+        v
+        for v in verdicts
+        if v.check is None or v.profile is None or drug in v.profile.applies_to or (v.check.id, v.level) not in own
+    ]
+
+
 class SafetyPass:
     """Checks drugs against their label safety profiles for one patient at a time (holds no patient state)."""
 
@@ -129,7 +145,7 @@ class SafetyPass:
                             question = generic_question(ev.unknown[0])
                         out.append(Verdict(drug, "ask", prof, chk, question, refs, tuple(ev.unknown)))
         order = {"contraindicated": 0, "caution": 1, "ask": 2}
-        return sorted(out, key=lambda v: order[v.level])
+        return sorted(_most_specific(drug, out), key=lambda v: order[v.level])
 
     def _with_planned_comedication(self, drug: str, view: PatientView) -> PatientView:
         """A co-medication about to start ("starting rifampin next week") interacts like one already taken: the

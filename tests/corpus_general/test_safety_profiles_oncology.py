@@ -270,3 +270,17 @@ def test_every_targeted_profile_names_pack_drugs(full_knowledge) -> None:
     for p in profiles:
         if p.id in targeted:
             assert set(p.applies_to) <= known, (p.id, p.applies_to)
+
+
+def test_a_drug_and_its_class_holding_the_same_check_warn_once_from_the_drug_label() -> None:
+    """Pembrolizumab's own profile and the checkpoint-inhibitor class profile both hold 'solid-organ-transplant':
+    the drug's label speaks once; nivolumab (class only) still gets the class warning."""
+    from assistant.patient import extract_context
+
+    engine = RuleEngine(load_knowledge(CORPUS))
+    ctx = extract_context("He had a kidney transplant 6 years ago and takes tacrolimus.", lexicon=engine.lexicon)
+    view = engine.view(ctx)
+    pembro = [v for v in engine.safety.assess("pembrolizumab", view) if v.check and v.check.id == "solid-organ-transplant"]
+    assert len(pembro) == 1 and "pembrolizumab" in pembro[0].profile.applies_to
+    nivo = [v for v in engine.safety.assess("nivolumab", view) if v.check and v.check.id == "solid-organ-transplant"]
+    assert len(nivo) == 1 and nivo[0].profile.id == "SAFE-CHECKPOINT-INHIBITOR-CLASS"

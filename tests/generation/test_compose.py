@@ -66,3 +66,21 @@ def test_no_findings_quotes_the_passage_closest_to_the_question():
     out = compose_answer("When is clinical trial enrolment offered?", AnswerPlan(), CITES)
     bottom = out.body.split("## Options")[0]
     assert "Clinical trial enrolment should be offered" in bottom
+
+
+def test_one_label_warning_for_several_drugs_is_one_line():
+    why = "Graft rejection has been reported after checkpoint blockade; agree the plan with the transplant team."
+    warns = [
+        Finding(rule_id=f"SAFETY:SAFE-CLASS.transplant:{d}", kind="warn", therapy=d, severity="high",
+                reason=f"{d} needs caution: {why}", citations=[2])
+        for d in ("nivolumab", "ipilimumab", "durvalumab")
+    ] + [Finding(rule_id="SAFETY:SAFE-OWN.transplant", kind="warn", therapy="pembrolizumab", severity="high",
+                 reason="pembrolizumab needs caution: Solid-organ transplant rejection has been reported.", citations=[3])]
+    plan = PLAN.model_copy(update={"findings": [*PLAN.findings, *warns]})
+    out = compose_answer("What next?", plan, CITES)
+    pit = out.body.split(f"## {SECTIONS[3]}")[1].split("##")[0]
+    assert pit.count("Graft rejection") == 1
+    assert "nivolumab, ipilimumab and durvalumab need caution" in pit
+    assert "pembrolizumab needs caution: Solid-organ" in pit  # a different warning keeps its own line
+    res = inspect_answer(out.body, citations=CITES, plan=plan)
+    assert not res.violations, res.violations
