@@ -202,3 +202,47 @@ def test_one_notion_of_directed_serves_matcher_and_abstention():
     some = next(a for a in by_id.values() if "KRAS" in a.biomarkers and "G12C" in a.biomarkers["KRAS"])
     assert targets_alteration(some, vocab, {"KRAS"}) and not targets_alteration(some, vocab, {"EGFR"})
     assert targets_alteration(some, vocab, {"NTRK"}, classes=["NTRK_inhibitor"])
+
+
+def test_every_label_check_of_every_regimen_drug_acts_on_the_records_own_patient(knowledge, engine):
+    """Generated: for each approval record, each drug of its regimen and each check of that drug's own label
+    profiles (liver, kidney, QT, diabetes, ILD, heart failure, interactions …), the record's patient is given the
+    check's fact (solved from the check's condition). A contraindication must withdraw the regimen; a caution must
+    leave a warning about that drug (or withdraw the regimen for a same-class alternative). Every record × drug ×
+    check the solver can build is tested; the counts are asserted so the generator cannot silently shrink."""
+    from assistant.testing.patients import Goal, PatientSolver
+
+    solver = PatientSolver(knowledge, budget=400)
+    tested = unsolved = 0
+    failures: list[str] = []
+    seen: set[tuple[str, str, str]] = set()
+    for rec in knowledge.approvals:
+        base = _patient_for(rec, knowledge)
+        for drug in dict.fromkeys(rec.regimen):
+            for prof in knowledge.profiles_for(drug):
+                if "antineoplastic" in prof.applies_to:
+                    continue  # the class profile (pregnancy, lactation) has its own generated test above
+                for level, checks in (("contraindicated", prof.contraindicated), ("caution", prof.caution)):
+                    for chk in checks:
+                        key = (rec.tumour, drug, chk.id)
+                        if key in seen:
+                            continue  # one patient per tumour, drug and check keeps the run short
+                        seen.add(key)
+                        ctx = solver.solve([Goal(chk.when, True)], base=base)
+                        if ctx is None or not solver.satisfies(ctx, [Goal(chk.when, True)]):
+                            unsolved += 1
+                            continue
+                        findings = engine.evaluate(ctx)
+                        tested += 1
+                        offered = _offered(findings, rec)
+                        warned = any(
+                            f.kind in ("warn", "exclude") and chk.id in f.rule_id and drug in (f.therapy or "").split("+")
+                            for f in findings
+                        )
+                        if level == "contraindicated" and offered:
+                            failures.append(f"{rec.id}: {drug} {prof.id}.{chk.id} contraindicated but still offered")
+                        elif level == "caution" and offered and not warned:
+                            failures.append(f"{rec.id}: {drug} {prof.id}.{chk.id} caution without a warning")
+    print(f"label checks on approval records: {tested} tested, {unsolved} not solvable")
+    assert tested >= 150, (tested, unsolved)
+    assert not failures, f"{len(failures)} of {tested}: {failures[:10]}"
