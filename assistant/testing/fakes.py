@@ -11,8 +11,6 @@ a finding whose reference resolves to nothing). Nothing here runs at import time
 from __future__ import annotations
 
 import functools
-import hashlib
-import math
 import re
 import threading
 import time
@@ -22,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field, PrivateAttr
 
 from assistant.models import Finding, PatientContext, RetrievedPassage
+from ingest.embedder import HashEmbedder
 
 if TYPE_CHECKING:
     from assistant.knowledge import Knowledge
@@ -30,30 +29,15 @@ _TOKEN = re.compile(r"\w+", re.UNICODE)
 
 
 # ---------------------------------------------------------------- embedder
-class FakeEmbedder:
-    """Bag-of-hashed-words embedder: deterministic, fast, and texts sharing words land close together.
-
-    Not `ingest.embedder.HashEmbedder` (256 dimensions, 1.3 word pieces per word, chosen through settings for
-    subprocess runs): the in-process tests of every area were written against this one's 64 dimensions and one
-    token per word (chunk sizes, rankings); making them one embedder is a change to measure on those tests."""
+class FakeEmbedder(HashEmbedder):
+    """The one hash embedder (`ingest.embedder.HashEmbedder`, the `--embedder hash` of subprocess runs) at the size
+    the in-process tests were written for: 64 dimensions and one token per word (their chunk sizes and rankings)."""
 
     name = "fake-hash-64"
     dimension = 64
-    max_tokens = 256
-
-    def embed(self, texts: Sequence[str]) -> list[list[float]]:
-        return [self._one(t) for t in texts]
 
     def count_tokens(self, text: str) -> int:
         return len(_TOKEN.findall(text))
-
-    def _one(self, text: str) -> list[float]:
-        vec = [0.0] * self.dimension
-        for word in _TOKEN.findall(text.lower()):
-            h = hashlib.blake2b(word.encode(), digest_size=8).digest()
-            vec[h[0] % self.dimension] += 1.0 if h[1] % 2 else -1.0
-        norm = math.sqrt(sum(v * v for v in vec)) or 1.0
-        return [v / norm for v in vec]
 
 
 # ---------------------------------------------------------------- chat model
