@@ -23,8 +23,7 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[2]
-sys.path.insert(0, str(ROOT))
+# `assistant` and `ingest` come from the venv's editable install of the project: no sys.path change needed.
 
 
 def freeze(point: str) -> None:
