@@ -188,6 +188,10 @@ def _build(corpus_dir: Path) -> tuple[Knowledge, ValidationReport]:
         return Knowledge(corpus_dir, [], Lexicon(), {}, {}, "", report), report
     lexicon = _load_lexicon(corpus_dir, report)
     conditions, reference_uln, non_gene_markers = _load_clinical(corpus_dir, report)
+    # the patient stage owns the cue reader (imported here, late: it imports this package)
+    from assistant.patient.vocab import check_cues
+
+    report.errors.extend(Problem("lexicon/cues.yaml", None, p) for p in check_cues(corpus_dir))
     context = {"conditions": conditions, "non_gene_markers": non_gene_markers}
     refs: dict[str, CorpusRef] = {}
     digests: dict[str, Digest] = {}

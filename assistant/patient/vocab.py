@@ -154,6 +154,28 @@ class CueWords:
         return _compile(self.path, f"cue pattern {sorted(groups.values())}", pattern, re.IGNORECASE)
 
 
+CUE_GROUPS = (
+    "patient_negation_pre", "patient_pseudo_negation", "patient_uncertain_pre", "patient_uncertain_mark",
+    "patient_negation_post", "patient_uncertain_post", "patient_scope_break", "patient_closed_finding",
+    "patient_assert_post", "answer_negation", "answer_history", "answer_positive", "answer_against",
+    "answer_conditional", "question_asking_words",
+)
+"""The cue groups the readers build their patterns from (clauses.py, verify.py, scope.py): each must be in the file."""
+
+
+def check_cues(corpus_dir: str | Path) -> list[str]:
+    """Problems of corpus/lexicon/cues.yaml for the corpus validator: unreadable, a bad entry, a missing group."""
+    path = Path(corpus_dir) / "lexicon" / "cues.yaml"
+    if not path.exists():
+        return []  # a user corpus without its own cue file reads the shipped one
+    try:
+        cues = load_cues.__wrapped__(str(corpus_dir))  # the validator reads the file as it is now, not a cached copy
+    except CorpusValidationError as exc:
+        return [exc.reason]
+    return [f"cue group {g!r} is missing (read by the clause reader, verifier or scope judge)" for g in CUE_GROUPS
+            if not cues.groups.get(g)]
+
+
 @functools.lru_cache(maxsize=8)
 def load_cues(corpus_dir: str = str(SHIPPED_CORPUS)) -> CueWords:
     """corpus/lexicon/cues.yaml (negation, uncertainty, scope and history cues), read once per corpus folder.
