@@ -21,6 +21,7 @@ from assistant.oncology.markers import (
     extract_markers,
 )
 from assistant.oncology.vocab import OncologyVocab
+from assistant.patient.vocab import load_cues
 
 __all__ = ["extract_markers", "extract_tumour"]
 
@@ -45,11 +46,7 @@ _NEGATED_LINE = re.compile(
     r"|therapy|treatment)|progress\w*|received|failed)",
     re.I,
 )
-_HISTORY = re.compile(
-    r"\b(?:after|prior|previous(?:ly)?|progress\w*|received|refractory|failed|following|treated with|s/p|post|"
-    r"had|despite|on)\b",
-    re.I,
-)
+_HISTORY = load_cues().compile(r"\b{w}\b", w="oncology_prior_therapy")
 _CURRENT_ADVANCED = ("metastatic", "recurrent", "advanced", "locally_advanced", "unresectable", "relapsed_refractory")
 _EARLY = ("adjuvant", "neoadjuvant", "perioperative", "early")
 _HAEM = frozenset({"aml", "acute_leukemia", "mds", "cml", "all", "cll", "myelofibrosis", "polycythemia_vera", "systemic_mastocytosis",

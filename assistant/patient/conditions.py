@@ -15,6 +15,7 @@ from assistant.patient.facts import (
     SafetyFacts,
     add_note,
 )
+from assistant.patient.vocab import load_cues
 
 _DM_TYPES: list[tuple[str, re.Pattern[str]]] = [
     (t, re.compile(p, flags))
@@ -115,10 +116,7 @@ _LOWER = re.compile(
 _SEPSIS = re.compile(
     r"\burosepsis\b|\bseptic\b|\bsepsis\b|\bhypotensi\w+|\bshock\b|\bSIRS\b|\bqSOFA\s*(?:of\s*)?[23]", re.I
 )
-_HISTORY = re.compile(
-    r"\b(?:history of|previous|prior|recurrent|last (?:year|month)|in (?:19|20)\d\d|years? ago)\b[^.;]{0,20}$",
-    re.I,
-)
+_HISTORY = load_cues().compile(r"\b{w}\b[^.;]{0,20}$", w="patient_infection_history")
 
 
 def read_infection_site(clauses: Sequence[ClauseLike], polarity: Polarity, out: SafetyFacts) -> None:

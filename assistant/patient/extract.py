@@ -37,20 +37,14 @@ from assistant.patient.markers import read_biomarkers
 from assistant.patient.pregnancy import read_pregnancy
 from assistant.patient.prostate import read_prostate
 from assistant.patient.therapies import TherapyMatcher
-from assistant.patient.vocab import compile_mixed_case, corpus_dir_of, load_clinical_vocab
+from assistant.patient.vocab import compile_mixed_case, corpus_dir_of, load_clinical_vocab, load_cues
 
 log = logging.getLogger(__name__)
 
 # Words before a disease-state term that place it in the past ("docetaxel for mHSPC", "progressed from mHSPC").
-_HISTORY_BEFORE = re.compile(
-    r"\b(?:for|during|in|at|after|from|previously|prior|initially|originally|was|were|had|earlier|then|when)\b[^.;]{0,25}$",
-    re.IGNORECASE,
-)
+_HISTORY_BEFORE = load_cues().compile(r"\b{w}\b[^.;]{0,25}$", w="patient_state_history_before")
 # "mHSPC treated with ADT, now mCRPC": the sensitive state came first and the disease moved on.
-_PROGRESSION_BETWEEN = re.compile(
-    r"\b(?:now|then|later|subsequently|progress\w*|became|become|developed|evolved|treated|after|until)\b",
-    re.IGNORECASE,
-)
+_PROGRESSION_BETWEEN = load_cues().compile(r"\b{w}\b", w="patient_state_progression_between")
 # "breastfeeding mother, baby 3 weeks old": the age right after a word for the child is the child's.
 _CHILD_AGE = re.compile(
     r"(\b(?:baby|son|daughter|child|infant|newborn|toddler|kid)(?:\s+(?:is|was|now|aged?))?\s+)"

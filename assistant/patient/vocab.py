@@ -158,9 +158,11 @@ CUE_GROUPS = (
     "patient_negation_pre", "patient_pseudo_negation", "patient_uncertain_pre", "patient_uncertain_mark",
     "patient_negation_post", "patient_uncertain_post", "patient_scope_break", "patient_closed_finding",
     "patient_assert_post", "answer_negation", "answer_history", "answer_positive", "answer_against",
-    "answer_conditional", "question_asking_words",
+    "answer_conditional", "question_asking_words", "patient_state_history_before", "patient_state_progression_between",
+    "patient_infection_history", "oncology_prior_therapy",
 )
-"""The cue groups the readers build their patterns from (clauses.py, verify.py, scope.py): each must be in the file."""
+"""The cue groups the readers build their patterns from (clauses.py, verify.py, scope.py, patient/extract.py,
+patient/conditions.py, oncology/extract.py): each must be in the file."""
 
 
 def check_cues(corpus_dir: str | Path) -> list[str]:
