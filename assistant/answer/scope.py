@@ -147,6 +147,13 @@ _SUBJECT_OPENING = re.compile(
 )
 
 
+# A sentence that puts the request ("The team asks how to …", "She wants to know whether …").
+_REQUEST = re.compile(r"\b(?:asks?|asking|asked|wants? to know|would like to know|wonders?|question is|advice (?:on|about))\b",
+                      re.I)
+# An asking sentence that points back at the one before it ("Which of these should she start?").
+_POINTS_BACK = re.compile(r"\b(?:these|those|them|either|which of|this option|the options?)\b", re.I)
+
+
 def question_subject(q: str) -> tuple[str, str]:
     """(where, phrase): what the question says it is about — ``("asked", "benign prostatic hyperplasia")`` from
     the asking sentence, ``("opening", "ulcerative colitis")`` from a long vignette's first sentence when the
@@ -158,7 +165,7 @@ def question_subject(q: str) -> tuple[str, str]:
             return "asked", m.group(1)
     parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
     at = parts.index(asked) if asked in parts else -1
-    if at >= 2:
+    if at >= 2 and _REQUEST.search(parts[at - 1]):
         # the request is often put just before the question: "The team asks how to manage fluids for her
         # pancreatitis. Which fluid, at what rate?"
         m = _SUBJECT_END.search(parts[at - 1])
@@ -179,7 +186,13 @@ def focused_question(q: str) -> str:
     if len(parts) < 4:
         return q
     asked = asking_sentence(q)
-    return parts[0] if parts[0] == asked else f"{parts[0]} {asked}"
+    if parts[0] == asked:
+        return parts[0]
+    at = parts.index(asked) if asked in parts else -1
+    if at >= 2 and (_POINTS_BACK.search(asked) or _REQUEST.search(parts[at - 1])):
+        # "She is weighing A, B or C. Which of these should she start?": the options are the sentence before
+        return f"{parts[0]} {parts[at - 1]} {asked}"
+    return f"{parts[0]} {asked}"
 
 
 def best_passage_coverage(question: str, passages: Sequence[RetrievedPassage]) -> float:

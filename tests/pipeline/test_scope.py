@@ -221,3 +221,21 @@ def _extract():
     from assistant.patient import extract_context
 
     return extract_context
+
+
+def test_the_sentence_before_the_question_gives_the_subject_only_when_it_is_the_request():
+    request = ("A 52-year-old woman is admitted with epigastric pain. She has type 2 diabetes. The admitting team asks "
+               "how to manage fluids for her pancreatitis. Which fluid, at what rate?")
+    assert question_subject(request) == ("asked", "pancreatitis")
+    finding = ("A 70-year-old man had a stroke 9 hours ago. He takes apixaban. CT perfusion shows a penumbra of "
+               "about 110 mL. What next?")
+    assert question_subject(finding)[1] != "about 110 mL"
+
+
+def test_a_question_pointing_back_is_searched_with_the_sentence_it_points_to():
+    q = ("A 40-year-old woman has moderate depression. She has hypertension. Her doctor is weighing sertraline, "
+         "bupropion or mirtazapine. Which of these should she start?")
+    fq = focused_question(q)
+    assert "sertraline" in fq and fq.endswith("Which of these should she start?")
+    plain = "A 40-year-old woman has moderate depression. She has hypertension. She sleeps badly. What should she start?"
+    assert "sleeps" not in focused_question(plain)
