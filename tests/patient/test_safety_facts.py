@@ -652,3 +652,28 @@ def test_describe_mentions_the_new_facts(lexicon):
     ctx = ctx_of("28 weeks pregnant, penicillin allergy (anaphylaxis), type 1 diabetes, DVT.", lexicon)
     line = describe(ctx)
     assert "pregnant(28w,T3)" in line and "penicillin(anaphylaxis)" in line and "diabetes_type=type1" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "present", "absent"),
+    [
+        ("HBsAg positive, HBV DNA undetectable.", {"hepatitis_b"}, set()),
+        ("Anti-HBc positive, HBsAg negative.", {"hepatitis_b"}, set()),
+        ("Hepatitis B and C serology are negative.", set(), {"hepatitis_b", "liver_disease"}),
+        ("Hepatitis B surface antigen negative and surface antibody positive.", set(), {"hepatitis_b", "liver_disease"}),
+        ("negative hepatitis serology", set(), {"liver_disease"}),
+        ("She had hepatitis B vaccination.", set(), {"liver_disease", "hepatitis_b"}),
+        ("chronic hepatitis C with cirrhosis", {"liver_disease", "cirrhosis"}, set()),
+        ("She has lupus on hydroxychloroquine.", {"autoimmune_disease"}, set()),
+        ("He has Crohn's disease in remission.", {"autoimmune_disease"}, set()),
+        ("No history of autoimmune disease.", set(), {"autoimmune_disease"}),
+    ],
+)
+def test_hepatitis_b_liver_and_autoimmune_facts(text, present, absent):
+    """Facts label checks read (rituximab/obinutuzumab HBV reactivation, checkpoint inhibitors and autoimmune
+    disease, liver limits): a serology result or a vaccine is not a disease; a negated one is absent."""
+    from assistant.patient import extract_context
+
+    com = extract_context(text).comorbidities
+    assert all(com.get(c) == "present" for c in present), com
+    assert all(com.get(c) != "present" for c in absent), com
