@@ -62,3 +62,34 @@ def test_assistant_errors_are_the_ingest_classes():
     for name in ("GuideRailError", "ConfigError", "IngestError", "CorpusValidationError", "StoreError"):
         assert getattr(a, name) is getattr(i, name)
     assert issubclass(a.QuestionError, i.GuideRailError) and issubclass(a.LLMError, i.GuideRailError)
+
+
+def test_every_module_imports_first_without_a_cycle():
+    """Each module of ``assistant/`` and ``ingest/`` imported first, in a clean module table: a package that imports
+    a module which imports it back at module level fails here ("partially initialized module"), whatever order the
+    rest of the suite happens to import things in."""
+    import importlib
+    import sys
+
+    names = sorted(
+        ".".join(p.relative_to(ROOT).with_suffix("").parts).removesuffix(".__init__")
+        for pkg in ("assistant", "ingest")
+        for p in (ROOT / pkg).rglob("*.py")
+        if "__main__" not in p.name
+    )
+    assert len(names) > 50
+    saved = {k: v for k, v in sys.modules.items() if k.split(".")[0] in ("assistant", "ingest")}
+    failures = []
+    try:
+        for name in names:
+            for k in [k for k in sys.modules if k.split(".")[0] in ("assistant", "ingest")]:
+                del sys.modules[k]
+            try:
+                importlib.import_module(name)
+            except ImportError as exc:
+                failures.append(f"{name}: {exc}")
+    finally:
+        for k in [k for k in sys.modules if k.split(".")[0] in ("assistant", "ingest")]:
+            del sys.modules[k]
+        sys.modules.update(saved)
+    assert not failures, failures

@@ -8,6 +8,7 @@ settings and lines are written ("stage IVA", "after concurrent chemoradiation", 
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable
 
@@ -21,7 +22,6 @@ from assistant.oncology.markers import (
     extract_markers,
 )
 from assistant.oncology.vocab import OncologyVocab
-from assistant.patient.vocab import load_cues
 
 __all__ = ["extract_markers", "extract_tumour"]
 
@@ -46,7 +46,13 @@ _NEGATED_LINE = re.compile(
     r"|therapy|treatment)|progress\w*|received|failed)",
     re.I,
 )
-_HISTORY = load_cues().compile(r"\b{w}\b", w="oncology_prior_therapy")
+@functools.cache
+def _history() -> re.Pattern[str]:
+    """Words before a therapy class that say it was given (corpus/lexicon/cues.yaml, ``oncology_prior_therapy``).
+    Compiled on first use: the patient package, which owns the cue reader, imports this module."""
+    from assistant.patient.vocab import load_cues
+
+    return load_cues().compile(r"\b{w}\b", w="oncology_prior_therapy")
 _CURRENT_ADVANCED = ("metastatic", "recurrent", "advanced", "locally_advanced", "unresectable", "relapsed_refractory")
 _EARLY = ("adjuvant", "neoadjuvant", "perioperative", "early")
 _HAEM = frozenset({"aml", "acute_leukemia", "mds", "cml", "all", "cll", "myelofibrosis", "polycythemia_vera", "systemic_mastocytosis",
@@ -63,6 +69,11 @@ def _organ_tumour(text: str, vocab: OncologyVocab) -> str | None:
     for tumour, words in vocab.organs.items():
         for w in words:
             if re.search(rf"\b{re.escape(w)}\b(?:[\s-]+\w+){{0,3}}?[\s-]+(?:cancer|carcinoma|adenocarcinoma|tumou?r|malignancy)", text, re.I):
+                return tumour
+    # an organ's own operation ("after a right lower lobectomy … adenocarcinoma") names the organ wherever it stands
+    if _CANCER_WORD.search(text):
+        for tumour, words in vocab.organs.items():
+            if any(w.endswith("ectomy") and re.search(rf"\b{re.escape(w)}\b", text, re.I) for w in words):
                 return tumour
     return None
 
@@ -145,7 +156,7 @@ def _prior_classes(text: str, vocab: OncologyVocab) -> list[str]:
             lead = clause[max(0, start - 80) : start]
             if re.search(r"\b(?:no|not|never|without|nor|naive to|na[iï]ve)\b(?:\s+\w+){0,3}\s*$", lead, re.I):
                 continue  # "has had no systemic therapy"
-            if _HISTORY.search(lead) or re.search(r"\b(?:progress|refractory|failed|relapsed)", clause[start:], re.I):
+            if _history().search(lead) or re.search(r"\b(?:progress|refractory|failed|relapsed)", clause[start:], re.I):
                 out.extend(vocab.therapy_words.get(phrase, ()))
     return list(dict.fromkeys(out))
 
