@@ -19,13 +19,13 @@ _FUSION = re.compile(r"fusion|rearrange|translocat|\bfused\b|-positive\s+(?:by\s
 _AMP = re.compile(r"(?<!not )(?<!non-)(?<!non)amplif", re.I)
 _ITD = re.compile(r"\bITD\b")
 _TKD = re.compile(r"\bTKD\b")
-_MUT = re.compile(r"mutat|mutant|variant|altered|alteration|pathogenic|activating|driver|\bmut\b|\+", re.I)
+_MUT = re.compile(r"mutat|mutant|variant|(?<!un)altered|alteration|pathogenic|activating|driver|\bmut\b|\+", re.I)
 _NEG = re.compile(
-    r"wild[- ]?type|\bwt\b|negative|\bneg\b|not\s+detected|no\s+(?:mutation|alteration|fusion|rearrangement)|"
+    r"wild[- ]?type|\bwt\b|negative|\bneg\b|not\s+detected|no\s+(?:mutation|alteration|fusion|rearrangement)|unaltered|"
     r"undetected|absent|\bnormal\b|not\s+(?:mutated|detected|amplified|altered|expressed|rearranged|present)|[-−–]\s*(?=[/\s,;.)]|$)",
     re.I,
 )
-_POS = re.compile(r"positive|\bpos\b|\+(?!\d)|detected|present|overexpress|high\b|mutated|mutant|mutation|altered|"
+_POS = re.compile(r"positive|\bpos\b|\+(?!\d)|detected|present|overexpress|high\b|mutated|mutant|mutation|(?<!un)altered|"
                   r"deficient|amplified|rearranged|fusion", re.I)
 _GERMLINE = re.compile(r"germline|inherited|hereditary|\bg(?=BRCA)", re.I)
 _SOMATIC = re.compile(r"somatic|tumou?r[- ]only|\bt(?=BRCA)|tumou?r\s+(?:testing|NGS)", re.I)
@@ -38,6 +38,11 @@ _NO_RESULT = re.compile(
 )
 # A result window ends where the next gene's result begins ("KRAS G12C, STK11 wild-type").
 _NEXT_GENE = re.compile(r"(?:[,;]|\band\b|\bwith\b|\bbut\b|\bplus\b)\s+(?![A-Z]\d{1,4}[A-Z]?\b)(?!(?:FISH|ISH|SISH|CISH|IHC|NGS|PCR|RNA|DNA|CDx)\b)(?=[A-Z][A-Z0-9]{2,}[\s-])")
+# Further genes of the same list followed by their shared negative result: "… and SF3B1 wild type".
+_SHARED_NEGATIVE = re.compile(
+    r"(?:\s*(?:,|\band\b|\bor\b)\s*[A-Z][A-Z0-9]{2,}){1,3}\s+(?:(?:are|is|were|was)\s+)?"
+    r"(?=wild[- ]?type|negative|not\s+(?:detected|mutated|altered)|unaltered)",
+)
 # What may sit between two markers of one list: separators, a variant, a kind word ("KRAS G12C, MET, RET").
 _LIST_GAP = re.compile(
     r"(?:[\s,/]|\band\b|\bor\b|\bnor\b|[A-Z]\d{1,4}[A-Z]?\b|exon\s*\d+(?:\s*\w+)?|mutations?|alterations?|"
@@ -250,14 +255,23 @@ def extract_markers(text: str, vocab: OncologyVocab) -> tuple[list[TumourMarker]
                 stop = group[hi + 1][0] if hi + 1 < len(group) else nxt
                 own = clause[end:stop]
                 tail = own if hi + 1 < len(group) else clause[end : min(len(clause), end + 90, nxt if nxt > end else len(clause))]
-                if hi + 1 < len(group):
+                if hi + 1 < len(group) and _VARIANT.search(own) and not _NEG.search(own):
+                    # "PIK3CA H1047R, AKT1 and PTEN wild type": a member with its own variant has its own result
+                    window = own
+                elif hi + 1 < len(group):
                     # members of a list share the result written after the last one
                     shared_tail = clause[group[-1][1] : min(len(clause), group[-1][1] + 60)]
                     window = own + " " + shared_tail
                 else:
                     window = tail
                 cut = _NEXT_GENE.search(window, 1)
-                if cut and hi + 1 == len(group):
+                shares = (
+                    cut is not None
+                    and not _VARIANT.search(window[: cut.start()])
+                    and _SHARED_NEGATIVE.match(window[cut.start() :]) is not None
+                )
+                if cut and hi + 1 == len(group) and not shares:
+                    # ("IDH1 and SF3B1 wild type": a gene the vocabulary does not know may share the result)
                     window = window[: cut.start()]
                 if shared_neg_before:
                     window = own if hi + 1 < len(group) else window  # "negative for X, Y G12C, Z": each is negative
@@ -390,6 +404,8 @@ def _add_marker(
             return  # ER-positive, PR-negative is hormone-receptor positive: either receptor positive makes it so
     else:
         m.alteration = _variant_kind(mid, window[len(words):]) if mid not in ("PDL1", "TMB", "CLDN18", "FOLR1") else ""
+        if m.alteration in ("", "mutation") and re.search(r"\b[A-Z][A-Z0-9]{1,7}(?:::|-|/)$", before) and mid not in _EXPRESSION:
+            m.alteration = "fusion"  # "ETV6::NTRK3", "CD74-ROS1": a partner gene written before it
         m.status = "negative" if neg_before else _status(window[len(words):], mid)
         # "EGFR L858R negative" is rare; a named variant with 'negative' far after it stays positive
         if (
@@ -399,6 +415,16 @@ def _add_marker(
             and _NEG.search(window[len(words) : len(words) + 25]) is None
         ):
             m.status = "positive"
+        named_kind = _variant_kind(mid, window[len(words):]) if mid not in ("PDL1", "TMB", "CLDN18", "FOLR1") else ""
+        held = found.get(mid)
+        if (
+            m.status == "negative"
+            and held is not None
+            and held.status == "positive"
+            and held.alteration not in ("", "mutation")
+            and named_kind not in ("", "mutation", held.alteration)
+        ):
+            return  # "FLT3-TKD D835Y, FLT3-ITD negative": the negative result is for the other alteration
         if m.status == "negative":
             m.alteration = ""
         if mid == "HER2":

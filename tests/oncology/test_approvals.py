@@ -246,3 +246,11 @@ def test_every_label_check_of_every_regimen_drug_acts_on_the_records_own_patient
     print(f"label checks on approval records: {tested} tested, {unsolved} not solvable")
     assert tested >= 150, (tested, unsolved)
     assert not failures, f"{len(failures)} of {tested}: {failures[:10]}"
+
+
+def test_braf_v600e_tumour_agnostic_dabrafenib_trametinib_is_not_for_colorectal(knowledge, engine):
+    """The label excludes colorectal cancer (intrinsic resistance): encorafenib + cetuximab is the BRAF option."""
+    ctx = PatientContext(tumour=TumourContext(tumour="colorectal", settings=["metastatic"], line="later",
+                                              markers=[TumourMarker(marker="BRAF", alteration="V600E")]), focus=["oncology"])
+    offered = {f.therapy for f in engine.evaluate(ctx) if f.kind in ("recommend", "consider")}
+    assert "dabrafenib+trametinib" not in offered and "encorafenib+cetuximab" in offered

@@ -237,3 +237,41 @@ def test_driver_results_in_every_form(gene, vocab):
 )
 def test_pdl1_below_one_percent_is_negative(text, status, vocab):
     assert _markers(f"Metastatic NSCLC, {text}.", vocab)["PDL1"].status == status
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        # a list member with its own variant keeps it; the shared result is for the others
+        ("Tissue NGS: PIK3CA H1047R, AKT1 and PTEN wild type.", {"PIK3CA": "positive", "AKT1": "negative", "PTEN": "negative"}),
+        ("MSS, BRAF V600E, KRAS and NRAS wild type.", {"BRAF": "positive", "KRAS": "negative", "NRAS": "negative"}),
+        ("PIK3CA, AKT1 and PTEN are unaltered.", {"PIK3CA": "negative", "AKT1": "negative", "PTEN": "negative"}),
+        # a negative result for another alteration of the same gene does not undo the positive one
+        ("The relapse marrow shows FLT3-TKD D835Y, FLT3-ITD negative.", {"FLT3": "positive"}),
+    ],
+)
+def test_list_members_and_same_gene_results(text, expected, vocab):
+    got = _markers(text, vocab)
+    assert {k: got[k].status for k in expected} == expected, {k: (v.status, v.alteration) for k, v in got.items()}
+
+
+@pytest.mark.parametrize("text", ["An RNA fusion panel finds ETV6::NTRK3.", "NGS shows CD74-ROS1.", "EML4::ALK detected."])
+def test_a_partner_gene_written_before_the_marker_is_a_fusion(text, vocab):
+    (m,) = [m for m in _markers(text, vocab).values() if m.marker in ("NTRK", "ROS1", "ALK")]
+    assert m.status == "positive" and m.alteration == "fusion"
+
+
+def test_recurrence_after_adjuvant_therapy_and_an_organ_operation(vocab):
+    ctx = extract_tumour("ER-positive, HER2 IHC 0 breast cancer recurred in bone six years after adjuvant anastrozole. "
+                         "ESR1 Y537S.", vocab)
+    assert ctx is not None and "recurrent" in ctx.settings
+    lung = extract_tumour("Five weeks after a right lower lobectomy. Pathology: adenocarcinoma, stage IIIA; EML4-ALK "
+                          "rearrangement.", vocab)
+    assert lung is not None and lung.tumour == "nsclc"
+
+
+def test_an_unknown_gene_in_a_list_shares_the_negative_result(vocab):
+    got = _markers("NGS: IDH2 R140Q; IDH1 and SF3B1 wild type.", vocab)
+    assert got["IDH2"].status == "positive" and got["IDH1"].status == "negative"
+    kept = _markers("KRAS G12C, STK11 wild-type", vocab)
+    assert kept["KRAS"].status == "positive" and kept["KRAS"].alteration == "G12C"
