@@ -19,6 +19,7 @@ _RESULT_WORDS = [
     ("negative", r"\bnegative\b|wild[- ]?type|\bWT\b|not detected|no (?:pathogenic |deleterious |actionable )?(?:mutations?|variants?|alterations?)|"
      r"tested negative|\bnormal\b|\bMSS\b|microsatellite stable|\bpMMR\b|proficient|\blow\b|non[- ]?avid|absent"),
     ("pathogenic", r"pathogenic|deleterious|mutat\w*|alteration|variant|carrier|\bpositive\b|\bdeficien|\bhigh\b|detected|loss|"
+     r"frameshift|nonsense|truncating|stop[- ]gain|splice[- ]site|"
      r"\bavid\b|\bH\b|\+|\bfound\b|harbou?rs?"),
 ]  # fmt: skip
 

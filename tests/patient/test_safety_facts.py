@@ -677,3 +677,12 @@ def test_hepatitis_b_liver_and_autoimmune_facts(text, present, absent):
     com = extract_context(text).comorbidities
     assert all(com.get(c) == "present" for c in present), com
     assert all(com.get(c) != "present" for c in absent), com
+
+
+@pytest.mark.parametrize("kind", ["frameshift", "nonsense", "truncating", "splice-site"])
+def test_a_variant_kind_is_a_pathogenic_result(kind):
+    from assistant.patient import extract_context
+
+    ctx = extract_context(f"mCRPC after enzalutamide and docetaxel. Tumour NGS shows a somatic BRCA2 {kind} variant.")
+    (bm,) = [b for b in ctx.biomarkers if b.name == "BRCA2"]
+    assert bm.result == "pathogenic" and bm.origin == "somatic"
