@@ -15,6 +15,7 @@ import pytest
 from assistant.knowledge import Knowledge, load_knowledge
 from assistant.models import Finding, LabValue, PatientContext, TherapyExposure
 from assistant.rules import RuleEngine
+from assistant.testing.oncology_patients import record_patient
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 ONCOLOGY_PROFILES = CORPUS / "safety" / "oncology.yaml"
@@ -166,35 +167,7 @@ def full_engine(full_knowledge: Knowledge) -> RuleEngine:
 
 
 def _record_patient(knowledge: Knowledge, record_id: str, facts: str = "") -> PatientContext:
-    from assistant.models import TumourContext, TumourMarker
-    from assistant.oncology.records import token_kind
-    from assistant.patient.context import extract_context
-
-    rec = next(a for a in knowledge.approvals if a.id == record_id)
-    markers = []
-    for key, values in rec.biomarkers.items():
-        value = values[0]
-        m = TumourMarker(marker=key)
-        if token_kind(value) in ("variant", "kind"):
-            m.alteration = value
-        elif value in ("negative", "zero"):
-            m.status = "negative"
-        else:
-            m.level = value if key == "HER2" else ""
-        markers.append(m)
-    therapies, prior = [], []
-    for tok in rec.after[:1]:
-        if tok in knowledge.lexicon.entries:
-            therapies.append(TherapyExposure(therapy=tok, classes=knowledge.lexicon.classes_of(tok), status="progressed"))
-        else:
-            prior.append(tok)
-    tumour = TumourContext(tumour=rec.tumour, settings=rec.setting[:1], markers=markers, prior_classes=prior,
-                           line=None if rec.line == "any" else rec.line)  # fmt: skip
-    base = PatientContext(tumour=tumour, therapies=therapies, age=int(rec.age_min or 60), focus=["oncology"])
-    if not facts:
-        return base
-    read = extract_context(facts, lexicon=knowledge.lexicon)
-    return base.model_copy(update={k: getattr(read, k) for k in ("comorbidities", "diabetes_type", "child_pugh")})
+    return record_patient(knowledge, record_id, facts)
 
 
 def _pack_offer(findings: list[Finding], record_id: str) -> bool:

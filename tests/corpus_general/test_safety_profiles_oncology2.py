@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from assistant.knowledge import Knowledge
-from assistant.models import Finding, PatientContext, TherapyExposure, TumourContext, TumourMarker
+from assistant.models import Finding, PatientContext
+from assistant.testing.oncology_patients import record_patient
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 PROFILES = CORPUS / "safety" / "oncology_targeted2.yaml"
@@ -25,46 +26,7 @@ OFFERS = ("recommend", "consider")
 
 
 def _record_patient(knowledge: Knowledge, record_id: str, facts: str = "") -> PatientContext:
-    """The record's own patient; `facts` (patient text) adds comorbidities, medicines, labs and Child-Pugh class."""
-    from assistant.oncology.records import token_kind
-    from assistant.patient.context import extract_context
-
-    rec = next(a for a in knowledge.approvals if a.id == record_id)
-    markers = []
-    for key, values in rec.biomarkers.items():
-        value = values[0]
-        marker = TumourMarker(marker=key)
-        if token_kind(value) in ("variant", "kind"):
-            marker.alteration = value
-        elif value in ("negative", "zero"):
-            marker.status = "negative"
-        else:
-            marker.level = value if key == "HER2" else ""
-        markers.append(marker)
-    therapies, prior = [], []
-    for tok in rec.after[:1]:
-        if tok in knowledge.lexicon.entries:
-            therapies.append(
-                TherapyExposure(therapy=tok, classes=knowledge.lexicon.classes_of(tok), status="progressed")
-            )
-        else:
-            prior.append(tok)
-    tumour = TumourContext(tumour=rec.tumour, settings=rec.setting[:1], markers=markers, prior_classes=prior,
-                           line=None if rec.line == "any" else rec.line)  # fmt: skip
-    base = PatientContext(tumour=tumour, therapies=therapies, age=int(rec.age_min or 60), focus=["oncology"])
-    if not facts:
-        return base
-    read = extract_context(facts, lexicon=knowledge.lexicon)
-    return base.model_copy(
-        update={
-            "comorbidities": read.comorbidities,
-            "diabetes_type": read.diabetes_type,
-            "child_pugh": read.child_pugh,
-            "labs": read.labs,
-            "therapies": therapies + list(read.therapies),
-            "diagnoses": list(read.diagnoses),
-        }
-    )
+    return record_patient(knowledge, record_id, facts)
 
 
 def _pack_offer(findings: list[Finding], record_id: str) -> bool:

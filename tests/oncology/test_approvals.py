@@ -9,9 +9,10 @@ from pathlib import Path
 import pytest
 
 from assistant.knowledge import load_knowledge
-from assistant.models import PatientContext, TherapyExposure, TumourContext, TumourMarker
-from assistant.oncology.records import Approval, parse_threshold, token_kind
+from assistant.models import PatientContext, TumourContext, TumourMarker
+from assistant.oncology.records import Approval
 from assistant.rules import RuleEngine
+from assistant.testing.oncology_patients import record_patient
 
 CORPUS = Path(__file__).resolve().parents[2] / "corpus"
 
@@ -26,50 +27,8 @@ def engine(knowledge):
     return RuleEngine(knowledge)
 
 
-def _marker(key: str, value: str, origin: str) -> TumourMarker:
-    kind = token_kind(value)
-    m = TumourMarker(marker=key, origin=origin if origin else "unknown")  # type: ignore[arg-type]
-    if value in ("negative", "wild_type"):
-        m.status = "negative"
-    elif kind == "variant":
-        m.alteration = {"V600": "V600E", "R132": "R132H"}.get(value, value)
-    elif kind == "kind":
-        m.alteration = {"uncommon": "G719X"}.get(value, value)
-    elif kind == "status":
-        m.level = value if value != "positive" or key == "HER2" else ""
-        if value == "zero":
-            m.status = "negative"
-    elif kind == "threshold":
-        what, op, bound = parse_threshold(value)  # type: ignore[misc]
-        m.score[what] = bound + (1 if op == ">" else 0) - (1 if op in ("<", "<=") else 0)
-    return m
-
-
 def _patient_for(rec: Approval, knowledge) -> PatientContext:
-    vocab = knowledge.oncology
-    tumour = rec.tumour
-    if tumour == "solid_tumour":
-        tumour = next(t for t, p in vocab.tumour_parent.items() if p == "solid_tumour" and t not in rec.not_tumours)
-    markers = [_marker(k, v[0], rec.origin.get(k, "")) for k, v in rec.biomarkers.items()]
-    therapies: list[TherapyExposure] = []
-    prior_classes: list[str] = []
-    for tok in rec.after[:1]:
-        if tok in knowledge.lexicon.entries:
-            therapies.append(
-                TherapyExposure(therapy=tok, classes=knowledge.lexicon.classes_of(tok), status="progressed")
-            )
-        else:
-            prior_classes.append(tok)
-    tctx = TumourContext(
-        tumour=tumour,
-        histology=rec.histology[:1],
-        settings=rec.setting[:1],
-        line=None if rec.line == "any" else rec.line,  # type: ignore[arg-type]
-        markers=markers,
-        prior_classes=prior_classes,
-    )
-    age = rec.age_min if rec.age_min is not None else (min(50.0, rec.age_max) if rec.age_max is not None else 50.0)
-    return PatientContext(tumour=tctx, therapies=therapies, age=int(age), focus=["oncology"])
+    return record_patient(knowledge, rec)
 
 
 def _offered(findings, rec: Approval) -> bool:
