@@ -91,6 +91,11 @@ WARNED = [
     ("record_id", "facts", "drug", "check"), WARNED, ids=[f"{c[2]}:{c[3].split('.')[1]}" for c in WARNED]
 )
 def test_pack_offer_is_warned_for_the_label_fact(knowledge, engine, record_id, facts, drug, check) -> None:
+    check_warned(knowledge, engine, record_id, facts, drug, check)
+
+
+def check_warned(knowledge, engine, record_id: str, facts: str, drug: str, check: str) -> None:
+    """The record is offered to its own patient without the warning, and warned once `facts` are added."""
     before = engine.evaluate(_record_patient(knowledge, record_id))
     assert _pack_offer(before, record_id), f"{record_id} should be offered to its own patient"
     assert not _hits(before, drug, check, "warn"), f"{check} fired without the fact"

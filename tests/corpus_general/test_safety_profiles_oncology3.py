@@ -13,7 +13,13 @@ from pathlib import Path
 
 import pytest
 
-from tests.corpus_general.test_safety_profiles_oncology2 import _about, _hits, _pack_offer, _record_patient
+from tests.corpus_general.test_safety_profiles_oncology2 import (
+    _about,
+    _hits,
+    _pack_offer,
+    _record_patient,
+    check_warned,
+)
 
 PROFILES = Path(__file__).resolve().parents[2] / "corpus" / "safety" / "oncology_targeted3.yaml"
 
@@ -41,13 +47,7 @@ WARNED = [
     ("record_id", "facts", "drug", "check"), WARNED, ids=[f"{c[2]}:{c[3].split('.')[1]}" for c in WARNED]
 )
 def test_pack_offer_is_warned_for_the_label_fact(knowledge, engine, record_id, facts, drug, check) -> None:
-    before = engine.evaluate(_record_patient(knowledge, record_id))
-    assert _pack_offer(before, record_id), f"{record_id} should be offered to its own patient"
-    assert not _hits(before, drug, check, "warn"), f"{check} fired without the fact"
-    after = engine.evaluate(_record_patient(knowledge, record_id, facts))
-    hits = _hits(after, drug, check, "warn")
-    assert hits, f"no warning {check!r} on {drug}: {_about(after, drug)}"
-    assert hits[0].severity in ("high", "moderate"), hits[0]
+    check_warned(knowledge, engine, record_id, facts, drug, check)
 
 
 def test_stated_absence_of_dpd_deficiency_leaves_fluorouracil_unwarned(knowledge, engine) -> None:
