@@ -150,29 +150,31 @@ _LABEL_WARNING = re.compile(r"^(?P<drug>.+?) (?P<verb>needs caution|is contraind
 def _merge_label_warnings(warns: Sequence[Finding]) -> list[Finding]:
     """One line for one label warning that holds for several offered drugs (a checkpoint-inhibitor class caution for
     six regimens): "atezolizumab, cemiplimab and nivolumab need caution: …", cited once, at the first drug's place."""
-    out: list[Finding] = []
-    groups: dict[tuple[str, str, str, tuple[int, ...]], list[Finding]] = {}
+    order: list[Finding | tuple[str, str, str, tuple[int, ...]]] = []
+    groups: dict[tuple[str, str, str, tuple[int, ...]], list[tuple[Finding, re.Match[str]]]] = {}
     for f in warns:
         m = _LABEL_WARNING.match(f.reason) if f.rule_id.startswith("SAFETY:") else None
         if m is None:
-            out.append(f)
+            order.append(f)
             continue
         key = (m.group("verb"), m.group("why"), f.severity or "", tuple(f.citations))
         if key not in groups:
             groups[key] = []
-            out.append(f)
-        groups[key].append(f)
+            order.append(key)
+        groups[key].append((f, m))
     merged: list[Finding] = []
-    for f in out:
-        m = _LABEL_WARNING.match(f.reason) if f.rule_id.startswith("SAFETY:") else None
-        same = groups.get((m.group("verb"), m.group("why"), f.severity or "", tuple(f.citations))) if m else None
-        if not same or len(same) == 1:
-            merged.append(f)
+    for item in order:
+        if isinstance(item, Finding):
+            merged.append(item)
             continue
-        drugs = list(dict.fromkeys(_LABEL_WARNING.match(g.reason).group("drug") for g in same))  # type: ignore[union-attr]
+        (first, m), *rest = groups[item]
+        if not rest:
+            merged.append(first)
+            continue
+        drugs = list(dict.fromkeys(gm.group("drug") for _, gm in groups[item]))
         names = ", ".join(drugs[:-1]) + f" and {drugs[-1]}" if len(drugs) > 1 else drugs[0]
         verb = "need caution" if m.group("verb") == "needs caution" else "are contraindicated for this patient"
-        merged.append(f.model_copy(update={"reason": f"{names} {verb}: {m.group('why')}"}))
+        merged.append(first.model_copy(update={"reason": f"{names} {verb}: {m.group('why')}"}))
     return merged
 
 
