@@ -403,7 +403,8 @@ def _add_marker(
         if prev is not None and prev.status == "positive" and m.status == "negative" and _names_other_receptor(prev, words):
             return  # ER-positive, PR-negative is hormone-receptor positive: either receptor positive makes it so
     else:
-        m.alteration = _variant_kind(mid, window[len(words):]) if mid not in ("PDL1", "TMB", "CLDN18", "FOLR1") else ""
+        named_kind = _variant_kind(mid, window[len(words):]) if mid not in ("PDL1", "TMB", "CLDN18", "FOLR1") else ""
+        m.alteration = named_kind
         if m.alteration in ("", "mutation") and re.search(r"\b[A-Z][A-Z0-9]{1,7}(?:::|-|/)$", before) and mid not in _EXPRESSION:
             m.alteration = "fusion"  # "ETV6::NTRK3", "CD74-ROS1": a partner gene written before it
         m.status = "negative" if neg_before else _status(window[len(words):], mid)
@@ -415,7 +416,6 @@ def _add_marker(
             and _NEG.search(window[len(words) : len(words) + 25]) is None
         ):
             m.status = "positive"
-        named_kind = _variant_kind(mid, window[len(words):]) if mid not in ("PDL1", "TMB", "CLDN18", "FOLR1") else ""
         held = found.get(mid)
         if (
             m.status == "negative"
