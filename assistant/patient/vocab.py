@@ -88,10 +88,7 @@ def load_clinical_vocab(corpus_dir: str) -> ClinicalVocab:
     """corpus/lexicon/clinical.yaml, read once per corpus folder (raises `CorpusValidationError`)."""
     path = Path(corpus_dir) / "lexicon" / "clinical.yaml"
     rel = str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise CorpusValidationError(rel, None, f"cannot read the clinical vocabulary: {exc}") from exc
+    data = _read_yaml(path, "the clinical vocabulary")
     items = data.get("conditions") if isinstance(data, dict) else None
     if not isinstance(items, list):
         raise CorpusValidationError(rel, 1, "clinical vocabulary needs a top-level 'conditions:' list")
@@ -187,10 +184,7 @@ def load_cues(corpus_dir: str = str(SHIPPED_CORPUS)) -> CueWords:
     `CorpusValidationError`)."""
     path = Path(corpus_dir) / "lexicon" / "cues.yaml"
     rel = str(path)
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    except (OSError, yaml.YAMLError) as exc:
-        raise CorpusValidationError(rel, None, f"cannot read the cue words: {exc}") from exc
+    data = _read_yaml(path, "the cue words")
     if not isinstance(data, dict) or not data:
         raise CorpusValidationError(rel, 1, "cue words need top-level group lists")
     groups: dict[str, tuple[str, ...]] = {}
@@ -211,6 +205,14 @@ def load_cues(corpus_dir: str = str(SHIPPED_CORPUS)) -> CueWords:
             entries.append(fragment)
         groups[str(name)] = tuple(entries)
     return CueWords(path=rel, groups=groups)
+
+
+def _read_yaml(path: Path, what: str) -> Any:
+    """A lexicon file's YAML ({} when empty); unreadable or malformed raises `CorpusValidationError` naming it."""
+    try:
+        return yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as exc:
+        raise CorpusValidationError(str(path), None, f"cannot read {what}: {exc}") from exc
 
 
 def _compile(rel: str, what: str, pattern: str, flags: int = 0) -> re.Pattern[str]:
