@@ -154,17 +154,23 @@ def test_her2_positive_breast_cancer_with_heart_failure_from_text(knowledge, eng
         assert _hits(after, drug, check, "warn"), _about(after, drug)
 
 
-def test_round_two_profiles_name_pack_drugs_and_say_what_was_read(knowledge) -> None:
+def profiles_of_file(knowledge, path: Path):
+    """(the file's profiles as loaded, the pack's regimen drugs, what every other profile applies to); asserts
+    that every profile of the file loaded."""
     import yaml
 
-    data = yaml.safe_load(PROFILES.read_text(encoding="utf-8"))
-    ids = {p["id"] for p in data["profiles"]}
+    ids = {p["id"] for p in yaml.safe_load(path.read_text(encoding="utf-8"))["profiles"]}
     loaded = {p.id: p for p in knowledge.safety_profiles}
     assert ids <= set(loaded), ids - set(loaded)
     pack_drugs = {d for a in knowledge.approvals for d in a.regimen}
     earlier = {t for p in knowledge.safety_profiles if p.id not in ids for t in p.applies_to}
-    for pid in ids:
-        profile = loaded[pid]
+    return [loaded[pid] for pid in sorted(ids)], pack_drugs, earlier
+
+
+def test_round_two_profiles_name_pack_drugs_and_say_what_was_read(knowledge) -> None:
+    profiles, pack_drugs, earlier = profiles_of_file(knowledge, PROFILES)
+    for profile in profiles:
+        pid = profile.id
         assert set(profile.applies_to) <= pack_drugs, (pid, profile.applies_to)
         assert not set(profile.applies_to) & earlier - {"antineoplastic"}, (
             pid,

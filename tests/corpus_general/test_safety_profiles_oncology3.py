@@ -19,6 +19,7 @@ from tests.corpus_general.test_safety_profiles_oncology2 import (
     _pack_offer,
     _record_patient,
     check_warned,
+    profiles_of_file,
 )
 
 PROFILES = Path(__file__).resolve().parents[2] / "corpus" / "safety" / "oncology_targeted3.yaml"
@@ -72,16 +73,9 @@ def test_low_neutrophils_withdraw_paclitaxel(knowledge, engine) -> None:
 
 
 def test_round_three_profiles_load_and_name_pack_drugs(knowledge) -> None:
-    import yaml
-
-    data = yaml.safe_load(PROFILES.read_text(encoding="utf-8"))
-    ids = {p["id"] for p in data["profiles"]}
-    loaded = {p.id: p for p in knowledge.safety_profiles}
-    assert ids <= set(loaded), ids - set(loaded)
-    pack_drugs = {d for a in knowledge.approvals for d in a.regimen}
-    earlier = {t for p in knowledge.safety_profiles if p.id not in ids for t in p.applies_to}
-    for pid in ids:
-        profile = loaded[pid]
+    profiles, pack_drugs, earlier = profiles_of_file(knowledge, PROFILES)
+    for profile in profiles:
+        pid = profile.id
         assert set(profile.applies_to) <= pack_drugs, (pid, profile.applies_to)
         assert not set(profile.applies_to) & earlier, f"{pid} duplicates an earlier profile"
         assert profile.verified_from, pid
