@@ -154,6 +154,11 @@ _REQUEST = re.compile(r"\b(?:asks?|asking|asked|wants? to know|would like to kno
 _POINTS_BACK = re.compile(r"\b(?:these|those|them|either|which of|this option|the options?)\b", re.I)
 
 
+def vignette_sentences(q: str) -> list[str]:
+    """A question's sentences, split after ". ? !" (no abbreviation handling: a vignette's own punctuation decides)."""
+    return [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+
+
 def question_subject(q: str) -> tuple[str, str]:
     """(where, phrase): what the question says it is about — ``("asked", "benign prostatic hyperplasia")`` from
     the asking sentence, ``("opening", "ulcerative colitis")`` from a long vignette's first sentence when the
@@ -163,7 +168,7 @@ def question_subject(q: str) -> tuple[str, str]:
         m = rx.search(asked)
         if m and topical_words(m.group(1)):
             return "asked", m.group(1)
-    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    parts = vignette_sentences(q)
     at = parts.index(asked) if asked in parts else -1
     if at >= 2 and _REQUEST.search(parts[at - 1]):
         # the request is often put just before the question: "The team asks how to manage fluids for her
@@ -182,7 +187,7 @@ def focused_question(q: str) -> str:
     """What retrieval should look for in a long vignette: its opening sentence (who, with what) and the sentence
     that asks — not the whole history, whose incidental facts (a statin, AF on apixaban) pull in unrelated
     guidelines and dilute the question. Short questions are used whole."""
-    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    parts = vignette_sentences(q)
     if len(parts) < 4:
         return q
     asked = asking_sentence(q)
@@ -245,7 +250,7 @@ def _actionable(findings: Sequence[Finding]) -> bool:
 
 def asking_sentence(q: str) -> str:
     """The sentence(s) that ask: the last one with a question mark, else the last sentence."""
-    parts = [p.strip() for p in re.split(r"(?<=[.?!])\s+", q.strip()) if p.strip()]
+    parts = vignette_sentences(q)
     asks = [p for p in parts if p.endswith("?")]
     return asks[-1] if asks else (parts[-1] if parts else q)
 
@@ -480,7 +485,7 @@ class ScopeJudge:
         # the rules may know the condition under a name the documents do not use ("epilepsy" → seizure disorder)
         scope_text = phrase
         if where == "opening":
-            scope_text = re.split(r"(?<=[.?!])\s+", q.strip())[0]
+            scope_text = vignette_sentences(q)[0]
         if self.asked_focus(scope_text):
             return ""
         return phrase
