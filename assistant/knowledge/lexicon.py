@@ -17,7 +17,7 @@ from pydantic import ValidationError
 from assistant.errors import CorpusValidationError
 from assistant.knowledge.records import Problem, ValidationReport
 from assistant.knowledge.schema import LexiconEntry
-from assistant.knowledge.yaml_lines import _pydantic_problems, _rel, _yaml_load, load_yaml_file
+from assistant.knowledge.yaml_lines import _pydantic_problems, _rel, _yaml_load
 
 
 @dataclass
@@ -137,7 +137,7 @@ def _load_lexicon(corpus_dir: Path, report: ValidationReport) -> Lexicon:
     for path in approval_files(corpus_dir):
         orel = _rel(path, corpus_dir)
         try:
-            odata = load_yaml_file(path, orel)
+            odata = _yaml_load(path.read_text(encoding="utf-8"), orel)
         except CorpusValidationError as exc:
             report.errors.append(Problem(exc.path, exc.line, exc.reason))
             continue

@@ -31,7 +31,7 @@ from assistant.knowledge.schema import (
     SafetyProfile,
     shipped_non_gene_markers,
 )
-from assistant.knowledge.yaml_lines import _atom_line, _pydantic_problems, _rel, _yaml_load, load_yaml_file
+from assistant.knowledge.yaml_lines import _atom_line, _pydantic_problems, _rel, _yaml_load
 from assistant.oncology.records import Approval
 from assistant.oncology.vocab import OncologyVocab, load_vocab
 
@@ -433,7 +433,7 @@ def _load_approvals(
     for path in files:
         rel = _rel(path, corpus_dir)
         try:
-            data = load_yaml_file(path, rel)
+            data = _yaml_load(path.read_text(encoding="utf-8"), rel)
         except CorpusValidationError as exc:
             report.errors.append(Problem(exc.path, exc.line, exc.reason))
             continue

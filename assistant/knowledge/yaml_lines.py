@@ -7,7 +7,6 @@ helpers that turn a pydantic error location or a condition token back into that 
 
 from __future__ import annotations
 
-import functools
 from pathlib import Path
 from typing import Any
 
@@ -130,15 +129,3 @@ def _rel(path: Path, root: Path) -> str:
     except ValueError:
         return str(path)
 
-
-def load_yaml_file(path: Path, rel: str) -> Any:
-    """A corpus YAML file parsed with line numbers, once per file version (path, size, modification time): the
-    oncology pack files are read by the lexicon (their `drugs:`) and by the approval loader (their records); both
-    get the same parsed tree. Callers must not modify it."""
-    st = Path(path).stat()
-    return _load_cached(str(path), st.st_mtime_ns, st.st_size, rel)
-
-
-@functools.lru_cache(maxsize=64)
-def _load_cached(path: str, _mtime_ns: int, _size: int, rel: str) -> Any:
-    return _yaml_load(Path(path).read_text(encoding="utf-8"), rel)
