@@ -257,3 +257,26 @@ def test_a_drug_and_its_class_holding_the_same_check_warn_once_from_the_drug_lab
     assert len(pembro) == 1 and "pembrolizumab" in pembro[0].profile.applies_to
     nivo = [v for v in engine.safety.assess("nivolumab", view) if v.check and v.check.id == "solid-organ-transplant"]
     assert len(nivo) == 1 and nivo[0].profile.id == "SAFE-CHECKPOINT-INHIBITOR-CLASS"
+
+
+def test_one_class_warning_over_several_offered_drugs_is_one_pitfall_line(full_knowledge, full_engine) -> None:
+    """End to end from the real safety pass to the composed answer (so the composer's merge keeps working with the
+    wording the safety pass actually writes): a transplant recipient offered several checkpoint inhibitors."""
+    from assistant.answer.compose import compose_answer
+    from assistant.answer.format import SECTIONS
+    from assistant.models import TumourContext, TumourMarker
+    from assistant.patient import extract_context
+    from assistant.plan import build_plan
+
+    read = extract_context("He had a kidney transplant 6 years ago and takes tacrolimus.", lexicon=full_knowledge.lexicon)
+    ctx = read.model_copy(update={"focus": ["oncology"], "tumour": TumourContext(
+        tumour="nsclc", settings=["metastatic"], line="first",
+        markers=[TumourMarker(marker="PDL1", score={"tps": 80.0}), TumourMarker(marker="EGFR", status="negative"),
+                 TumourMarker(marker="ALK", status="negative")])})  # fmt: skip
+    findings = full_engine.evaluate(ctx)
+    class_warned = {f.therapy for f in findings if f.kind == "warn" and "CHECKPOINT-INHIBITOR-CLASS.solid-organ" in f.rule_id}
+    assert len(class_warned) >= 2, class_warned
+    body = compose_answer("What first-line immunotherapy?", build_plan(findings, ctx, full_knowledge.lexicon), []).body
+    pitfalls = body.split(f"## {SECTIONS[3]}")[1].split("\n## ")[0]
+    merged = [line for line in pitfalls.splitlines() if "Graft rejection" in line]
+    assert len(merged) == 1 and " need caution: " in merged[0], pitfalls
